@@ -1,0 +1,128 @@
+"""Instrumented cost accounting: physical queries, digital FLOPs, wall time, energy.
+
+These figures are phyll's main claim, so they are measured, never estimated:
+
+* **digital FLOPs** come from :class:`torch.utils.flop_counter.FlopCounterMode` running around the
+  learner's digital work (forward, backward, twin fitting). It counts matrix-class operations
+  (matmul, addmm, bmm, convolutions, attention) as 2 FLOPs per multiply-accumulate; elementwise
+  operations (activations, the optimizer's update) are not counted by PyTorch and are therefore
+  not in the figure either.
+* the **simulation of the physics** is *not* digital work of the learner: every
+  :class:`~phyll.systems.base.PhysicalSystem` call reports itself to the active meters through
+  :func:`physical_call`, and the FLOPs and seconds spent inside it are moved from the digital to
+  the physical column.
+* **physical queries** are samples driven through a system, reported by the system itself.
+* **energy** = queries × energy per query + FLOPs × energy per FLOP (constants below).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+
+from torch.utils.flop_counter import FlopCounterMode
+
+#: Energy of one digital FLOP on a conventional processor, in joules. Horowitz, "Computing's
+#: energy problem", ISSCC 2014: a 32-bit float multiply costs 3.7 pJ and an add 0.9 pJ at 45 nm,
+#: i.e. ≈ 2.3 pJ per FLOP before any memory access (which only makes it worse).
+DEFAULT_ENERGY_PER_FLOP_J = 2.3e-12
+
+_ACTIVE: list[Meter] = []
+
+
+@dataclass
+class Costs:
+    """A snapshot of accumulated costs (all cumulative; subtract two snapshots for a window)."""
+
+    physical_queries: int = 0
+    digital_flops: int = 0
+    wall_time_s: float = 0.0
+    physical_time_s: float = 0.0
+    physical_energy_j: float = 0.0
+
+    @property
+    def digital_time_s(self) -> float:
+        """Wall time not spent inside physical systems."""
+        return max(self.wall_time_s - self.physical_time_s, 0.0)
+
+    def energy_j(self, energy_per_flop_j: float = DEFAULT_ENERGY_PER_FLOP_J) -> float:
+        """Physical energy (declared per system and query) plus digital energy."""
+        return self.physical_energy_j + self.digital_flops * energy_per_flop_j
+
+    def __sub__(self, other: Costs) -> Costs:
+        return Costs(
+            physical_queries=self.physical_queries - other.physical_queries,
+            digital_flops=self.digital_flops - other.digital_flops,
+            wall_time_s=self.wall_time_s - other.wall_time_s,
+            physical_time_s=self.physical_time_s - other.physical_time_s,
+            physical_energy_j=self.physical_energy_j - other.physical_energy_j,
+        )
+
+    def __add__(self, other: Costs) -> Costs:
+        return Costs(
+            physical_queries=self.physical_queries + other.physical_queries,
+            digital_flops=self.digital_flops + other.digital_flops,
+            wall_time_s=self.wall_time_s + other.wall_time_s,
+            physical_time_s=self.physical_time_s + other.physical_time_s,
+            physical_energy_j=self.physical_energy_j + other.physical_energy_j,
+        )
+
+    def as_dict(self, prefix: str = "") -> dict[str, float]:
+        out = asdict(self)
+        out["digital_time_s"] = self.digital_time_s
+        out["energy_j"] = self.energy_j()
+        return {f"{prefix}{k}": v for k, v in out.items()}
+
+
+@dataclass
+class Meter:
+    """Accumulates costs while :meth:`measure` is active; one meter per run and phase.
+
+    Meters nest: while an outer and an inner meter are active, both count the work.
+    """
+
+    costs: Costs = field(default_factory=Costs)
+    _counter: FlopCounterMode | None = field(default=None, repr=False)
+    _excluded_flops: int = field(default=0, repr=False)
+
+    @contextlib.contextmanager
+    def measure(self) -> Iterator[Meter]:
+        """Count FLOPs and wall time of everything run inside the block."""
+        counter = FlopCounterMode(display=False)
+        self._counter, self._excluded_flops = counter, 0
+        start = time.perf_counter()
+        _ACTIVE.append(self)
+        try:
+            with counter:
+                yield self
+        finally:
+            _ACTIVE.remove(self)
+            self.costs.wall_time_s += time.perf_counter() - start
+            self.costs.digital_flops += counter.get_total_flops() - self._excluded_flops
+            self._counter = None
+
+    def snapshot(self) -> Costs:
+        """Cumulative costs so far, including the FLOPs of a block still running."""
+        costs = Costs(**asdict(self.costs))
+        if self._counter is not None:
+            costs.digital_flops += self._counter.get_total_flops() - self._excluded_flops
+        return costs
+
+
+@contextlib.contextmanager
+def physical_call(n_samples: int, energy_per_query_j: float) -> Iterator[None]:
+    """Mark a block as physics: its FLOPs and seconds go to the physical column of every meter."""
+    flops_before = [m._counter.get_total_flops() if m._counter else 0 for m in _ACTIVE]
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        elapsed = time.perf_counter() - start
+        for meter, before in zip(_ACTIVE, flops_before, strict=True):
+            if meter._counter is not None:
+                meter._excluded_flops += meter._counter.get_total_flops() - before
+            meter.costs.physical_time_s += elapsed
+            meter.costs.physical_queries += n_samples
+            meter.costs.physical_energy_j += n_samples * energy_per_query_j

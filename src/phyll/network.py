@@ -1,0 +1,264 @@
+"""Deep physical neural network: a stack of physical blocks with trainable digital weights.
+
+Each :class:`PhysicalBlock` does (DESIGN.md §3, §4a)::
+
+    h_in ──drive map──▶ physical system ──measurement z──▶ conditioning ──┐
+      └──────────────────────────(skip connection, optional)──────────────┴─▶ W ─▶ |·| ─▶ y
+
+The physical system is only ever *called*; the trainable weights ``W`` sit after the
+measurement, so a block's local loss on ``y`` has a gradient w.r.t. ``W`` that needs the
+measured ``z`` only: no model or Jacobian of the physics. ``y`` (detached) drives the next block.
+
+The network also owns the supervised label embedding (one-hot appended to the input, in the
+drive range) used by the local rules' positive and negative samples.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from phyll.systems.base import NonFiniteMeasurementError, PhysicalSystem
+
+Conditioning = Literal["standardize", "log-standardize", "unit-norm", "none"]
+Activation = Literal["abs", "relu"]
+
+
+class BlockMeasurementError(NonFiniteMeasurementError):
+    """A block's physical system returned NaN/inf; names the block."""
+
+    def __init__(self, block_index: int, cause: Exception) -> None:
+        super().__init__(f"block {block_index}: {cause}")
+        self.block_index = block_index
+
+
+class MeasurementConditioner(nn.Module):
+    """Makes raw measurements digestible: optional log compression, then scaling.
+
+    ``standardize`` subtracts a running per-channel mean and divides by a running std (set from
+    the first training batch, then updated with momentum, frozen in eval mode), which removes
+    detector offsets and per-channel gain, as experimental pipelines do. ``log-standardize``
+    first applies ``log(z + eps)`` for powers spanning decades. ``unit-norm`` scales each
+    sample to unit L2 norm (stateless; immune to global gain drift).
+    """
+
+    def __init__(
+        self,
+        n_channels: int,
+        mode: Conditioning = "standardize",
+        momentum: float = 0.1,
+        eps: float = 1e-5,
+    ) -> None:
+        super().__init__()
+        if mode not in ("standardize", "log-standardize", "unit-norm", "none"):
+            raise ValueError(f"unknown conditioning {mode!r}")
+        self.mode = mode
+        self.momentum = momentum
+        self.eps = eps
+        self.register_buffer("running_mean", torch.zeros(n_channels))
+        self.register_buffer("running_var", torch.ones(n_channels))
+        self.register_buffer("initialized", torch.tensor(False))
+
+    def forward(self, z: Tensor) -> Tensor:
+        if self.mode == "none":
+            return z
+        if self.mode == "unit-norm":
+            return F.normalize(z, dim=1)
+        if self.mode == "log-standardize":
+            z = torch.log(z.clamp_min(0.0) + 1e-4)
+        if self.training:
+            with torch.no_grad():
+                mean, var = z.mean(0), z.var(0, unbiased=False)
+                if not bool(self.initialized):
+                    self.running_mean.copy_(mean)
+                    self.running_var.copy_(var)
+                    self.initialized.fill_(True)
+                else:
+                    self.running_mean.lerp_(mean, self.momentum)
+                    self.running_var.lerp_(var, self.momentum)
+        return (z - self.running_mean) / torch.sqrt(self.running_var + self.eps)
+
+
+class PhysicalBlock(nn.Module):
+    """One block: drive map → physical system → conditioning → digital weights → activation.
+
+    Args:
+        system: the block's physical system (black box).
+        in_features: width of the block's input representation (must fit the system's inputs).
+        out_features: width of the block's output representation ``y``.
+        skip: concatenate the (normalised) block input to the measurement before ``W``.
+        use_physics: False removes the measurement (the honesty ablation: digital path only).
+        normalise_input: scale each input sample to the drive range by its maximum (for hidden
+            blocks, whose inputs are unbounded); the first block's data are already in [0, 1].
+    """
+
+    def __init__(
+        self,
+        system: PhysicalSystem,
+        in_features: int,
+        out_features: int,
+        *,
+        skip: bool = True,
+        use_physics: bool = True,
+        normalise_input: bool = True,
+        conditioning: Conditioning = "standardize",
+        activation: Activation = "abs",
+    ) -> None:
+        super().__init__()
+        if in_features > system.n_inputs:
+            raise ValueError(
+                f"block input has {in_features} features but the system has only "
+                f"{system.n_inputs} drive channels"
+            )
+        if not (skip or use_physics):
+            raise ValueError("a block without physics needs the skip connection")
+        if activation not in ("abs", "relu"):
+            raise ValueError(f"unknown activation {activation!r}")
+        self.system = system
+        self.in_features = in_features
+        self.out_features = out_features
+        self.skip = skip
+        self.use_physics = use_physics
+        self.normalise_input = normalise_input
+        self.activation = activation
+        self.index = 0  # set by the network
+        self.conditioner = MeasurementConditioner(system.n_outputs, conditioning)
+        n_digital_in = (system.n_outputs if use_physics else 0) + (in_features if skip else 0)
+        self.linear = nn.Linear(n_digital_in, out_features)
+
+    def drive(self, h: Tensor) -> Tensor:
+        """Map a representation into [0, 1] (then the system's range), zero-padding channels."""
+        if h.shape[1] != self.in_features:
+            raise ValueError(
+                f"block {self.index} expects {self.in_features} features, got {h.shape[1]}"
+            )
+        if self.normalise_input:
+            h = h / h.abs().amax(dim=1, keepdim=True).clamp_min(1e-8)
+        h = h.clamp(0.0, 1.0)
+        if h.shape[1] < self.system.n_inputs:  # unused channels stay switched off
+            h = F.pad(h, (0, self.system.n_inputs - h.shape[1]))
+        low, high = self.system.drive_range
+        return low + (high - low) * h
+
+    def measure(self, h: Tensor) -> Tensor:
+        """Drive the physical system with ``h`` (the only physical call a block makes)."""
+        try:
+            return self.system(self.drive(h))
+        except NonFiniteMeasurementError as exc:
+            raise BlockMeasurementError(self.index, exc) from exc
+
+    def digital(self, z: Tensor | None, h: Tensor) -> Tensor:
+        """Trainable part: ``y = act(W [cond(z); h_norm])`` from a measurement ``z``."""
+        parts = []
+        if self.use_physics:
+            if z is None:
+                raise ValueError("this block uses physics: pass its measurement")
+            parts.append(self.conditioner(z))
+        if self.skip:
+            parts.append(self.drive(h)[:, : self.in_features])
+        pre = self.linear(torch.cat(parts, dim=1))
+        return pre.abs() if self.activation == "abs" else F.relu(pre)
+
+    def forward(self, h: Tensor) -> Tensor:
+        """Full block: physical measurement (never differentiated here) then digital part."""
+        z = None
+        if self.use_physics:
+            with torch.no_grad():
+                z = self.measure(h)
+        return self.digital(z, h)
+
+
+class PhysicalNetwork(nn.Module):
+    """A stack of :class:`PhysicalBlock` plus the supervised label embedding.
+
+    Args:
+        blocks: the blocks, first to last.
+        n_features: input features of the data (in [0, 1]).
+        n_classes: number of labels embedded in the input (0 for unsupervised use).
+        label_scale: drive level of the hot label channel.
+    """
+
+    def __init__(
+        self, blocks: list[PhysicalBlock], n_features: int, n_classes: int, label_scale: float = 1.0
+    ) -> None:
+        super().__init__()
+        if not blocks:
+            raise ValueError("a network needs at least one block")
+        if blocks[0].in_features != n_features + n_classes:
+            raise ValueError(
+                f"first block expects {blocks[0].in_features} inputs, data + labels give "
+                f"{n_features + n_classes}"
+            )
+        for i, (a, b) in enumerate(itertools.pairwise(blocks)):
+            if a.out_features != b.in_features:
+                raise ValueError(
+                    f"block {i} outputs {a.out_features}, block {i + 1} expects {b.in_features}"
+                )
+        self.blocks = nn.ModuleList(blocks)
+        for i, block in enumerate(blocks):
+            block.index = i
+        self.n_features = n_features
+        self.n_classes = n_classes
+        self.label_scale = label_scale
+
+    @property
+    def systems(self) -> list[PhysicalSystem]:
+        return [block.system for block in self.blocks]
+
+    def embed(self, x: Tensor, labels: Tensor | None) -> Tensor:
+        """Append the label one-hot (or a neutral 1/C code when ``labels`` is None) to ``x``."""
+        if x.dim() != 2 or x.shape[1] != self.n_features:
+            raise ValueError(
+                f"expected data of shape [batch, {self.n_features}], got {list(x.shape)}"
+            )
+        if self.n_classes == 0:
+            return x
+        if labels is None:
+            code = torch.full((x.shape[0], self.n_classes), 1.0 / self.n_classes, device=x.device)
+        else:
+            code = F.one_hot(labels.long(), self.n_classes).to(x.dtype)
+        return torch.cat([x, self.label_scale * code], dim=1)
+
+    def forward(self, h: Tensor) -> list[Tensor]:
+        """Outputs of every block for an already embedded input (each block input detached)."""
+        outputs = []
+        for block in self.blocks:
+            h = block(h.detach())
+            outputs.append(h)
+        return outputs
+
+
+def build_network(
+    systems: list[PhysicalSystem],
+    n_features: int,
+    n_classes: int,
+    width: int,
+    *,
+    skip: bool = True,
+    use_physics: bool = True,
+    conditioning: Conditioning = "standardize",
+    activation: Activation = "abs",
+    label_scale: float = 1.0,
+) -> PhysicalNetwork:
+    """Stack one block per system; hidden representations have ``width`` features."""
+    blocks = []
+    in_features = n_features + n_classes
+    for i, system in enumerate(systems):
+        blocks.append(
+            PhysicalBlock(
+                system,
+                in_features,
+                width,
+                skip=skip,
+                use_physics=use_physics,
+                normalise_input=i > 0,
+                conditioning=conditioning,
+                activation=activation,
+            )
+        )
+        in_features = width
+    return PhysicalNetwork(blocks, n_features, n_classes, label_scale)

@@ -1,0 +1,44 @@
+"""Physical systems: what the hardware can do (drive it, measure it — nothing else).
+
+``make_system(name, n_inputs, n_outputs, seed=..., **params)`` builds a registered system by
+name; :data:`SYSTEMS` lists them. A new system is one module with a :class:`PhysicalSystem`
+subclass plus one entry here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from phyll.systems.acoustic import AcousticCavity
+from phyll.systems.base import (
+    DriveError,
+    NonFiniteMeasurementError,
+    PhysicalSystem,
+    PhysicalSystemError,
+)
+from phyll.systems.function import CallableSystem
+
+SYSTEMS: dict[str, type[PhysicalSystem]] = {
+    "acoustic": AcousticCavity,
+}
+
+
+def make_system(
+    name: str, n_inputs: int, n_outputs: int, seed: int = 0, **params: Any
+) -> PhysicalSystem:
+    """Build the registered system ``name`` with the given channel counts and seed."""
+    if name not in SYSTEMS:
+        raise ValueError(f"unknown system {name!r}; choose one of: {', '.join(sorted(SYSTEMS))}")
+    return SYSTEMS[name](n_inputs, n_outputs, seed=seed, **params)
+
+
+__all__ = [
+    "SYSTEMS",
+    "AcousticCavity",
+    "CallableSystem",
+    "DriveError",
+    "NonFiniteMeasurementError",
+    "PhysicalSystem",
+    "PhysicalSystemError",
+    "make_system",
+]

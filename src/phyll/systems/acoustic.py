@@ -1,0 +1,231 @@
+r"""Acoustic reverberant cavity: loudspeakers drive a room, microphones measure sound power.
+
+Physics
+-------
+``n_inputs`` loudspeakers at fixed (seeded) positions in a shoebox room each play a multitone
+signal at ``n_freqs`` frequencies :math:`f_k` (spread over ``band_hz``); the drive sets either
+the amplitude of each speaker (``encoding="amplitude"``, drive :math:`a_n\in[0,1]`) or its
+phase (``encoding="phase"``, :math:`\varphi_n = \pi a_n`). Sound propagates linearly through a
+reverberant multipath channel; at microphone :math:`m` the complex pressure at :math:`f_k` is
+
+.. math::
+
+    p_{mk} = \sum_n H_{mn}(f_k)\, e^{i\phi_{nk}}\, u_n(a_n), \qquad
+    H_{mn}(f) = \sum_{p=0}^{P-1} A_{mnp}\, e^{-i 2\pi f L_{mnp} / c(T)}
+
+where path :math:`p=0` is the direct path (length = speaker–microphone distance) and the
+:math:`P-1` reflected paths arrive at delays :math:`t` drawn with the :math:`t^2` density of a
+diffuse field over one reverberation time :math:`T_{60}`; their amplitudes fall as spherical
+spreading :math:`1/L` times the exponential reverberant decay :math:`e^{-6.91\,t/T_{60}}`
+(-60 dB after :math:`T_{60}`), with random sign. :math:`\phi_{nk}` are the fixed (seeded)
+starting phases of the multitone. The speed of sound follows the air temperature,
+:math:`c(T) = 331.3\sqrt{1 + T/273.15}` m/s, so a temperature change re-phases every path: the
+classic drift source of reverberant rooms. The loudspeaker's cone excursion limit is modelled as
+:math:`u(a) = s \tanh(a/s)` (``speaker_saturation`` = :math:`s`; None = linear speaker).
+
+The measurement is the power :math:`|p_{mk}|^2` in each (microphone, frequency) bin: square-law
+detection is the nonlinearity. Each bin is read through an amplifier whose gain is set once so
+that 4× the bin's mean power is the ADC's full scale (gain staging, done at construction with
+the system's own calibration drives, not counted as queries); detector noise of standard
+deviation ``noise_std`` (in units of full scale) is added, and the result is quantized by an
+``adc_bits`` converter that clips to [0, 1] full scale. Outputs are therefore in full-scale
+units, in [0, 1].
+
+Parameters and their physical meaning
+-------------------------------------
+===================== ========================================================= ==============
+parameter             meaning                                                   default
+===================== ========================================================= ==============
+n_inputs              loudspeakers (drive channels)                              —
+n_outputs             measured (microphone, frequency) bins; ``n_mics`` follows  —
+n_freqs               tones per speaker                                          4
+room_size_m           room dimensions (m)                                        (4.0, 3.2, 2.6)
+t60_s                 reverberation time T60 (s)                                 0.6
+band_hz               lowest and highest tone (Hz)                               (400, 2000)
+n_paths               propagation paths per speaker–microphone pair              48
+temperature_c         air temperature (°C), sets the speed of sound              20.0
+encoding              "amplitude" or "phase"                                     "amplitude"
+speaker_saturation    loudspeaker excursion limit s, None = linear               None
+noise_std             detector noise std, fraction of full scale                 1e-3
+adc_bits              converter resolution (bits), None = ideal                  12
+channel_power_w       electrical power of one speaker at full drive (W)          0.01
+window_s              measurement window per sample (s)                          0.01
+seed                  positions, paths, tone phases and noise stream             0
+===================== ========================================================= ==============
+
+Energy per query = ``n_inputs × channel_power_w × window_s``: a 10 mW small loudspeaker
+channel driven for a 10 ms window (≈100 Hz frequency resolution), i.e. 0.1 mJ per channel.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from phyll.systems.base import OutOfRange, PhysicalSystem
+
+SPEED_OF_SOUND_0C = 331.3  # m/s, dry air at 0 °C
+DECAY_60DB = 3.0 * math.log(10.0)  # amplitude e-folding per T60 for a 60 dB energy drop
+
+
+def speed_of_sound(temperature_c: float) -> float:
+    """Speed of sound in dry air (m/s) at ``temperature_c``."""
+    return SPEED_OF_SOUND_0C * math.sqrt(1.0 + temperature_c / 273.15)
+
+
+def quantize_straight_through(x: Tensor, bits: int) -> Tensor:
+    """Round to ``2**bits`` levels in [0, 1]; the gradient passes straight through."""
+    levels = 2**bits - 1
+    q = torch.round(x.clamp(0.0, 1.0) * levels) / levels
+    return x + (q - x).detach()
+
+
+class AcousticCavity(PhysicalSystem):
+    """Loudspeakers → reverberant room → microphone power spectra (see module docstring)."""
+
+    differentiable = True
+
+    def __init__(
+        self,
+        n_inputs: int,
+        n_outputs: int,
+        *,
+        n_freqs: int = 4,
+        room_size_m: tuple[float, float, float] = (4.0, 3.2, 2.6),
+        t60_s: float = 0.6,
+        band_hz: tuple[float, float] = (400.0, 2000.0),
+        n_paths: int = 48,
+        temperature_c: float = 20.0,
+        encoding: Literal["amplitude", "phase"] = "amplitude",
+        speaker_saturation: float | None = None,
+        noise_std: float = 1e-3,
+        adc_bits: int | None = 12,
+        channel_power_w: float = 0.01,
+        window_s: float = 0.01,
+        seed: int = 0,
+        out_of_range: OutOfRange = "clip",
+        device: str | torch.device = "cpu",
+    ) -> None:
+        super().__init__(
+            n_inputs,
+            n_outputs,
+            drive_range=(0.0, 1.0),
+            out_of_range=out_of_range,
+            energy_per_query_j=n_inputs * channel_power_w * window_s,
+            device=device,
+        )
+        if encoding not in ("amplitude", "phase"):
+            raise ValueError(f"encoding must be 'amplitude' or 'phase', got {encoding!r}")
+        if t60_s <= 0 or n_paths < 1 or n_freqs < 1 or noise_std < 0:
+            raise ValueError("t60_s, n_paths, n_freqs must be positive and noise_std >= 0")
+        if speaker_saturation is not None and speaker_saturation <= 0:
+            raise ValueError("speaker_saturation must be positive or None")
+        self.params: dict[str, Any] = {
+            "n_freqs": n_freqs,
+            "room_size_m": tuple(room_size_m),
+            "t60_s": t60_s,
+            "band_hz": tuple(band_hz),
+            "n_paths": n_paths,
+            "encoding": encoding,
+            "speaker_saturation": speaker_saturation,
+            "noise_std": noise_std,
+            "adc_bits": adc_bits,
+            "channel_power_w": channel_power_w,
+            "window_s": window_s,
+            "seed": seed,
+        }
+        self.n_freqs = n_freqs
+        self.n_mics = math.ceil(n_outputs / n_freqs)
+        self.encoding = encoding
+        self.speaker_saturation = speaker_saturation
+        self.noise_std = noise_std
+        self.adc_bits = adc_bits
+
+        geometry = torch.Generator().manual_seed(seed)
+        room = torch.tensor(room_size_m, dtype=torch.float64)
+        margin = 0.3
+        speakers = margin + (room - 2 * margin) * torch.rand(n_inputs, 3, generator=geometry)
+        mics = margin + (room - 2 * margin) * torch.rand(self.n_mics, 3, generator=geometry)
+        direct = torch.cdist(mics, speakers)  # [M, N] metres
+        c0 = speed_of_sound(20.0)
+        delay = t60_s * torch.rand(self.n_mics, n_inputs, n_paths, generator=geometry) ** (1 / 3)
+        delay[..., 0] = 0.0  # the direct path
+        lengths = direct[..., None] + c0 * delay  # [M, N, P]
+        signs = torch.where(torch.rand(lengths.shape, generator=geometry) < 0.5, -1.0, 1.0)
+        signs[..., 0] = 1.0
+        self._path_lengths = lengths
+        self._path_amplitudes = signs * torch.exp(-DECAY_60DB * delay / t60_s) / lengths
+        self.freqs_hz = torch.linspace(band_hz[0], band_hz[1], n_freqs, dtype=torch.float64)
+        self._tone_phases = 2 * math.pi * torch.rand(n_inputs, n_freqs, generator=geometry)
+        # output bin j ↔ (microphone j // n_freqs, frequency j % n_freqs)
+        self._bin_mic = torch.arange(n_outputs) // n_freqs
+        self._bin_freq = torch.arange(n_outputs) % n_freqs
+
+        self._noise = torch.Generator(device=self.device).manual_seed(seed + 1)
+        self.temperature_c = temperature_c
+        self._transfer = self._build_transfer()
+        self._full_scale = self._calibrate_gain(torch.Generator().manual_seed(seed + 2))
+
+    # ------------------------------------------------------------------ physics
+    def _build_transfer(self) -> Tensor:
+        """Complex transfer ``[n_outputs, n_inputs]`` from speaker drive to each bin's pressure."""
+        c = speed_of_sound(self.temperature_c)
+        k = 2 * math.pi * self.freqs_hz[:, None, None, None] / c  # [K,1,1,1] rad/m
+        h = (self._path_amplitudes * torch.exp(-1j * k * self._path_lengths)).sum(-1)  # [K,M,N]
+        h = h * torch.exp(1j * self._tone_phases.T)[:, None, :]  # multitone starting phases
+        transfer = h[self._bin_freq, self._bin_mic, :]  # [n_outputs, N]
+        return transfer.to(torch.complex64).to(self.device)
+
+    def _speaker_field(self, drive: Tensor) -> Tensor:
+        """Complex source strength of each speaker for a drive in [0, 1]."""
+        if self.encoding == "phase":
+            return torch.polar(torch.ones_like(drive), math.pi * drive)
+        amplitude = drive
+        if self.speaker_saturation is not None:
+            s = self.speaker_saturation
+            amplitude = s * torch.tanh(drive / s)
+        return amplitude.to(torch.complex64)
+
+    def _power(self, drive: Tensor) -> Tensor:
+        pressure = self._speaker_field(drive) @ self._transfer.T
+        return pressure.real**2 + pressure.imag**2
+
+    def _calibrate_gain(self, generator: torch.Generator) -> Tensor:
+        drives = torch.rand(2048, self.n_inputs, generator=generator).to(self.device)
+        with torch.no_grad():
+            return 4.0 * self._power(drives).mean(0).clamp_min(1e-12)
+
+    def _measure(self, drive: Tensor) -> Tensor:
+        signal = self._power(drive) / self._full_scale
+        if self.noise_std > 0:
+            noise = torch.randn(
+                signal.shape, generator=self._noise, device=self.device, dtype=signal.dtype
+            )
+            signal = signal + self.noise_std * noise
+        if self.adc_bits is not None:
+            return quantize_straight_through(signal, self.adc_bits)
+        return signal
+
+    # ------------------------------------------------------------------ knobs
+    def set_temperature(self, temperature_c: float) -> None:
+        """Change the air temperature (re-phases every path; the gain staging is kept)."""
+        self.temperature_c = float(temperature_c)
+        self._transfer = self._build_transfer()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **super().state_dict(),
+            "temperature_c": self.temperature_c,
+            "noise_rng": self._noise.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.set_temperature(state["temperature_c"])
+        self._noise.set_state(state["noise_rng"])
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), **self.params, "temperature_c": self.temperature_c}

@@ -1,0 +1,162 @@
+"""The physical system: a black box that can only be driven and measured.
+
+A :class:`PhysicalSystem` maps a batch of drive signals ``[B, n_inputs]`` to a batch of real,
+finite measurements ``[B, n_outputs]``. It declares its admissible drive range and what happens
+outside it (``"clip"`` or ``"raise"``, never silent), counts the samples driven through it
+(:attr:`queries`, never reset by a learner) and says whether an autograd path exists
+(:attr:`differentiable`, False for every real device). Subclasses implement :meth:`_measure`
+only; validation, accounting and error reporting live here so every system behaves the same.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from phyll.accounting import physical_call
+
+OutOfRange = Literal["clip", "raise"]
+
+
+class PhysicalSystemError(RuntimeError):
+    """A physical system could not produce a valid measurement."""
+
+
+class NonFiniteMeasurementError(PhysicalSystemError):
+    """The system returned NaN or inf (a detector fault, a disconnected instrument...)."""
+
+
+class DriveError(ValueError):
+    """The drive signal has the wrong shape, is not finite, or is outside the declared range."""
+
+
+class PhysicalSystem(ABC):
+    """Base class of every physical system, simulated or real.
+
+    Args:
+        n_inputs: number of drive channels (speakers, SLM pixels, metasurface elements...).
+        n_outputs: number of measured channels (microphones × frequencies, camera pixels...).
+        drive_range: admissible drive interval ``(low, high)``.
+        out_of_range: ``"clip"`` to clip drive into range, ``"raise"`` to refuse it.
+        energy_per_query_j: physical energy of one sample (drive + measurement), used for the
+            energy estimate; each system documents where its default comes from.
+        device: torch device the simulation runs on (ignored by real instruments).
+    """
+
+    #: True only for simulators that offer an end-to-end autograd path (in-silico baselines).
+    differentiable: bool = False
+    #: Tolerance for drive values just outside the range due to float rounding.
+    range_tolerance: float = 1e-6
+
+    def __init__(
+        self,
+        n_inputs: int,
+        n_outputs: int,
+        drive_range: tuple[float, float] = (0.0, 1.0),
+        out_of_range: OutOfRange = "clip",
+        energy_per_query_j: float = 0.0,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if n_inputs < 1 or n_outputs < 1:
+            raise ValueError(
+                f"n_inputs and n_outputs must be positive, got {n_inputs}, {n_outputs}"
+            )
+        low, high = drive_range
+        if not high > low:
+            raise ValueError(f"drive_range must be (low, high) with high > low, got {drive_range}")
+        if out_of_range not in ("clip", "raise"):
+            raise ValueError(f"out_of_range must be 'clip' or 'raise', got {out_of_range!r}")
+        self.n_inputs = int(n_inputs)
+        self.n_outputs = int(n_outputs)
+        self.drive_range = (float(low), float(high))
+        self.out_of_range: OutOfRange = out_of_range
+        self.energy_per_query_j = float(energy_per_query_j)
+        self.device = torch.device(device)
+        self._queries = 0
+
+    # ------------------------------------------------------------------ public interface
+    @property
+    def queries(self) -> int:
+        """Samples driven through this system since it was built (or restored)."""
+        return self._queries
+
+    def __call__(self, drive: Tensor) -> Tensor:
+        """Drive the system with a batch and return the measurements ``[B, n_outputs]``."""
+        drive = self._validate_drive(drive)
+        with physical_call(drive.shape[0], self.energy_per_query_j):
+            if self.differentiable and torch.is_grad_enabled():
+                out = self._measure(drive)
+            else:
+                with torch.no_grad():
+                    out = self._measure(drive)
+        self._queries += drive.shape[0]
+        return self._validate_measurement(out, drive.shape[0])
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint needs to restore the system exactly (counter, noise RNG...)."""
+        return {"queries": self._queries}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._queries = int(state["queries"])
+
+    def describe(self) -> dict[str, Any]:
+        """Plain-data description for run configs and reports."""
+        return {
+            "class": type(self).__name__,
+            "n_inputs": self.n_inputs,
+            "n_outputs": self.n_outputs,
+            "drive_range": list(self.drive_range),
+            "differentiable": self.differentiable,
+        }
+
+    # ------------------------------------------------------------------ for subclasses
+    @abstractmethod
+    def _measure(self, drive: Tensor) -> Tensor:
+        """Physics: validated, in-range drive ``[B, n_inputs]`` → measurement ``[B, n_outputs]``."""
+
+    # ------------------------------------------------------------------ validation
+    def _validate_drive(self, drive: Tensor) -> Tensor:
+        if not isinstance(drive, Tensor):
+            raise DriveError(f"drive must be a torch.Tensor, got {type(drive).__name__}")
+        if drive.dim() != 2 or drive.shape[1] != self.n_inputs:
+            raise DriveError(
+                f"{type(self).__name__} expects drive of shape [batch, {self.n_inputs}], "
+                f"got {list(drive.shape)}"
+            )
+        if drive.shape[0] == 0:
+            raise DriveError("drive batch is empty")
+        if not drive.is_floating_point():
+            drive = drive.float()
+        if not torch.isfinite(drive).all():
+            raise DriveError(f"drive to {type(self).__name__} contains NaN or inf")
+        low, high = self.drive_range
+        tol = self.range_tolerance * (high - low)
+        if self.out_of_range == "raise" and (
+            (drive < low - tol).any() or (drive > high + tol).any()
+        ):
+            raise DriveError(
+                f"drive outside {type(self).__name__}'s range [{low}, {high}]: "
+                f"min {drive.min().item():.4g}, max {drive.max().item():.4g}"
+            )
+        return drive.clamp(low, high).to(self.device)
+
+    def _validate_measurement(self, out: Tensor, batch: int) -> Tensor:
+        if not isinstance(out, Tensor):
+            out = torch.as_tensor(out)
+        if tuple(out.shape) != (batch, self.n_outputs):
+            raise PhysicalSystemError(
+                f"{type(self).__name__} returned shape {list(out.shape)}, "
+                f"expected [{batch}, {self.n_outputs}]"
+            )
+        if out.is_complex():
+            raise PhysicalSystemError(f"{type(self).__name__} returned complex measurements")
+        bad = ~torch.isfinite(out)
+        if bad.any():
+            rows = int(bad.any(dim=1).sum())
+            raise NonFiniteMeasurementError(
+                f"{type(self).__name__} returned NaN/inf in {rows} of {batch} samples"
+            )
+        return out.float()

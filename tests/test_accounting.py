@@ -1,0 +1,64 @@
+"""FLOPs, queries and time come from instrumentation; the physics is not digital work."""
+
+from __future__ import annotations
+
+import torch
+
+from phyll.accounting import Meter
+from phyll.systems import AcousticCavity
+
+
+def test_matmul_flops_are_counted_as_two_per_multiply_accumulate():
+    a, b = torch.rand(8, 16), torch.rand(16, 4)
+    meter = Meter()
+    with meter.measure():
+        a @ b
+    assert meter.costs.digital_flops == 2 * 8 * 16 * 4
+
+
+def test_physical_system_work_is_excluded_from_digital_flops_and_counted_as_queries():
+    system = AcousticCavity(16, 32)
+    w = torch.rand(32, 5)
+    meter = Meter()
+    with meter.measure():
+        z = system(torch.rand(10, 16))  # a complex matmul inside: physics, not digital
+        z @ w
+    assert meter.costs.digital_flops == 2 * 10 * 32 * 5
+    assert meter.costs.physical_queries == 10
+    assert meter.costs.physical_energy_j == 10 * system.energy_per_query_j
+    assert 0 < meter.costs.physical_time_s <= meter.costs.wall_time_s
+
+
+def test_backward_flops_are_counted():
+    w = torch.rand(16, 4, requires_grad=True)
+    x = torch.rand(8, 16)
+    meter = Meter()
+    with meter.measure():
+        (x @ w).sum().backward()
+    # forward 2·8·16·4, backward w.r.t. w: another 2·8·16·4 (no grad for x)
+    assert meter.costs.digital_flops == 4 * 8 * 16 * 4
+
+
+def test_nested_meters_both_count():
+    outer, inner = Meter(), Meter()
+    a = torch.rand(4, 4)
+    with outer.measure():
+        a @ a
+        with inner.measure():
+            a @ a
+    assert inner.costs.digital_flops == 128
+    assert outer.costs.digital_flops == 256
+
+
+def test_costs_subtract_to_windows_and_meters_accumulate():
+    meter = Meter()
+    a = torch.rand(4, 4)
+    with meter.measure():
+        a @ a
+    first = meter.snapshot()
+    with meter.measure():
+        a @ a
+        a @ a
+    window = meter.snapshot() - first
+    assert window.digital_flops == 256 and first.digital_flops == 128
+    assert window.digital_time_s >= 0
