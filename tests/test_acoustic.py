@@ -117,3 +117,14 @@ def test_state_dict_restores_counter_temperature_and_noise_stream():
     other.load_state_dict(state)
     assert other.queries == 5 and other.temperature_c == 25.0
     assert torch.equal(other(drive), expected)
+
+
+def test_nominal_model_is_the_design_without_noise_or_fabrication_error():
+    real = AcousticCavity(6, 12, fabrication_std_m=0.01, noise_std=0.01)
+    design = real.nominal()
+    assert design.differentiable and design.noise_std == 0 and design.adc_bits is None
+    drive = torch.rand(64, 6)
+    gap = (real(drive) - design(drive)).abs().mean()
+    assert gap > 0.01  # the built room is not the design
+    exact = AcousticCavity(6, 12, fabrication_std_m=0.0, noise_std=0.0, adc_bits=None)
+    assert torch.allclose(design(drive), exact(drive))

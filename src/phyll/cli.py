@@ -1,7 +1,9 @@
-"""The ``phyll`` command line: ``phyll train``, ``phyll list``.
+"""The ``phyll`` command line: ``phyll train``, ``phyll list`` and the experiment commands.
 
-Errors the user can fix (unknown names, missing files, bad folders, a faulty physical system)
-are printed as one clear line and exit with status 2; no traceback to decode.
+Each command is a ``register(subparsers)`` function: the two core ones live here, experiment
+commands in their own modules (listed in :data:`COMMANDS`). Errors the user can fix (unknown
+names, missing files, bad folders, a faulty physical system) are printed as one clear line and
+exit with status 2; no traceback to decode.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import argparse
 import ast
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -211,12 +214,10 @@ def command_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="phyll",
-        description="Train deep physical neural networks without backpropagation (PhyLL).",
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
+Subparsers = Any  # argparse's private _SubParsersAction
+
+
+def register_train(sub: Subparsers) -> None:
     p = sub.add_parser(
         "train",
         help="train a physical network and write a run folder",
@@ -225,8 +226,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_train_arguments(p)
     p.set_defaults(func=command_train)
+
+
+def register_list(sub: Subparsers) -> None:
     p = sub.add_parser("list", help="list datasets, physical systems and learning rules")
     p.set_defaults(func=command_list)
+
+
+#: every subcommand's register function, in ``--help`` order
+COMMANDS: list[Callable[[Subparsers], None]] = [register_train, register_list]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="phyll",
+        description="Train deep physical neural networks without backpropagation (PhyLL).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for register in COMMANDS:
+        register(sub)
     return parser
 
 

@@ -17,7 +17,11 @@ where path :math:`p=0` is the direct path (length = speaker–microphone distanc
 :math:`P-1` reflected paths arrive at delays :math:`t` drawn with the :math:`t^2` density of a
 diffuse field over one reverberation time :math:`T_{60}`; their amplitudes fall as spherical
 spreading :math:`1/L` times the exponential reverberant decay :math:`e^{-6.91\,t/T_{60}}`
-(-60 dB after :math:`T_{60}`), with random sign. :math:`\phi_{nk}` are the fixed (seeded)
+(-60 dB after :math:`T_{60}`), with random sign. The built room differs from its design by
+``fabrication_std_m``: every path length carries an independent Gaussian error of that standard
+deviation (placement tolerance of speakers, microphones and reflectors), drawn from its own
+seed; :meth:`AcousticCavity.nominal` returns the design (no fabrication error, no noise, ideal
+ADC), the model an in-silico baseline would train on. :math:`\phi_{nk}` are the fixed (seeded)
 starting phases of the multitone. The speed of sound follows the air temperature,
 :math:`c(T) = 331.3\sqrt{1 + T/273.15}` m/s, so a temperature change re-phases every path: the
 classic drift source of reverberant rooms. The loudspeaker's cone excursion limit is modelled as
@@ -44,6 +48,7 @@ t60_s                 reverberation time T60 (s)                                
 band_hz               lowest and highest tone (Hz)                               (400, 2000)
 n_paths               propagation paths per speaker–microphone pair              48
 temperature_c         air temperature (°C), sets the speed of sound              20.0
+fabrication_std_m     path-length error of the built room vs its design (m)      0.005
 encoding              "amplitude" or "phase"                                     "amplitude"
 speaker_saturation    loudspeaker excursion limit s, None = linear               None
 noise_std             detector noise std, fraction of full scale                 1e-3
@@ -99,6 +104,7 @@ class AcousticCavity(PhysicalSystem):
         band_hz: tuple[float, float] = (400.0, 2000.0),
         n_paths: int = 48,
         temperature_c: float = 20.0,
+        fabrication_std_m: float = 0.005,
         encoding: Literal["amplitude", "phase"] = "amplitude",
         speaker_saturation: float | None = None,
         noise_std: float = 1e-3,
@@ -119,8 +125,10 @@ class AcousticCavity(PhysicalSystem):
         )
         if encoding not in ("amplitude", "phase"):
             raise ValueError(f"encoding must be 'amplitude' or 'phase', got {encoding!r}")
-        if t60_s <= 0 or n_paths < 1 or n_freqs < 1 or noise_std < 0:
-            raise ValueError("t60_s, n_paths, n_freqs must be positive and noise_std >= 0")
+        if t60_s <= 0 or n_paths < 1 or n_freqs < 1 or noise_std < 0 or fabrication_std_m < 0:
+            raise ValueError(
+                "t60_s, n_paths, n_freqs must be positive; noise_std, fabrication_std_m >= 0"
+            )
         if speaker_saturation is not None and speaker_saturation <= 0:
             raise ValueError("speaker_saturation must be positive or None")
         self.params: dict[str, Any] = {
@@ -129,6 +137,7 @@ class AcousticCavity(PhysicalSystem):
             "t60_s": t60_s,
             "band_hz": tuple(band_hz),
             "n_paths": n_paths,
+            "fabrication_std_m": fabrication_std_m,
             "encoding": encoding,
             "speaker_saturation": speaker_saturation,
             "noise_std": noise_std,
@@ -156,6 +165,9 @@ class AcousticCavity(PhysicalSystem):
         lengths = direct[..., None] + c0 * delay  # [M, N, P]
         signs = torch.where(torch.rand(lengths.shape, generator=geometry) < 0.5, -1.0, 1.0)
         signs[..., 0] = 1.0
+        if fabrication_std_m > 0:
+            built = torch.Generator().manual_seed(seed + 3)
+            lengths = lengths + fabrication_std_m * torch.randn(lengths.shape, generator=built)
         self._path_lengths = lengths
         self._path_amplitudes = signs * torch.exp(-DECAY_60DB * delay / t60_s) / lengths
         self.freqs_hz = torch.linspace(band_hz[0], band_hz[1], n_freqs, dtype=torch.float64)
@@ -208,6 +220,18 @@ class AcousticCavity(PhysicalSystem):
         if self.adc_bits is not None:
             return quantize_straight_through(signal, self.adc_bits)
         return signal
+
+    def nominal(self) -> AcousticCavity:
+        """The design: same room and seed, no fabrication error, no noise, ideal ADC."""
+        params = {**self.params, "fabrication_std_m": 0.0, "noise_std": 0.0, "adc_bits": None}
+        return AcousticCavity(
+            self.n_inputs,
+            self.n_outputs,
+            temperature_c=20.0,
+            out_of_range=self.out_of_range,
+            device=self.device,
+            **params,
+        )
 
     # ------------------------------------------------------------------ knobs
     def set_temperature(self, temperature_c: float) -> None:

@@ -112,6 +112,14 @@ class PhysicalSystem(ABC):
             "differentiable": self.differentiable,
         }
 
+    def nominal(self) -> PhysicalSystem:
+        """The designer's model of this system: same design, no noise, no fabrication error.
+
+        In-silico baselines train on it and deploy on the real system (the reality gap). A real
+        instrument has no such model: the default refuses.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no nominal (digital) model")
+
     # ------------------------------------------------------------------ for subclasses
     @abstractmethod
     def _measure(self, drive: Tensor) -> Tensor:
