@@ -21,6 +21,7 @@ from phyll.experiments.config import TrainConfig
 from phyll.experiments.run_folder import RunFolderError
 from phyll.experiments.train import TrainingError, resume, train
 from phyll.learning import RULES
+from phyll.remote import command as remote_command
 from phyll.systems import SYSTEMS, PhysicalSystemError
 from phyll.systems.base import DriveError
 
@@ -235,6 +236,7 @@ def register_list(sub: Subparsers) -> None:
 
 #: every subcommand's register function, in ``--help`` order
 COMMANDS: list[Callable[[Subparsers], None]] = [register_train, register_list]
+COMMANDS.append(remote_command.register)  # phyll serve
 
 
 def build_parser() -> argparse.ArgumentParser:
