@@ -145,10 +145,13 @@ class DeviceServer:
                 f"drive shape {list(drive.shape)}; this system takes [batch ≥ 1, "
                 f"{system.n_inputs}]",
             )
-        reply_bytes = drive.shape[0] * system.n_outputs * 4 + 4096
-        if reply_bytes > self.max_bytes:
+        reply_bytes = drive.shape[0] * system.n_outputs * 4
+        if reply_bytes > self.max_bytes - 1024:
             return self._refuse(
-                rid, "ProtocolError", f"the reply would need {reply_bytes:,} bytes > limit"
+                rid,
+                "ProtocolError",
+                f"the measurement would need {reply_bytes:,} bytes, over the limit of "
+                f"{self.max_bytes:,} bytes: send smaller batches",
             )
         try:
             out = system(torch.from_numpy(drive))
