@@ -10,8 +10,8 @@ Faults it survives (lazy-pirate pattern on a DEALER socket):
   connects, the server is greeted again and the request resent, at most ``retries`` times; then
   :class:`RemoteTimeoutError` says where nothing answered. Replies to abandoned requests are
   recognised by their id and dropped.
-* **server restart**: noticed by the greeting (a new server instance); the client continues if
-  the restarted server serves the same system (channels, range, class), and refuses otherwise.
+* **server restart**: noticed by the instance token every reply carries; the client continues if
+  the restarted server serves the same system (channels, drive range and policy), else refuses.
 * **refusals** (malformed request, drive of the wrong shape or out of range) raise a
   :class:`~phyll.systems.base.DriveError` or :class:`RemoteProtocolError` with the server's
   message; a malformed or oversized *reply* is refused here the same way.
@@ -246,6 +246,11 @@ class RemoteSystem(PhysicalSystem):
             head, data = self._request({"op": "measure"}, drive)
             try:
                 self._check_reply(head)
+                if (
+                    head.get("instance", self.server_info["instance"])
+                    != self.server_info["instance"]
+                ):
+                    self._hello()  # ZeroMQ reconnected to a restarted server: same system?
                 if data is None or data.shape != (len(drive), self.n_outputs):
                     shape = None if data is None else list(data.shape)
                     raise RemoteProtocolError(

@@ -162,7 +162,8 @@ class DeviceServer:
             return self._refuse(rid, "NonFiniteMeasurement", str(exc))
         self.samples += drive.shape[0]
         measurement = out.detach().cpu().numpy().astype(np.float32)
-        return encode({"id": rid, "ok": True, "server_queries": system.queries}, measurement)
+        reply = {"id": rid, "ok": True, "instance": self.instance, "server_queries": system.queries}
+        return encode(reply, measurement)
 
     def _refuse(self, rid: int | None, kind: str, message: str) -> list[bytes]:
         self.refused += 1
