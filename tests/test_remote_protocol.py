@@ -15,7 +15,7 @@ from phyll.remote import DeviceServer, RemoteSystem
 from phyll.remote.client import RemoteProtocolError, RemoteSystemError, RemoteTimeoutError
 from phyll.remote.protocol import ProtocolError, decode, encode
 from phyll.remote.server import load_system
-from phyll.systems import CallableSystem, DriveError, NonFiniteMeasurementError
+from phyll.systems import CallableSystem, DriveError, NonFiniteMeasurementError, make_system
 from tests.conftest import numpy_square_law
 
 
@@ -308,3 +308,16 @@ def test_load_system_accepts_classes_factories_and_names_and_refuses_others():
         load_system("numpy:zeros", {"shape": 3})
     with pytest.raises(ValueError, match="cannot build"):
         load_system("acoustic", {"n_inputs": 3})
+
+
+def test_server_and_registry_misuse_are_clear_errors(serve):
+    server = serve(numpy_square_law(2, 2))
+    with pytest.raises(ValueError, match="cannot listen on"):
+        DeviceServer(numpy_square_law(2, 2), server.address)
+    with pytest.raises(ValueError, match="needs --system-param address"):
+        make_system("remote", 2, 2)
+    with pytest.raises(ValueError, match="unknown remote system parameter"):
+        make_system("remote", 2, 2, address=server.address, timeout=3)
+    with pytest.raises(ValueError, match="needs ≥ 3 and exactly 2"):
+        make_system("remote", 3, 2, address=server.address)
+    assert make_system("remote", 1, 2, address=server.address).n_inputs == 2

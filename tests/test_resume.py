@@ -117,8 +117,8 @@ def test_recorder_truncates_pairs_made_after_the_checkpoint(tmp_path):
 
 
 def test_sigterm_to_the_cli_then_resume_matches_an_uninterrupted_run(tmp_path):
-    args = ["--epochs", "6", "--batch-size", "8", "--width", "16", "--measurements", "16",
-            "--checkpoint-every", "5", "--quiet"]  # fmt: skip
+    args = ["--epochs", "3", "--blocks", "1", "--batch-size", "8", "--width", "16",
+            "--measurements", "16", "--checkpoint-every", "5", "--quiet"]  # fmt: skip
     reference = tmp_path / "reference"
     assert main(["train", *args, "--out", str(reference)]) == 0
 
@@ -143,6 +143,17 @@ def test_sigterm_to_the_cli_then_resume_matches_an_uninterrupted_run(tmp_path):
     assert proc.returncode == 130, err  # stopped by the signal, not finished
     assert "SIGTERM" in err and "--resume" in err and "Traceback" not in err
     stopped = RunFolder(out).load(out / "checkpoint.pt")
-    assert stopped["global_step"] < 6 * 53
+    assert stopped["global_step"] < 3 * 53
     assert main(["train", "--resume", str(out), "--quiet"]) == 0
     assert_identical_runs(reference, out)
+
+
+def test_resume_appends_metrics_lost_in_a_crash_and_cuts_a_torn_line(tmp_path):
+    out = tmp_path / "run"
+    config = TrainConfig(dataset="vowels", epochs=2, width=8, measurements=8, blocks=1)
+    train(config, out, progress=False)
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    # a crash after epoch 2's checkpoint, in the middle of appending its metrics line
+    (out / "metrics.jsonl").write_text(lines[0] + "\n" + lines[1][:25])
+    resume(out, progress=False)
+    assert (out / "metrics.jsonl").read_text().splitlines() == lines

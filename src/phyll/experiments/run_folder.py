@@ -91,6 +91,16 @@ class RunFolder:
             f.flush()
             os.fsync(f.fileno())
 
+    def cut_torn_metrics_line(self) -> None:
+        """Drop a last line without its newline (a crash inside an append), so appending goes
+        on after the last complete record; complete lines are never touched."""
+        if not self.metrics_file.exists():
+            return
+        data = self.metrics_file.read_bytes()
+        if data and not data.endswith(b"\n"):
+            with self.metrics_file.open("r+b") as f:
+                f.truncate(data.rfind(b"\n") + 1)
+
     def read_metrics(self) -> list[dict[str, Any]]:
         if not self.metrics_file.exists():
             return []

@@ -260,6 +260,7 @@ class Trainer:
     def run(self, progress: bool = True) -> dict[str, Any]:
         """Train the remaining epochs; return the summary (also written to the folder)."""
         cfg = self.exp.config
+        self._stop_signal = None
         if self.epoch == 0 and self.global_step == 0 and self.folder is not None:
             self.folder.write_json(self.folder.config_file, self._config_record())
             self.checkpoint()
@@ -308,6 +309,7 @@ class Trainer:
         the two writes); never rewrites a line."""
         if self.folder is None:
             return
+        self.folder.cut_torn_metrics_line()
         done = {m.get("epoch") for m in self.folder.read_metrics()}
         for record in self.history:
             if record["epoch"] not in done:

@@ -311,12 +311,21 @@ class RemoteBlockSystem(RemoteSystem):
         n_inputs: int,
         n_outputs: int,
         *,
-        address: str,
+        address: str | None = None,
         seed: int = 0,
         device: str | torch.device = "cpu",
         **options: Any,
     ) -> None:
         del seed
+        if address is None:
+            raise ValueError("the remote system needs --system-param address=tcp://HOST:PORT")
+        known = ("timeout_s", "retries", "nonfinite", "remeasure_attempts", "max_bytes")
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ValueError(
+                f"unknown remote system parameter(s) {', '.join(unknown)}; "
+                f"known: address, {', '.join(known)}"
+            )
         super().__init__(address, device=device, **options)
         if self.n_inputs < n_inputs or self.n_outputs != n_outputs:
             raise ValueError(

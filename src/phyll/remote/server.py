@@ -98,7 +98,11 @@ class DeviceServer:
         self._socket = self._context.socket(zmq.ROUTER)
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.MAXMSGSIZE, 4 * self.max_bytes + 65536)
-        self._socket.bind(address)
+        try:
+            self._socket.bind(address)
+        except zmq.ZMQError as exc:
+            self.close()
+            raise ValueError(f"cannot listen on {address}: {exc}") from None
         self.address = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
 
     def info(self) -> dict[str, Any]:
