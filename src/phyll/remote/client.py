@@ -138,7 +138,7 @@ class RemoteSystem(PhysicalSystem):
             self._socket = None
 
     def _exchange(self, header: dict[str, Any], array: np.ndarray | None) -> tuple[dict, Any]:
-        """Send once and wait ``timeout_s`` for the reply with our id (None on timeout)."""
+        """Send once and wait ``timeout_s`` for the reply with our id (``({}, None)`` if none)."""
         rid = next(self._ids)
         frames = encode({**header, "id": rid}, array)
         sock = self._connect()

@@ -63,7 +63,7 @@ def encode(header: dict[str, Any], array: np.ndarray | None = None) -> list[byte
         array = np.ascontiguousarray(array, dtype=DTYPES[name])
         header["dtype"], header["shape"] = name, [int(n) for n in array.shape]
         frames.append(array.tobytes())
-    text = json.dumps(header, allow_nan=False).encode()
+    text = json.dumps(header, allow_nan=False, default=str).encode()
     if len(text) > MAX_HEADER_BYTES:
         raise ProtocolError(f"header of {len(text)} bytes exceeds {MAX_HEADER_BYTES}")
     return [text, *frames]
