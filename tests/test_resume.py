@@ -117,7 +117,8 @@ def test_recorder_truncates_pairs_made_after_the_checkpoint(tmp_path):
 
 
 def test_sigterm_to_the_cli_then_resume_matches_an_uninterrupted_run(tmp_path):
-    args = ["--epochs", "3", "--blocks", "1", "--batch-size", "8", "--width", "16",
+    # many small steps (105 per epoch): the signal surely lands while training runs
+    args = ["--epochs", "2", "--blocks", "1", "--batch-size", "4", "--width", "16",
             "--measurements", "16", "--checkpoint-every", "5", "--quiet"]  # fmt: skip
     reference = tmp_path / "reference"
     assert main(["train", *args, "--out", str(reference)]) == 0
@@ -135,7 +136,7 @@ def test_sigterm_to_the_cli_then_resume_matches_an_uninterrupted_run(tmp_path):
                 "global_step"
             ]:
                 break
-            time.sleep(0.05)
+            time.sleep(0.02)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -143,7 +144,7 @@ def test_sigterm_to_the_cli_then_resume_matches_an_uninterrupted_run(tmp_path):
     assert proc.returncode == 130, err  # stopped by the signal, not finished
     assert "SIGTERM" in err and "--resume" in err and "Traceback" not in err
     stopped = RunFolder(out).load(out / "checkpoint.pt")
-    assert stopped["global_step"] < 3 * 53
+    assert stopped["global_step"] < 2 * 105
     assert main(["train", "--resume", str(out), "--quiet"]) == 0
     assert_identical_runs(reference, out)
 
