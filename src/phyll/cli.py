@@ -21,6 +21,7 @@ from phyll.experiments.config import TrainConfig
 from phyll.experiments.run_folder import RunFolderError
 from phyll.experiments.train import TrainingError, resume, train
 from phyll.learning import RULES
+from phyll.remote import command as remote_command
 from phyll.systems import SYSTEMS, PhysicalSystemError
 from phyll.systems.base import DriveError
 
@@ -166,6 +167,19 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="continue the run in RUN_DIR from its last checkpoint (other options ignored)",
     )
+    g.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=d.checkpoint_every,
+        metavar="STEPS",
+        help="checkpoint every STEPS training steps, 0 = at epoch ends only; epoch ends and "
+        "Ctrl-C/SIGTERM always checkpoint (default: %(default)s)",
+    )
+    g.add_argument(
+        "--record",
+        action="store_true",
+        help="record every drive/measurement pair to RUN_DIR/records (NumPy .npz chunks)",
+    )
     g.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -177,6 +191,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         conditioning=args.conditioning, activation=args.activation,
         val_fraction=args.val_fraction, data_path=args.data_path, device=args.device,
         system_params=parse_params(args.system_param), rule_params=parse_params(args.rule_param),
+        checkpoint_every=args.checkpoint_every, record=args.record,
     )  # fmt: skip
 
 
@@ -235,6 +250,7 @@ def register_list(sub: Subparsers) -> None:
 
 #: every subcommand's register function, in ``--help`` order
 COMMANDS: list[Callable[[Subparsers], None]] = [register_train, register_list]
+COMMANDS.append(remote_command.register)  # phyll serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -256,8 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as exc:
         print(f"phyll: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("phyll: interrupted; the last checkpoint is kept (resume with --resume RUN_DIR)",
+    except KeyboardInterrupt as exc:
+        print(f"phyll: {exc}" if str(exc) else
+              "phyll: interrupted; the last checkpoint is kept (resume with --resume RUN_DIR)",
               file=sys.stderr)  # fmt: skip
         return 130
 

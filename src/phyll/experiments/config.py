@@ -33,6 +33,11 @@ class TrainConfig:
     train_eval_samples: int = 512
     data_path: str | None = None
     device: str = "cpu"
+    #: write a checkpoint every this many training steps (0: at epoch ends only); epoch ends
+    #: and Ctrl-C/SIGTERM always checkpoint
+    checkpoint_every: int = 100
+    #: record every drive/measurement pair to DIR/records (see phyll.systems.recording)
+    record: bool = False
     system_params: dict[str, Any] = field(default_factory=dict)
     rule_params: dict[str, Any] = field(default_factory=dict)
 
@@ -43,6 +48,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.val_fraction < 0.5:
             raise ValueError(f"val_fraction must be in [0, 0.5), got {self.val_fraction}")
+        if self.checkpoint_every < 0:
+            raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
 

@@ -8,6 +8,7 @@ Layout (names are stable; other tools read them)::
     DIR/checkpoint.pt     latest training state (resume continues from here)
     DIR/model.pt          the selected (best-validation) weights and the config
     DIR/learning_curve.png
+    DIR/records/blockI/   optional: every drive/measurement pair (``--record``)
 
 Checkpoints and JSON are written atomically (write to a temporary file, then rename), so an
 interrupted run never leaves a half-written file behind.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,7 @@ class RunFolder:
     checkpoint_file = property(lambda self: self.path / "checkpoint.pt")
     model_file = property(lambda self: self.path / "model.pt")
     curve_file = property(lambda self: self.path / "learning_curve.png")
+    records_dir = property(lambda self: self.path / "records")
 
     def create(self, overwrite: bool = False) -> None:
         """Make the folder; refuse a missing parent or a folder that already holds a run."""
@@ -72,6 +75,7 @@ class RunFolder:
                 )
             for f in (self.metrics_file, self.summary_file, self.checkpoint_file, self.model_file):
                 f.unlink(missing_ok=True)
+            shutil.rmtree(self.records_dir, ignore_errors=True)
         self.path.mkdir(exist_ok=True)
 
     def write_json(self, path: Path, data: dict[str, Any]) -> None:
@@ -86,6 +90,16 @@ class RunFolder:
             f.write(json.dumps(record) + "\n")
             f.flush()
             os.fsync(f.fileno())
+
+    def cut_torn_metrics_line(self) -> None:
+        """Drop a last line without its newline (a crash inside an append), so appending goes
+        on after the last complete record; complete lines are never touched."""
+        if not self.metrics_file.exists():
+            return
+        data = self.metrics_file.read_bytes()
+        if data and not data.endswith(b"\n"):
+            with self.metrics_file.open("r+b") as f:
+                f.truncate(data.rfind(b"\n") + 1)
 
     def read_metrics(self) -> list[dict[str, Any]]:
         if not self.metrics_file.exists():

@@ -4,12 +4,26 @@ Every epoch: one pass over the training split with the rule (counted as *train* 
 accuracy on the validation split, the test split and a fixed subset of the training split
 (counted as *eval* costs). The weights of the epoch with the best validation accuracy are the
 run's result (the local rules overfit late). Costs come from :mod:`phyll.accounting`.
+
+Nothing is lost: the full training state (weights, optimizers, the rule's and the shuffling
+RNGs, the systems' noise RNGs and counters, the costs, the position inside the epoch) is
+checkpointed atomically every ``checkpoint_every`` steps, at every epoch end and, at the next
+step boundary, on Ctrl-C/SIGTERM (a second signal aborts at once; the last checkpoint stays).
+:func:`resume` continues from it and reaches the same final weights as an uninterrupted run,
+without repeating the physical queries already made. A physical system that fails (NaN/inf,
+an unreachable remote device) stops training with a :class:`TrainingError` naming the last
+checkpoint to resume from. ``metrics.jsonl`` is only ever appended to.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
+import signal
+import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,11 +38,16 @@ from phyll.experiments.run_folder import RunFolder
 from phyll.learning import LearningRule, make_rule
 from phyll.network import BlockMeasurementError, PhysicalNetwork, build_network
 from phyll.plotting import plot_learning_curve
-from phyll.systems import PhysicalSystem, make_system
+from phyll.systems import PhysicalSystem, PhysicalSystemError, make_system
+from phyll.systems.recording import SystemRecorder, record_systems
 
 
 class TrainingError(RuntimeError):
     """Training stopped; the message names where and what was kept."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Stopped on Ctrl-C/SIGTERM after checkpointing at a step boundary."""
 
 
 @dataclass
@@ -131,16 +150,28 @@ class Trainer:
         self.eval_meter = Meter()
         self.history: list[dict[str, Any]] = []
         self.epoch = 0
+        self.global_step = 0
         self.best: dict[str, Any] = {"epoch": 0, "val_accuracy": -1.0, "record": None}
         self.shuffle = torch.Generator().manual_seed(experiment.config.seed + 17)
         n_sub = min(experiment.config.train_eval_samples, len(experiment.y_train))
         self.train_subset = torch.randperm(len(experiment.y_train), generator=self.shuffle)[:n_sub]
+        # the epoch in progress: its sample order, steps done and their losses
+        self._progress: dict[str, Any] | None = None
+        self._stop_signal: str | None = None
+        self._last_checkpoint: tuple[int, int] | None = None
+        self.recorders: list[SystemRecorder] = []
+        if experiment.config.record:
+            if folder is None:
+                raise ValueError("recording (record=True) needs a run folder")
+            self.recorders = record_systems(experiment.systems, folder.records_dir)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
         return {
             "config": self.exp.config.to_dict(),
             "epoch": self.epoch,
+            "global_step": self.global_step,
+            "epoch_progress": self._progress,
             "network": self.exp.network.state_dict(),
             "rule": self.exp.rule.state_dict(),
             "systems": [s.state_dict() for s in self.exp.systems],
@@ -149,10 +180,13 @@ class Trainer:
             "shuffle": self.shuffle.get_state(),
             "torch_rng": torch.get_rng_state(),
             "costs": {"train": self.train_meter.costs, "eval": self.eval_meter.costs},
+            "records": [r.recorded for r in self.recorders],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.epoch = state["epoch"]
+        self.global_step = state.get("global_step", 0)
+        self._progress = state.get("epoch_progress")
         self.exp.network.load_state_dict(state["network"])
         self.exp.rule.load_state_dict(state["rule"])
         for system, s in zip(self.exp.systems, state["systems"], strict=True):
@@ -163,21 +197,50 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self.train_meter.costs = state["costs"]["train"]
         self.eval_meter.costs = state["costs"]["eval"]
+        for recorder, n in zip(self.recorders, state.get("records") or [], strict=False):
+            recorder.truncate(n)  # pairs recorded after the checkpoint will be measured again
 
     def checkpoint(self) -> None:
+        """Write the training state atomically (records first, so they cover it)."""
         if self.folder is not None:
+            for recorder in self.recorders:
+                recorder.flush()
             self.folder.save(self.folder.checkpoint_file, self.state_dict())
+            self._last_checkpoint = (self.epoch, self.global_step)
 
     # ------------------------------------------------------------------ loop
     def train_epoch(self) -> float:
+        """One pass over the training split (or the rest of an interrupted one): mean loss.
+
+        Checkpoints every ``checkpoint_every`` steps; on a signal, checkpoints at the next step
+        boundary and raises :class:`TrainingInterrupted`.
+        """
         exp, cfg = self.exp, self.exp.config
-        order = torch.randperm(len(exp.y_train), generator=self.shuffle).to(exp.y_train.device)
-        losses = []
-        with self.train_meter.measure():
-            for i in range(0, len(order), cfg.batch_size):
-                idx = order[i : i + cfg.batch_size]
-                losses.append(exp.rule.train_step(exp.x_train[idx], exp.y_train[idx]))
-        return sum(losses) / len(losses)
+        if self._progress is None:
+            order = torch.randperm(len(exp.y_train), generator=self.shuffle)
+            self._progress = {"order": order, "step": 0, "losses": []}
+        progress = self._progress
+        order = progress["order"].to(exp.y_train.device)
+        n_steps = math.ceil(len(order) / cfg.batch_size)
+        while progress["step"] < n_steps:
+            with self.train_meter.measure():  # checkpoint writing is not training cost
+                while progress["step"] < n_steps:
+                    idx = order[progress["step"] * cfg.batch_size :][: cfg.batch_size]
+                    progress["losses"].append(
+                        exp.rule.train_step(exp.x_train[idx], exp.y_train[idx])
+                    )
+                    progress["step"] += 1
+                    self.global_step += 1
+                    every = cfg.checkpoint_every
+                    if self._stop_signal or (every and self.global_step % every == 0):
+                        break
+            if self._stop_signal:
+                self.checkpoint()
+                raise TrainingInterrupted(self._interrupted_message())
+            if progress["step"] < n_steps:
+                self.checkpoint()
+        self._progress = None
+        return sum(progress["losses"]) / len(progress["losses"])
 
     def evaluate(self) -> dict[str, float | None]:
         exp = self.exp
@@ -197,7 +260,8 @@ class Trainer:
     def run(self, progress: bool = True) -> dict[str, Any]:
         """Train the remaining epochs; return the summary (also written to the folder)."""
         cfg = self.exp.config
-        if self.epoch == 0 and self.folder is not None:
+        self._stop_signal = None
+        if self.epoch == 0 and self.global_step == 0 and self.folder is not None:
             self.folder.write_json(self.folder.config_file, self._config_record())
             self.checkpoint()
         bar = tqdm(
@@ -208,45 +272,106 @@ class Trainer:
             disable=not progress,
             unit="epoch",
         )
-        for epoch in bar:
-            try:
-                loss = self.train_epoch()
-                scores = self.evaluate()
-            except BlockMeasurementError as exc:
-                kept = (
-                    f"; last good checkpoint: {self.folder.checkpoint_file} (epoch {self.epoch})"
-                    if self.folder
-                    else ""
+        with self._signals_caught():
+            for epoch in bar:
+                try:
+                    loss = self.train_epoch()
+                    scores = self.evaluate()
+                except PhysicalSystemError as exc:
+                    raise TrainingError(self._failure_message(epoch, exc)) from exc
+                self.epoch = epoch + 1
+                record = self._record(loss, scores)
+                self.history.append(record)
+                # ties go to the later (longer trained) epoch; without validation, the last epoch
+                selection = scores["val_accuracy"] if scores["val_accuracy"] is not None else 0.0
+                if selection >= self.best["val_accuracy"]:
+                    self.best = {
+                        "epoch": self.epoch,
+                        "val_accuracy": selection,
+                        "record": record,
+                        "network": {k: v.clone() for k, v in self.exp.network.state_dict().items()},
+                    }
+                self.checkpoint()  # before the metrics line: a resume appends what is missing
+                if self.folder is not None:
+                    self.folder.append_metrics(record)
+                bar.set_postfix(
+                    loss=f"{loss:.3f}",
+                    val=_fmt(scores["val_accuracy"]),
+                    test=_fmt(scores["test_accuracy"]),
                 )
-                raise TrainingError(
-                    f"training stopped in epoch {epoch + 1}: the physical system of block "
-                    f"{exc.block_index} returned invalid measurements ({exc}){kept}"
-                ) from exc
-            self.epoch = epoch + 1
-            record = self._record(loss, scores)
-            self.history.append(record)
-            # ties go to the later (longer trained) epoch; without validation, the last epoch
-            selection = scores["val_accuracy"] if scores["val_accuracy"] is not None else 0.0
-            if selection >= self.best["val_accuracy"]:
-                self.best = {
-                    "epoch": self.epoch,
-                    "val_accuracy": selection,
-                    "record": record,
-                    "network": {k: v.clone() for k, v in self.exp.network.state_dict().items()},
-                }
-            if self.folder is not None:
-                self.folder.append_metrics(record)
-            self.checkpoint()
-            bar.set_postfix(
-                loss=f"{loss:.3f}",
-                val=_fmt(scores["val_accuracy"]),
-                test=_fmt(scores["test_accuracy"]),
-            )
+                if self._stop_signal:
+                    raise TrainingInterrupted(self._interrupted_message())
         bar.close()
         return self.finish()
 
+    def sync_metrics(self) -> None:
+        """Append the epochs the checkpoint holds but ``metrics.jsonl`` lacks (a crash between
+        the two writes); never rewrites a line."""
+        if self.folder is None:
+            return
+        self.folder.cut_torn_metrics_line()
+        done = {m.get("epoch") for m in self.folder.read_metrics()}
+        for record in self.history:
+            if record["epoch"] not in done:
+                self.folder.append_metrics(record)
+
+    @contextlib.contextmanager
+    def _signals_caught(self) -> Iterator[None]:
+        """SIGINT/SIGTERM: stop at the next step boundary with a checkpoint; twice: at once."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum: int, frame: Any) -> None:
+            del frame
+            if self._stop_signal is not None:
+                raise KeyboardInterrupt
+            self._stop_signal = signal.Signals(signum).name
+            print(
+                f"phyll: {self._stop_signal}: stopping after this step with a checkpoint "
+                "(send it again to abort now)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+    def _interrupted_message(self) -> str:
+        where = f"epoch {self.epoch + 1}, step {self.global_step}"
+        if self.folder is None:
+            return f"training interrupted ({self._stop_signal}) in {where}"
+        return (
+            f"training interrupted ({self._stop_signal}) in {where}; checkpoint kept: "
+            f"continue with `phyll train --resume {self.folder.path}`"
+        )
+
+    def _failure_message(self, epoch: int, exc: PhysicalSystemError) -> str:
+        if self.folder is None:
+            kept = ""
+        elif self._last_checkpoint is None:
+            kept = "; no checkpoint was written"
+        else:
+            e, step = self._last_checkpoint
+            kept = (
+                f"; last good checkpoint: {self.folder.checkpoint_file} (epoch {e}, step {step}): "
+                f"continue with `phyll train --resume {self.folder.path}`"
+            )
+        if isinstance(exc, BlockMeasurementError):
+            return (
+                f"training stopped in epoch {epoch + 1}: the physical system of block "
+                f"{exc.block_index} returned invalid measurements ({exc}){kept}"
+            )
+        return f"training stopped in epoch {epoch + 1}: {exc}{kept}"
+
     def finish(self) -> dict[str, Any]:
         """Restore the selected weights; write summary, model and figure."""
+        for recorder in self.recorders:
+            recorder.flush()
         self.exp.network.load_state_dict(self.best["network"])
         summary = self.summary()
         if self.folder is not None:
@@ -346,11 +471,17 @@ def train(
     return Trainer(experiment, folder).run(progress=progress)
 
 
-def resume(out: str | Path, *, progress: bool = True) -> dict[str, Any]:
-    """Continue the run in ``out`` from its last checkpoint (same config, same seed)."""
+def resume(
+    out: str | Path, *, progress: bool = True, system_factory: SystemFactory | None = None
+) -> dict[str, Any]:
+    """Continue the run in ``out`` from its last checkpoint (same config, same seed).
+
+    ``system_factory`` rebuilds user-supplied systems, as given to :func:`train`.
+    """
     folder = RunFolder(out)
     state = folder.load(folder.checkpoint_file)
     config = TrainConfig.from_dict(state["config"])
-    trainer = Trainer(build_experiment(config), folder)
+    trainer = Trainer(build_experiment(config, system_factory), folder)
     trainer.load_state_dict(state)
+    trainer.sync_metrics()
     return trainer.run(progress=progress)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from phyll.remote.client import RemoteBlockSystem
 from phyll.systems.acoustic import AcousticCavity
 from phyll.systems.base import (
     DriveError,
@@ -20,6 +21,7 @@ from phyll.systems.function import CallableSystem
 
 SYSTEMS: dict[str, type[PhysicalSystem]] = {
     "acoustic": AcousticCavity,
+    "remote": RemoteBlockSystem,  # a system served by `phyll serve` (address=tcp://host:port)
 }
 
 

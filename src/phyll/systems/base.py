@@ -11,6 +11,7 @@ only; validation, accounting and error reporting live here so every system behav
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
@@ -50,6 +51,8 @@ class PhysicalSystem(ABC):
     differentiable: bool = False
     #: Tolerance for drive values just outside the range due to float rounding.
     range_tolerance: float = 1e-6
+    #: Called with every validated (drive, measurement) pair; see phyll.systems.recording.
+    recorder: Callable[[Tensor, Tensor], None] | None = None
 
     def __init__(
         self,
@@ -93,7 +96,10 @@ class PhysicalSystem(ABC):
                 with torch.no_grad():
                     out = self._measure(drive)
         self._queries += drive.shape[0]
-        return self._validate_measurement(out, drive.shape[0])
+        out = self._validate_measurement(out, drive.shape[0])
+        if self.recorder is not None:
+            self.recorder(drive, out)
+        return out
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint needs to restore the system exactly (counter, noise RNG...)."""

@@ -1,0 +1,335 @@
+"""A physical system on another machine, driven over TCP: ``RemoteSystem("tcp://host:port")``.
+
+It is a :class:`~phyll.systems.base.PhysicalSystem` like any other: its channel counts, drive
+range, out-of-range policy and energy per query come from the server's ``hello`` reply, and the
+base class validates drives and measurements as for a local system. Never differentiable.
+
+Faults it survives (lazy-pirate pattern on a DEALER socket):
+
+* **no reply** within ``timeout_s``: the socket is closed (dropping queued messages), a new one
+  connects, the server is greeted again and the request resent, at most ``retries`` times; then
+  :class:`RemoteTimeoutError` says where nothing answered. Replies to abandoned requests are
+  recognised by their id and dropped.
+* **server restart**: noticed by the instance token every reply carries; the client continues if
+  the restarted server serves the same system (channels, drive range and policy), else refuses.
+* **refusals** (malformed request, drive of the wrong shape or out of range) raise a
+  :class:`~phyll.systems.base.DriveError` or :class:`RemoteProtocolError` with the server's
+  message; a malformed or oversized *reply* is refused here the same way.
+* **NaN/inf measurements** (``nonfinite`` policy): ``"remeasure"`` drives the batch again up to
+  ``remeasure_attempts`` times (each wasted batch counts as physical queries), ``"raise"``
+  reports at once; either way a persistent fault ends in a
+  :class:`~phyll.systems.base.NonFiniteMeasurementError`.
+
+Accounting: :attr:`queries` counts the samples whose measurement this client received plus the
+NaN/inf batches it re-measured; the server counts every sample it drove (see
+:mod:`phyll.remote.server`), which :meth:`server_queries` reports.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import zmq
+from torch import Tensor
+
+from phyll.accounting import physical_call
+from phyll.remote.protocol import DEFAULT_MAX_BYTES, ProtocolError, decode, encode
+from phyll.systems.base import (
+    DriveError,
+    NonFiniteMeasurementError,
+    PhysicalSystem,
+    PhysicalSystemError,
+)
+
+log = logging.getLogger("phyll.remote")
+
+NonFinitePolicy = Literal["remeasure", "raise"]
+#: the hello fields that must not change when the server restarts
+IDENTITY = ("n_inputs", "n_outputs", "drive_range", "out_of_range")
+
+
+class RemoteSystemError(PhysicalSystemError):
+    """The remote system could not be reached or failed."""
+
+
+class RemoteTimeoutError(RemoteSystemError):
+    """No reply after every retry."""
+
+
+class RemoteProtocolError(RemoteSystemError):
+    """A message broke the wire format (either side's refusal)."""
+
+
+class RemoteSystem(PhysicalSystem):
+    """Client of a ``phyll serve`` server (see module docstring).
+
+    Args:
+        address: the server's endpoint, e.g. ``"tcp://lab-pc:5555"``.
+        timeout_s: seconds to wait for each reply.
+        retries: resend attempts after a timeout (with a fresh connection each).
+        nonfinite: ``"remeasure"`` or ``"raise"`` for NaN/inf measurements.
+        remeasure_attempts: re-measurements of a NaN/inf batch before giving up.
+        max_bytes: largest message sent or accepted; larger batches are split to fit both this
+            and the server's limit.
+        device: torch device of the returned measurements.
+    """
+
+    differentiable = False
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        timeout_s: float = 10.0,
+        retries: int = 3,
+        nonfinite: NonFinitePolicy = "remeasure",
+        remeasure_attempts: int = 2,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if nonfinite not in ("remeasure", "raise"):
+            raise ValueError(f"nonfinite must be 'remeasure' or 'raise', got {nonfinite!r}")
+        if timeout_s <= 0 or retries < 0 or remeasure_attempts < 0:
+            raise ValueError("timeout_s must be positive; retries, remeasure_attempts >= 0")
+        self.address = address
+        self.timeout_s = float(timeout_s)
+        self.retries = int(retries)
+        self.nonfinite: NonFinitePolicy = nonfinite
+        self.remeasure_attempts = int(remeasure_attempts)
+        self.max_bytes = int(max_bytes)
+        self.timeouts = self.reconnects = self.server_restarts = self.remeasured = 0
+        self._ids = itertools.count()
+        self._context = zmq.Context.instance()
+        self._socket: zmq.Socket | None = None
+        self.server_info: dict[str, Any] = {}
+        info = self._hello()
+        super().__init__(
+            info["n_inputs"],
+            info["n_outputs"],
+            tuple(info["drive_range"]),
+            info["out_of_range"],
+            info["energy_per_query_j"],
+            device,
+        )
+
+    # ------------------------------------------------------------------ transport
+    def _connect(self) -> zmq.Socket:
+        if self._socket is None:
+            self._socket = self._context.socket(zmq.DEALER)
+            self._socket.setsockopt(zmq.LINGER, 0)
+            self._socket.setsockopt(zmq.MAXMSGSIZE, 4 * self.max_bytes + 65536)
+            try:
+                self._socket.connect(self.address)
+            except zmq.ZMQError as exc:
+                self._drop_connection()
+                raise ValueError(
+                    f"cannot connect to {self.address!r} ({exc}); expected tcp://HOST:PORT"
+                ) from None
+        return self._socket
+
+    def _drop_connection(self) -> None:
+        if self._socket is not None:
+            self._socket.close(linger=0)
+            self._socket = None
+
+    def _exchange(self, header: dict[str, Any], array: np.ndarray | None) -> tuple[dict, Any]:
+        """Send once and wait ``timeout_s`` for the reply with our id (``({}, None)`` if none)."""
+        rid = next(self._ids)
+        frames = encode({**header, "id": rid}, array)
+        sock = self._connect()
+        sock.send_multipart(frames, copy=False)
+        deadline = time.monotonic() + self.timeout_s
+        while (remaining := deadline - time.monotonic()) > 0:
+            if not sock.poll(max(1, int(remaining * 1000)), zmq.POLLIN):
+                break
+            reply = sock.recv_multipart()
+            try:
+                head, data = decode(reply, self.max_bytes)
+            except ProtocolError as exc:
+                raise RemoteProtocolError(f"malformed reply from {self.address}: {exc}") from None
+            if head.get("id") == rid:
+                return head, data
+            log.debug("dropped a stale reply (id %s, waiting for %s)", head.get("id"), rid)
+        return {}, None
+
+    def _request(self, header: dict[str, Any], array: np.ndarray | None = None) -> tuple[dict, Any]:
+        """Send with retries; reconnect (and greet the server again) after each timeout."""
+        attempts = 1 + self.retries
+        for attempt in range(attempts):
+            if attempt > 0:
+                self._drop_connection()
+                self.reconnects += 1
+                if header["op"] != "hello" and not self._greet_again():
+                    continue
+            head, data = self._exchange(header, array)
+            if head:
+                return head, data
+            self.timeouts += 1
+            log.warning(
+                "no reply from %s within %.1f s (attempt %d/%d)%s",
+                self.address,
+                self.timeout_s,
+                attempt + 1,
+                attempts,
+                "; reconnecting" if attempt + 1 < attempts else "",
+            )
+        self._drop_connection()
+        raise RemoteTimeoutError(
+            f"no reply from {self.address} after {attempts} attempts of {self.timeout_s:g} s: "
+            "is `phyll serve` running there and reachable?"
+        )
+
+    def _hello(self) -> dict[str, Any]:
+        head, _ = self._request({"op": "hello"})
+        return self._adopt_greeting(head)
+
+    def _greet_again(self) -> bool:
+        """After a reconnect: True once the (possibly restarted) server has answered hello."""
+        head, _ = self._exchange({"op": "hello"}, None)
+        if not head:
+            self.timeouts += 1
+            log.warning("no reply from %s within %.1f s; retrying", self.address, self.timeout_s)
+            return False
+        self._adopt_greeting(head)
+        return True
+
+    def _adopt_greeting(self, head: dict[str, Any]) -> dict[str, Any]:
+        """Check a hello reply; refuse a restarted server that serves a different system."""
+        self._check_reply(head)
+        missing = [k for k in (*IDENTITY, "instance", "energy_per_query_j") if k not in head]
+        if missing:
+            raise RemoteProtocolError(f"{self.address} greeting lacks {', '.join(missing)}")
+        if self.server_info:
+            if any(head[k] != self.server_info[k] for k in IDENTITY):
+                now = {k: head[k] for k in IDENTITY}
+                was = {k: self.server_info[k] for k in IDENTITY}
+                raise RemoteSystemError(
+                    f"the server at {self.address} restarted with a different system: "
+                    f"{now}, was {was}"
+                )
+            if head["instance"] != self.server_info["instance"]:
+                self.server_restarts += 1
+                log.warning("%s restarted (same system); continuing", self.address)
+        self.server_info = head
+        return head
+
+    def _check_reply(self, head: dict[str, Any]) -> None:
+        if head.get("ok") is True:
+            return
+        kind, message = head.get("error"), head.get("message", "(no message)")
+        if kind == "DriveError":
+            raise DriveError(f"{self.address} refused the drive: {message}")
+        if kind == "NonFiniteMeasurement":
+            raise NonFiniteMeasurementError(f"{self.address}: {message}")
+        if kind == "ProtocolError":
+            raise RemoteProtocolError(f"{self.address} refused the request: {message}")
+        raise RemoteSystemError(f"{self.address} failed: {kind}: {message}")
+
+    # ------------------------------------------------------------------ physics
+    def _measure(self, drive: Tensor) -> Tensor:
+        array = drive.detach().cpu().numpy()
+        limit = min(self.max_bytes, int(self.server_info.get("max_bytes", self.max_bytes)))
+        row_bytes = 4 * max(self.n_inputs, self.n_outputs) * (2 if array.dtype == np.float64 else 1)
+        rows = max(1, (limit - 8192) // row_bytes)
+        parts = [self._measure_chunk(array[i : i + rows]) for i in range(0, len(array), rows)]
+        return torch.from_numpy(np.concatenate(parts)).to(self.device)
+
+    def _measure_chunk(self, drive: np.ndarray) -> np.ndarray:
+        attempts = 1 + (self.remeasure_attempts if self.nonfinite == "remeasure" else 0)
+        problem = ""
+        for attempt in range(attempts):
+            head, data = self._request({"op": "measure"}, drive)
+            try:
+                self._check_reply(head)
+                if (
+                    head.get("instance", self.server_info["instance"])
+                    != self.server_info["instance"]
+                ):
+                    self._hello()  # ZeroMQ reconnected to a restarted server: same system?
+                if data is None or data.shape != (len(drive), self.n_outputs):
+                    shape = None if data is None else list(data.shape)
+                    raise RemoteProtocolError(
+                        f"{self.address} replied with measurement shape {shape}, expected "
+                        f"[{len(drive)}, {self.n_outputs}]"
+                    )
+                if np.isfinite(data).all():
+                    return data
+                rows = int((~np.isfinite(data)).any(axis=1).sum())
+                problem = f"{self.address} returned NaN/inf in {rows} of {len(drive)} samples"
+            except NonFiniteMeasurementError as exc:
+                problem = str(exc)
+            if attempt + 1 < attempts:  # the wasted batch was physical work: count it
+                with physical_call(len(drive), self.energy_per_query_j):
+                    self._queries += len(drive)
+                self.remeasured += len(drive)
+                log.warning("%s; re-measuring (%d/%d)", problem, attempt + 1, attempts - 1)
+        policy = (
+            f"after {self.remeasure_attempts} re-measurements"
+            if self.nonfinite == "remeasure"
+            else "(policy: raise)"
+        )
+        raise NonFiniteMeasurementError(f"{problem} {policy}")
+
+    # ------------------------------------------------------------------ reports
+    def server_queries(self) -> int:
+        """The server's own count of samples driven (all clients, lost replies included)."""
+        return int(self._hello()["server_queries"])
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **super().describe(),
+            "address": self.address,
+            "nonfinite": self.nonfinite,
+            "served": self.server_info.get("describe", {}),
+        }
+
+    def close(self) -> None:
+        """Close the connection (it reopens on the next call)."""
+        self._drop_connection()
+
+    def __del__(self) -> None:
+        if getattr(self, "_socket", None) is not None:
+            self._drop_connection()
+
+
+class RemoteBlockSystem(RemoteSystem):
+    """Registry form (``--system remote --system-param address=tcp://host:port``).
+
+    One served device can serve every block of a network, as in a lab where one cavity is
+    reused layer after layer: the device needs at least as many drive channels as the widest
+    block input (unused channels are driven at zero) and exactly ``n_outputs`` measured
+    channels. ``seed`` is ignored: a device's noise is its own.
+    """
+
+    def __init__(
+        self,
+        n_inputs: int,
+        n_outputs: int,
+        *,
+        address: str | None = None,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+        **options: Any,
+    ) -> None:
+        del seed
+        if address is None:
+            raise ValueError("the remote system needs --system-param address=tcp://HOST:PORT")
+        known = ("timeout_s", "retries", "nonfinite", "remeasure_attempts", "max_bytes")
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ValueError(
+                f"unknown remote system parameter(s) {', '.join(unknown)}; "
+                f"known: address, {', '.join(known)}"
+            )
+        super().__init__(address, device=device, **options)
+        if self.n_inputs < n_inputs or self.n_outputs != n_outputs:
+            raise ValueError(
+                f"the system served at {address} has {self.n_inputs} drive channels and "
+                f"{self.n_outputs} measurements; this block needs ≥ {n_inputs} and exactly "
+                f"{n_outputs} (set --measurements {self.n_outputs}, or serve a wider system)"
+            )

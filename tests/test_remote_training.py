@@ -1,0 +1,156 @@
+"""Hardware in the loop, end to end: `phyll serve` in a subprocess, training through it, faults."""
+
+from __future__ import annotations
+
+import select
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from phyll.cli import main
+from phyll.experiments.config import TrainConfig
+from phyll.experiments.run_folder import RunFolder
+from phyll.experiments.train import Trainer, TrainingError, build_experiment, train
+from phyll.remote import RemoteBlockSystem, RemoteSystem
+
+CHANNELS = 24  # the served cavity: 24 loudspeakers → 24 measured bins (fits every block)
+CONFIG = dict(dataset="vowels", epochs=3, width=CHANNELS, measurements=CHANNELS)
+
+
+class Servers:
+    """Starts `phyll serve acoustic` subprocesses; the fixture terminates them all."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, port: int = 0) -> str:
+        log = (self.log_dir / f"server{len(self.procs)}.log").open("w")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "phyll.cli", "serve", "acoustic", "--port", str(port),
+             "--param", f"n_inputs={CHANNELS}", "--param", f"n_outputs={CHANNELS}"],
+            stdout=subprocess.PIPE, stderr=log, text=True,
+        )  # fmt: skip
+        self.procs.append(proc)
+        ready, _, _ = select.select([proc.stdout], [], [], 90)
+        line = proc.stdout.readline() if ready else ""
+        if " on tcp://" not in line:
+            pytest.fail(f"phyll serve did not start: {line!r}")
+        return line.rsplit(" on ", 1)[1].strip()
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def servers(tmp_path) -> Iterator[Servers]:
+    s = Servers(tmp_path)
+    yield s
+    s.stop_all()
+
+
+def port_of(address: str) -> int:
+    return int(address.rsplit(":", 1)[1])
+
+
+def test_training_through_phyll_serve_reaches_the_in_process_accuracy(servers, tmp_path):
+    address = servers.start()
+    local = train(TrainConfig(**CONFIG), progress=False)
+    remote_config = TrainConfig(**CONFIG, system="remote", system_params={"address": address})
+    remote = train(remote_config, tmp_path / "remote", progress=False)
+    assert local["test_accuracy"] > 0.8 and remote["test_accuracy"] > 0.8
+    assert abs(remote["test_accuracy"] - local["test_accuracy"]) <= 0.1
+    assert remote["physical_queries"] == local["physical_queries"]
+    # no fault: the server drove exactly the samples the clients counted
+    assert RemoteSystem(address, timeout_s=10).server_queries() == remote["physical_queries"]
+    config = RunFolder(tmp_path / "remote").read_json(tmp_path / "remote" / "config.json")
+    assert config["resolved"]["systems"][0]["served"]["class"] == "AcousticCavity"
+
+    # a served system that does not fit the network is a clear one-line error
+    code = main(["train", "--system", "remote", "--system-param", f"address={address}",
+                 "--measurements", "32", "--quiet", "--out", str(tmp_path / "bad")])  # fmt: skip
+    assert code == 2
+
+
+class KillingRemote(RemoteBlockSystem):
+    """Kills the server at a given call of block 0 (mid-epoch), optionally restarting it."""
+
+    def __init__(self, *args, servers, kill_at, restart, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.servers, self.kill_at, self.restart, self.calls = servers, kill_at, restart, 0
+
+    def _measure(self, drive: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.calls == self.kill_at:
+            self.servers.procs[-1].kill()
+            self.servers.procs[-1].wait(timeout=10)
+            if self.restart:
+                port = port_of(self.address)
+                threading.Thread(target=self.servers.start, args=(port,), daemon=True).start()
+        return super()._measure(drive)
+
+
+def killing_factory(servers, params, restart):
+    def factory(i: int, n_in: int, n_out: int):
+        kill_at = 20 if i == 0 else None  # block 0's 20th call: step 3 of epoch 2
+        return KillingRemote(n_in, n_out, servers=servers, kill_at=kill_at, restart=restart,
+                             **params)  # fmt: skip
+
+    return factory
+
+
+def test_server_killed_mid_epoch_and_restarted_training_continues(servers, tmp_path):
+    address = servers.start()
+    params = {"address": address, "timeout_s": 2.0, "retries": 30}
+    config = TrainConfig(**CONFIG, system="remote", system_params=params)
+    folder = RunFolder(tmp_path / "run")
+    folder.create()
+    experiment = build_experiment(config, killing_factory(servers, params, restart=True))
+    summary = Trainer(experiment, folder).run(progress=False)
+    assert len(servers.procs) == 2 and summary["epochs"] == 3
+    assert summary["test_accuracy"] > 0.8
+    assert all(s.server_restarts == 1 for s in experiment.systems)
+    assert experiment.systems[0].timeouts >= 1
+    assert [m["epoch"] for m in folder.read_metrics()] == [1, 2, 3]
+
+
+def test_server_killed_for_good_stops_with_one_line_and_a_resumable_checkpoint(
+    servers, tmp_path, capsys
+):
+    address = servers.start()
+    params = {"address": address, "timeout_s": 0.5, "retries": 1}
+    config = TrainConfig(**CONFIG, system="remote", system_params=params, checkpoint_every=2)
+    out = tmp_path / "run"
+    with pytest.raises(TrainingError) as exc:
+        train(config, out, progress=False,
+              system_factory=killing_factory(servers, params, restart=False))  # fmt: skip
+    message = str(exc.value)
+    assert "\n" not in message and "no reply from" in message and "--resume" in message
+    assert "epoch 2" in message and "(epoch 1, step 16)" in message
+    state = RunFolder(out).load(out / "checkpoint.pt")  # not corrupted, mid-epoch
+    assert (state["epoch"], state["global_step"]) == (1, 16)
+    assert len(RunFolder(out).read_metrics()) == 1
+
+    # resuming while the device is still down: one clear line, exit status 2
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no reply from" in err and "Traceback" not in err
+
+    servers.start(port_of(address))  # the device is back
+    assert main(["train", "--resume", str(out), "--quiet"]) == 0
+    assert [m["epoch"] for m in RunFolder(out).read_metrics()] == [1, 2, 3]
+    summary = RunFolder(out).read_json(out / "summary.json")
+    assert summary["test_accuracy"] > 0.8
