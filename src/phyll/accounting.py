@@ -11,6 +11,11 @@ These figures are phyll's main claim, so they are measured, never estimated:
   :class:`~phyll.systems.base.PhysicalSystem` call reports itself to the active meters through
   :func:`physical_call`, and the FLOPs and seconds spent inside it are moved from the digital to
   the physical column.
+* a simulator used as a **digital model** by an in-silico learner
+  (:meth:`~phyll.systems.base.PhysicalSystem.as_digital_model`, e.g. in-silico backprop)
+  queries no hardware: its calls do not enter :func:`physical_call`, so its forward FLOPs and
+  the FLOPs of its autograd backward pass (which always runs outside any call's context) are
+  the learner's digital FLOPs, and no physical query is reported.
 * **physical queries** are samples driven through a system, reported by the system itself.
 * **energy** = queries × energy per query + FLOPs × energy per FLOP (constants below).
 """

@@ -448,6 +448,7 @@ class Trainer:
             "use_physics": cfg.use_physics,
             "prediction": getattr(exp.rule, "prediction", None),
             "model_free": exp.rule.model_free,
+            "rule_details": exp.rule.describe(),  # after training (e.g. PAT's twin fit error)
         }
 
 

@@ -8,12 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from phyll.learning.backprop import IdealBackprop, TransferBackprop
 from phyll.learning.base import LearningRule
+from phyll.learning.ff import ForwardForward
+from phyll.learning.pat import PhysicsAwareTraining
 from phyll.learning.phyll import PhyLL
 from phyll.network import PhysicalNetwork
 
 RULES: dict[str, type[LearningRule]] = {
     "phyll": PhyLL,
+    "ff": ForwardForward,
+    "pat": PhysicsAwareTraining,
+    "backprop-ideal": IdealBackprop,
+    "backprop-transfer": TransferBackprop,
 }
 
 

@@ -30,28 +30,20 @@ prediction by the best total goodness) is what ``PhyLL()`` does by default, with
 |·| activation and a skip connection of the block input into the digital layer — the choices of
 the open reimplementation of the acoustic experiment. ``theta``, ``lr``, ``prediction`` are
 options here; ``skip``, ``activation`` and ``use_physics`` (the honesty ablation) are options of
-:func:`phyll.network.build_network`.
+:func:`phyll.network.build_network`. The positive/negative loop, prediction and checkpoint
+state are shared with FF in :mod:`phyll.learning.local`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from phyll.learning.base import LearningRule
-from phyll.learning.readout import LinearReadout
+from phyll.learning.local import LocalContrastiveRule, Prediction, wrong_labels
 from phyll.network import PhysicalNetwork
-
-Prediction = Literal["goodness", "readout"]
-
-
-def wrong_labels(labels: Tensor, n_classes: int, generator: torch.Generator) -> Tensor:
-    """One wrong label per sample, uniform over the ``n_classes - 1`` others."""
-    offset = torch.randint(1, n_classes, labels.shape, generator=generator)
-    return (labels.cpu() + offset) % n_classes
 
 
 def cosine_goodness(y: Tensor, reference: Tensor) -> Tensor:
@@ -59,7 +51,7 @@ def cosine_goodness(y: Tensor, reference: Tensor) -> Tensor:
     return F.cosine_similarity(y, reference.expand_as(y), dim=1, eps=1e-8)
 
 
-class PhyLL(LearningRule):
+class PhyLL(LocalContrastiveRule):
     """Physical local learning, supervised (see module docstring).
 
     Args:
@@ -71,7 +63,6 @@ class PhyLL(LearningRule):
     """
 
     name = "phyll"
-    model_free = True
 
     def __init__(
         self,
@@ -81,14 +72,7 @@ class PhyLL(LearningRule):
         lr: float = 1e-2,
         prediction: Prediction = "goodness",
     ) -> None:
-        super().__init__(network, seed)
-        if network.n_classes < 2:
-            raise ValueError("supervised PhyLL needs a network with at least 2 embedded labels")
-        if prediction not in ("goodness", "readout"):
-            raise ValueError(f"prediction must be 'goodness' or 'readout', got {prediction!r}")
-        self.theta = theta
-        self.lr = lr
-        self.prediction = prediction
+        super().__init__(network, seed, theta, lr, prediction)
         refs = torch.Generator().manual_seed(seed + 7919)
         self.references = [
             F.normalize(torch.randn(b.out_features, generator=refs), dim=0).to(
@@ -96,89 +80,18 @@ class PhyLL(LearningRule):
             )
             for b in network.blocks
         ]
-        self.optimizers = [torch.optim.Adam(b.parameters(), lr=lr) for b in network.blocks]
-        self.readout = (
-            LinearReadout(sum(b.out_features for b in network.blocks), network.n_classes, lr)
-            if prediction == "readout"
-            else None
-        )
 
     def describe(self) -> dict[str, Any]:
-        return {
-            **super().describe(),
-            "theta": self.theta,
-            "lr": self.lr,
-            "prediction": self.prediction,
-            "goodness": "cosine to a fixed random reference per block",
-        }
+        return {**super().describe(), "goodness": "cosine to a fixed random reference per block"}
 
-    def local_loss(self, y_pos: Tensor, y_neg: Tensor, reference: Tensor) -> Tensor:
+    def goodness(self, y: Tensor, block: int) -> Tensor:
+        """Cosine similarity with the block's fixed random reference vector."""
+        return cosine_goodness(y, self.references[block])
+
+    def local_loss(self, y_pos: Tensor, y_neg: Tensor, block: int) -> Tensor:
         """softplus(−θ (G⁺ − G⁻)), averaged over the batch."""
-        gap = cosine_goodness(y_pos, reference) - cosine_goodness(y_neg, reference)
+        gap = self.goodness(y_pos, block) - self.goodness(y_neg, block)
         return F.softplus(-self.theta * gap).mean()
 
-    def train_step(self, x: Tensor, y: Tensor) -> float:
-        net = self.network
-        net.train()
-        batch = x.shape[0]
-        negatives = wrong_labels(y, net.n_classes, self.generator).to(y.device)
-        h = torch.cat([net.embed(x, y), net.embed(x, negatives)])
-        total = 0.0
-        for block, reference, optimizer in zip(
-            net.blocks, self.references, self.optimizers, strict=True
-        ):
-            z = None
-            if block.use_physics:
-                with torch.no_grad():
-                    z = block.measure(h)  # 2B physical queries: positives and negatives
-            out = block.digital(z, h)
-            loss = self.local_loss(out[:batch], out[batch:], reference)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item()
-            h = out.detach()
-        if self.readout is not None:
-            self.readout.train_step(self._features(x), y)
-        return total / len(net.blocks)
 
-    def _features(self, x: Tensor) -> Tensor:
-        """Detached block outputs of a neutral-label pass (readout features)."""
-        with torch.no_grad():
-            return torch.cat(self.network(self.network.embed(x, None)), dim=1)
-
-    def goodness_per_label(self, x: Tensor) -> Tensor:
-        """Goodness summed over blocks for every candidate label: ``[B, n_classes]``."""
-        net = self.network
-        n = net.n_classes
-        labels = torch.arange(n, device=x.device).repeat_interleave(x.shape[0])
-        with torch.no_grad():
-            outputs = net(net.embed(x.repeat(n, 1), labels))
-            score = sum(
-                cosine_goodness(o, r) for o, r in zip(outputs, self.references, strict=True)
-            )
-        return score.view(n, x.shape[0]).T
-
-    def predict(self, x: Tensor) -> Tensor:
-        self.network.eval()
-        if self.readout is not None:
-            return self.readout.predict(self._features(x))
-        return self.goodness_per_label(x).argmax(dim=1)
-
-    def state_dict(self) -> dict[str, Any]:
-        state = {
-            **super().state_dict(),
-            "optimizers": [opt.state_dict() for opt in self.optimizers],
-        }
-        if self.readout is not None:
-            state["readout"] = self.readout.state_dict()
-            state["readout_optimizer"] = self.readout.optimizer.state_dict()
-        return state
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        for opt, opt_state in zip(self.optimizers, state["optimizers"], strict=True):
-            opt.load_state_dict(opt_state)
-        if self.readout is not None:
-            self.readout.load_state_dict(state["readout"])
-            self.readout.optimizer.load_state_dict(state["readout_optimizer"])
+__all__ = ["PhyLL", "cosine_goodness", "wrong_labels"]

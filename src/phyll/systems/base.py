@@ -49,6 +49,9 @@ class PhysicalSystem(ABC):
 
     #: True only for simulators that offer an end-to-end autograd path (in-silico baselines).
     differentiable: bool = False
+    #: True when this object is used as a *digital model* (a simulator run by an in-silico
+    #: learner, see :meth:`as_digital_model`): its calls are digital work, not physical queries.
+    digital_model: bool = False
     #: Tolerance for drive values just outside the range due to float rounding.
     range_tolerance: float = 1e-6
     #: Called with every validated (drive, measurement) pair; see phyll.systems.recording.
@@ -89,6 +92,11 @@ class PhysicalSystem(ABC):
     def __call__(self, drive: Tensor) -> Tensor:
         """Drive the system with a batch and return the measurements ``[B, n_outputs]``."""
         drive = self._validate_drive(drive)
+        if self.digital_model:  # a simulator run by a digital learner: its FLOPs are digital
+            with torch.set_grad_enabled(self.differentiable and torch.is_grad_enabled()):
+                out = self._measure(drive)
+            self._queries += drive.shape[0]
+            return self._validate_measurement(out, drive.shape[0])
         with physical_call(drive.shape[0], self.energy_per_query_j):
             if self.differentiable and torch.is_grad_enabled():
                 out = self._measure(drive)
@@ -125,6 +133,17 @@ class PhysicalSystem(ABC):
         instrument has no such model: the default refuses.
         """
         raise NotImplementedError(f"{type(self).__name__} has no nominal (digital) model")
+
+    def as_digital_model(self) -> PhysicalSystem:
+        """The :meth:`nominal` design model, marked as digital computation.
+
+        Running a simulator to train in silico queries no hardware: its forward (and, through
+        autograd, backward) FLOPs are counted as the learner's digital FLOPs, and no physical
+        query is reported to the meters. The model keeps its own sample counter.
+        """
+        model = self.nominal()
+        model.digital_model = True
+        return model
 
     # ------------------------------------------------------------------ for subclasses
     @abstractmethod

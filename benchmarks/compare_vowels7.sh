@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Figures of README "Baselines and `phyll compare`": every rule on the same physical network.
+# Run from the repository root inside the virtual environment:
+#   bash benchmarks/compare_vowels7.sh [PATH/TO/vowels7_formants.csv]
+# 1. the real 7-vowel task (its own 210/49 split), 3 seeds, the five rules + honesty ablation;
+# 2. the timed default comparison on the embedded vowels (target: under 10 min on 2 cores).
+set -euo pipefail
+DATA="${1:-../shared/data/vowels7_formants.csv}"
+mkdir -p runs
+phyll compare --dataset vowels7 --data-path "$DATA" --seeds 3 \
+    --rules phyll,ff,pat,backprop-ideal,backprop-transfer,phyll-nophysics \
+    --out runs/compare-vowels7 --overwrite --quiet
+/usr/bin/time -f "phyll compare --dataset vowels --system acoustic --seeds 3: %e s wall" \
+    phyll compare --dataset vowels --system acoustic --seeds 3 \
+    --out runs/compare-vowels --overwrite --quiet

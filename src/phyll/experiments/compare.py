@@ -1,0 +1,345 @@
+"""``phyll compare``: several learning rules, one task, one architecture, several seeds.
+
+Every entry trains the *same* network (``build_experiment``: same data split, blocks, widths,
+physical systems and seeds) with :func:`phyll.experiments.train.train`, each run in its own
+subfolder. The comparison folder then holds::
+
+    DIR/summary.json             {"rules": {RULE: {test_accuracy_mean, test_accuracy_std, ...}}}
+    DIR/table.md                 mean ± std over seeds of every figure below
+    DIR/accuracy_vs_epoch.png    test accuracy per epoch (mean ± std over seeds)
+    DIR/accuracy_vs_flops.png    test accuracy against cumulative training digital FLOPs
+    DIR/runs/RULE-seedS/         the run folders (config, metrics.jsonl, summary.json, ...)
+
+Figures per rule (mean and sample standard deviation over seeds): test accuracy on the physical
+system (best-validation epoch), epochs and training wall time until the test accuracy first
+reaches ``--target`` (over the seeds that reach it), physical queries and digital FLOPs (total,
+and per training epoch), wall time, estimated energy. All come from the runs' instrumentation.
+
+Entries are rule names (``phyll list``) plus ``phyll-nophysics``: PhyLL on the same network with
+the physical measurement removed (the honesty ablation, DESIGN.md §4a).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+
+import phyll.plotting  # noqa: F401  (selects matplotlib's Agg backend)
+from phyll.data import DATASETS
+from phyll.experiments.config import TrainConfig
+from phyll.experiments.run_folder import RunFolder, RunFolderError
+from phyll.experiments.train import train
+from phyll.learning import RULES
+from phyll.systems import SYSTEMS
+
+DEFAULT_RULES = ("phyll", "ff", "pat", "backprop-ideal", "backprop-transfer")
+#: compare entries that are not rule names: entry → (rule, config overrides)
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "phyll-nophysics": ("phyll", {"use_physics": False}),
+}
+SUMMED = (
+    "physical_queries",
+    "digital_flops",
+    "wall_time_s",
+    "physical_time_s",
+    "energy_j",
+    "train_physical_queries",
+    "train_digital_flops",
+    "train_wall_time_s",
+    "train_energy_j",
+)
+
+
+def entry_config(entry: str, base: TrainConfig, seed: int) -> TrainConfig:
+    """The run config of one compare entry and seed."""
+    if entry in VARIANTS:
+        rule, overrides = VARIANTS[entry]
+    elif entry in RULES:
+        rule, overrides = entry, {}
+    else:
+        known = ", ".join([*sorted(RULES), *sorted(VARIANTS)])
+        raise ValueError(f"unknown rule {entry!r} in --rules; choose from: {known}")
+    return dataclasses.replace(base, rule=rule, seed=seed, **overrides)
+
+
+def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def time_to_target(history: list[dict[str, Any]], target: float) -> tuple[int, float] | None:
+    """First epoch whose test accuracy reaches ``target`` and the training wall time until then."""
+    for record in history:
+        if (record.get("test_accuracy") or 0.0) >= target:
+            return record["epoch"], record["train_wall_time_s"]
+    return None
+
+
+def aggregate(runs: list[dict[str, Any]], target: float) -> dict[str, Any]:
+    """Mean ± std over the seeds of one entry (``runs``: summary + history per seed)."""
+    out: dict[str, Any] = {"seeds": [r["summary"]["seed"] for r in runs]}
+    acc = [r["summary"]["test_accuracy"] for r in runs]
+    out["test_accuracy_mean"], out["test_accuracy_std"] = _mean_std(acc)
+    out["test_accuracy_per_seed"] = acc
+    for key in SUMMED:
+        out[key], out[f"{key}_std"] = _mean_std([float(r["summary"][key]) for r in runs])
+    per_epoch = [r["summary"]["train_digital_flops"] / r["summary"]["epochs"] for r in runs]
+    out["digital_flops_per_epoch"], out["digital_flops_per_epoch_std"] = _mean_std(per_epoch)
+    reached = [t for t in (time_to_target(r["history"], target) for r in runs) if t is not None]
+    out["target_accuracy"] = target
+    out["seeds_reaching_target"] = len(reached)
+    out["epochs_to_target"], out["epochs_to_target_std"] = _mean_std([e for e, _ in reached])
+    out["wall_time_to_target_s"], out["wall_time_to_target_s_std"] = _mean_std(
+        [w for _, w in reached]
+    )
+    out["epochs"] = runs[0]["summary"]["epochs"]
+    out["model_free"] = runs[0]["summary"]["model_free"]
+    details = runs[0]["summary"].get("rule_details") or {}
+    if "twin_heldout_rel_mse" in details:
+        out["twin_heldout_rel_mse"] = [
+            r["summary"]["rule_details"]["twin_heldout_rel_mse"] for r in runs
+        ]
+    return out
+
+
+def _pm(mean: float | None, std: float | None, fmt: str) -> str:
+    if mean is None:
+        return "—"
+    return f"{mean:{fmt}}" if std is None else f"{mean:{fmt}} ± {std:{fmt}}"
+
+
+def markdown_table(rules: dict[str, dict[str, Any]], n_seeds: int) -> str:
+    """The comparison as a Markdown table (mean ± std over seeds)."""
+    target = next(iter(rules.values()))["target_accuracy"]
+    lines = [
+        f"| rule | test accuracy (%) | epochs to {100 * target:.0f} % | "
+        f"train time to {100 * target:.0f} % (s) | physical queries | digital FLOPs | "
+        "digital FLOPs / epoch (train) | wall time (s) | energy (J) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in rules.items():
+        acc_mean = None if r["test_accuracy_mean"] is None else 100 * r["test_accuracy_mean"]
+        acc_std = None if r["test_accuracy_std"] is None else 100 * r["test_accuracy_std"]
+        reached = f" ({r['seeds_reaching_target']}/{n_seeds})"
+        lines.append(
+            f"| {name} | {_pm(acc_mean, acc_std, '.1f')} "
+            f"| {_pm(r['epochs_to_target'], r['epochs_to_target_std'], '.1f')}{reached} "
+            f"| {_pm(r['wall_time_to_target_s'], r['wall_time_to_target_s_std'], '.2f')} "
+            f"| {r['physical_queries']:,.0f} | {r['digital_flops']:.3g} "
+            f"| {r['digital_flops_per_epoch']:.3g} "
+            f"| {_pm(r['wall_time_s'], r['wall_time_s_std'], '.1f')} "
+            f"| {r['energy_j']:.3g} |"
+        )  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _curves(histories: list[list[dict[str, Any]]], x_key: str) -> tuple[list, list, list]:
+    n = min(len(h) for h in histories)
+    xs = [statistics.fmean(h[i][x_key] for h in histories) for i in range(n)]
+    accs = [[h[i]["test_accuracy"] for h in histories] for i in range(n)]
+    mean = [statistics.fmean(a) for a in accs]
+    std = [statistics.stdev(a) if len(a) > 1 else 0.0 for a in accs]
+    return xs, mean, std
+
+
+def plot_comparison(histories: dict[str, list[list[dict[str, Any]]]], folder: Path) -> None:
+    """accuracy_vs_epoch.png and accuracy_vs_flops.png (mean ± std over seeds)."""
+    for x_key, name, label, log in (
+        ("epoch", "accuracy_vs_epoch.png", "epoch", False),
+        ("train_digital_flops", "accuracy_vs_flops.png", "training digital FLOPs", True),
+    ):
+        fig, ax = plt.subplots(figsize=(6.5, 4.2))
+        for rule, runs in histories.items():
+            xs, mean, std = _curves(runs, x_key)
+            low = [m - s for m, s in zip(mean, std, strict=True)]
+            high = [m + s for m, s in zip(mean, std, strict=True)]
+            (line,) = ax.plot(xs, mean, marker=".", label=rule)
+            ax.fill_between(xs, low, high, color=line.get_color(), alpha=0.15)
+        ax.set(xlabel=label, ylabel="test accuracy", ylim=(0, 1.02))
+        if log:
+            ax.set_xscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(folder / name, dpi=120)
+        plt.close(fig)
+
+
+def compare(
+    base: TrainConfig,
+    entries: list[str],
+    seeds: list[int],
+    out: str | Path,
+    *,
+    target: float = 0.9,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train every entry for every seed; write and return the comparison summary."""
+    folder = Path(out)
+    if not folder.resolve().parent.is_dir():
+        raise RunFolderError(f"cannot create {folder}: its parent folder does not exist")
+    if (folder / "summary.json").exists() and not overwrite:
+        raise RunFolderError(f"{folder} already holds a comparison: pass --overwrite")
+    configs = {e: [entry_config(e, base, s) for s in seeds] for e in entries}  # validate first
+    (folder / "runs").mkdir(parents=True, exist_ok=True)
+    results: dict[str, list[dict[str, Any]]] = {}
+    total, done = len(entries) * len(seeds), 0
+    for entry, entry_configs in configs.items():
+        results[entry] = []
+        for config in entry_configs:
+            done += 1
+            run_dir = folder / "runs" / f"{entry}-seed{config.seed}"
+            if progress:
+                print(f"[{done}/{total}] {entry} · seed {config.seed} → {run_dir}", flush=True)
+            start = time.perf_counter()
+            summary = train(config, run_dir, progress=progress, overwrite=overwrite)
+            history = RunFolder(run_dir).read_metrics()
+            results[entry].append({"summary": summary, "history": history, "dir": str(run_dir)})
+            if progress:
+                print(
+                    f"[{done}/{total}] {entry} · seed {config.seed}: test accuracy "
+                    f"{summary['test_accuracy']:.3f} in {time.perf_counter() - start:.1f} s",
+                    flush=True,
+                )
+    rules = {e: aggregate(runs, target) for e, runs in results.items()}
+    summary = {
+        "dataset": base.dataset,
+        "system": base.system,
+        "seeds": seeds,
+        "target_accuracy": target,
+        "config": base.to_dict(),
+        "rules": rules,
+        "runs": {e: [r["dir"] for r in runs] for e, runs in results.items()},
+    }
+    RunFolder(folder).write_json(folder / "summary.json", summary)
+    table = markdown_table(rules, len(seeds))
+    (folder / "table.md").write_text(table)
+    plot_comparison({e: [r["history"] for r in runs] for e, runs in results.items()}, folder)
+    return summary
+
+
+# ---------------------------------------------------------------------- command line
+def command_compare(args: argparse.Namespace) -> int:
+    from phyll.cli import parse_params
+
+    base = TrainConfig(
+        dataset=args.dataset, system=args.system, epochs=args.epochs,
+        batch_size=args.batch_size, blocks=args.blocks, width=args.width,
+        measurements=args.measurements, lr=args.lr, data_path=args.data_path,
+        device=args.device, system_params=parse_params(args.system_param),
+    )  # fmt: skip
+    entries = [e.strip() for e in args.rules.split(",") if e.strip()]
+    if not entries:
+        raise ValueError("--rules is empty")
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
+    if not 0.0 < args.target <= 1.0:
+        raise ValueError(f"--target must be in (0, 1], got {args.target}")
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    out = Path(args.out) if args.out else Path("runs") / f"compare-{base.dataset}-{base.system}"
+    if not args.out:
+        out.parent.mkdir(exist_ok=True)
+    compare(
+        base, entries, seeds, out, target=args.target, overwrite=args.overwrite,
+        progress=not args.quiet,
+    )  # fmt: skip
+    print((out / "table.md").read_text(), end="")
+    print(f"comparison folder: {out}")
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add ``phyll compare`` to the CLI."""
+    d = TrainConfig()
+    p = sub.add_parser(
+        "compare",
+        help="compare learning rules on one task, architecture and set of seeds",
+        description="Train every rule in --rules on the same data, physical systems, "
+        "architecture and seeds; write a table, plots and summary.json.",
+    )
+    p.add_argument(
+        "--rules",
+        default=",".join(DEFAULT_RULES),
+        help="comma-separated rules; also phyll-nophysics (honesty ablation) "
+        "(default: %(default)s)",
+    )
+    p.add_argument("--seeds", type=int, default=3, help="seeds per rule (default: %(default)s)")
+    p.add_argument("--first-seed", type=int, default=0, help="first seed (default: %(default)s)")
+    p.add_argument(
+        "--target",
+        type=float,
+        default=0.9,
+        help="test accuracy for the epochs/time-to-target columns (default: %(default)s)",
+    )
+    p.add_argument(
+        "--dataset",
+        choices=sorted(DATASETS),
+        default=d.dataset,
+        help="dataset name (default: %(default)s)",
+    )
+    p.add_argument(
+        "--data-path",
+        default=None,
+        help="file or folder for datasets read from disk (e.g. vowels7's CSV)",
+    )
+    p.add_argument(
+        "--system",
+        choices=sorted(SYSTEMS),
+        default=d.system,
+        help="physical system of every block (default: %(default)s)",
+    )
+    p.add_argument(
+        "--system-param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="system parameter, repeatable (e.g. noise_std=0.01)",
+    )
+    p.add_argument(
+        "--blocks", type=int, default=d.blocks, help="physical blocks (default: %(default)s)"
+    )
+    p.add_argument(
+        "--width",
+        type=int,
+        default=d.width,
+        help="hidden representation width (default: %(default)s)",
+    )
+    p.add_argument(
+        "--measurements",
+        type=int,
+        default=d.measurements,
+        help="measured channels of every system (default: %(default)s)",
+    )
+    p.add_argument(
+        "--epochs", type=int, default=d.epochs, help="epochs of every run (default: %(default)s)"
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=d.batch_size,
+        help="samples per step (default: %(default)s)",
+    )
+    p.add_argument(
+        "--lr", type=float, default=d.lr, help="learning rate of every rule (default: %(default)s)"
+    )
+    p.add_argument(
+        "--device", default=d.device, help="torch device: cpu or cuda (default: %(default)s)"
+    )
+    p.add_argument(
+        "--out", default=None, help="comparison folder (default: runs/compare-DATASET-SYSTEM)"
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a comparison (and its runs) already in --out",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=command_compare)

@@ -1,0 +1,73 @@
+r"""FF — the forward-forward algorithm (Hinton, "The Forward-Forward Algorithm", 2022).
+
+The reference model-free local rule, trained on the same physical network as PhyLL. For a batch
+``(x, y)``, positive data embed the true label and negative data a wrong one (uniform among the
+others); every block drives its physical system once with both (``2B`` queries per block, under
+``torch.no_grad()``) and updates only its own digital weights from its own loss:
+
+* **goodness** of a block output :math:`y_l`: the mean of its squared activities,
+  :math:`G = \frac{1}{d}\sum_j y_{l,j}^2` (Hinton uses the sum; the mean keeps one θ valid for
+  every width);
+* **local loss**: the logistic loss of "positive" against the threshold θ,
+  :math:`\mathrm{softplus}(\theta - G^+) + \mathrm{softplus}(G^- - \theta)`, averaged over
+  the batch (Hinton's :math:`p = \sigma(G - \theta)`);
+* the next block sees the output *normalised* (the block's drive map divides each sample by its
+  maximum), so goodness is not passed on, as in the paper's layer normalisation;
+* **prediction**: the label whose embedding gives the largest goodness summed over blocks
+  (``prediction="readout"``: a linear readout on detached block outputs).
+
+The positive/negative loop, prediction and state are shared with PhyLL
+(:mod:`phyll.learning.local`); only goodness and loss differ. The default θ = 2 suits the
+network's standardised measurements and |·| activations (outputs of order 1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from phyll.learning.local import LocalContrastiveRule, Prediction
+from phyll.network import PhysicalNetwork
+
+
+def mean_square_goodness(y: Tensor) -> Tensor:
+    """Hinton's goodness per sample: mean of the squared activities."""
+    return y.pow(2).mean(dim=1)
+
+
+class ForwardForward(LocalContrastiveRule):
+    """Forward-forward training of a physical network (see module docstring).
+
+    Args:
+        network: the physical network to train (≥ 2 embedded labels).
+        seed: seeds the negative labels.
+        theta: goodness threshold θ.
+        lr: Adam learning rate of every block's digital weights.
+        prediction: ``"goodness"`` (paper) or ``"readout"``.
+    """
+
+    name = "ff"
+
+    def __init__(
+        self,
+        network: PhysicalNetwork,
+        seed: int = 0,
+        theta: float = 2.0,
+        lr: float = 1e-2,
+        prediction: Prediction = "goodness",
+    ) -> None:
+        super().__init__(network, seed, theta, lr, prediction)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "goodness": "mean square activity vs threshold theta"}
+
+    def goodness(self, y: Tensor, block: int) -> Tensor:
+        del block
+        return mean_square_goodness(y)
+
+    def local_loss(self, y_pos: Tensor, y_neg: Tensor, block: int) -> Tensor:
+        """softplus(θ − G⁺) + softplus(G⁻ − θ), averaged over the batch."""
+        g_pos, g_neg = self.goodness(y_pos, block), self.goodness(y_neg, block)
+        return (F.softplus(self.theta - g_pos) + F.softplus(g_neg - self.theta)).mean()

@@ -1,0 +1,86 @@
+"""`phyll compare`: one table, plots and summary.json over rules × seeds, from real runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from phyll.cli import main
+from phyll.experiments.compare import aggregate, entry_config, markdown_table, time_to_target
+from phyll.experiments.config import TrainConfig
+
+
+def test_compare_writes_summary_table_plots_and_run_folders(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    rules = "phyll,backprop-ideal,phyll-nophysics"
+    argv = ["compare", "--rules", rules, "--seeds", "2", "--epochs", "2", "--width", "16",
+            "--measurements", "32", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "[6/6] phyll-nophysics · seed 1" in printed  # progress per rule and seed
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["rules"]) == ["phyll", "backprop-ideal", "phyll-nophysics"]
+    for name, rule in summary["rules"].items():
+        keys = ("test_accuracy_mean", "test_accuracy_std", "physical_queries", "digital_flops",
+                "wall_time_s", "digital_flops_per_epoch", "energy_j")  # fmt: skip
+        for key in keys:
+            assert rule[key] is not None, (name, key)
+        runs = [json.loads((out / "runs" / f"{name}-seed{s}" / "summary.json").read_text())
+                for s in (0, 1)]  # fmt: skip
+        accs = [r["test_accuracy"] for r in runs]
+        assert rule["test_accuracy_mean"] == pytest.approx(sum(accs) / 2)
+        assert rule["physical_queries"] == pytest.approx(
+            sum(r["physical_queries"] for r in runs) / 2
+        )
+    rules = summary["rules"]
+    assert rules["phyll"]["test_accuracy_mean"] > 0.5
+    assert rules["phyll-nophysics"]["physical_queries"] == 0  # the ablation drives no physics
+    assert rules["backprop-ideal"]["physical_queries"] == 0  # in silico, tested in silico
+    table = (out / "table.md").read_text()
+    assert table in printed and "| phyll-nophysics |" in table
+    assert (out / "accuracy_vs_epoch.png").stat().st_size > 0
+    assert (out / "accuracy_vs_flops.png").stat().st_size > 0
+    assert main(argv) == 2  # an existing comparison is not overwritten silently
+
+
+def test_unknown_rule_is_a_clear_user_error(tmp_path, capsys):
+    assert main(["compare", "--rules", "phyll,sgd", "--out", str(tmp_path / "c")]) == 2
+    assert "unknown rule 'sgd'" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
+
+
+def test_entries_share_everything_but_the_rule():
+    base = TrainConfig(dataset="vowels", width=16)
+    ablation = entry_config("phyll-nophysics", base, seed=3)
+    assert (ablation.rule, ablation.use_physics, ablation.seed, ablation.width) == (
+        "phyll", False, 3, 16,
+    )  # fmt: skip
+    assert entry_config("pat", base, seed=3).use_physics
+
+
+def _run(seed, accs, wall_per_epoch=1.0):
+    history = [
+        {"epoch": e + 1, "test_accuracy": a, "train_wall_time_s": wall_per_epoch * (e + 1)}
+        for e, a in enumerate(accs)
+    ]
+    summary = {
+        "seed": seed, "test_accuracy": max(accs), "epochs": len(accs), "model_free": True,
+        "physical_queries": 100, "digital_flops": 1000, "wall_time_s": 5.0,
+        "physical_time_s": 1.0, "energy_j": 0.5, "train_physical_queries": 80,
+        "train_digital_flops": 800, "train_wall_time_s": 4.0, "train_energy_j": 0.4,
+    }  # fmt: skip
+    return {"summary": summary, "history": history}
+
+
+def test_aggregate_means_stds_and_time_to_target():
+    assert time_to_target(_run(0, [0.5, 0.95, 0.97])["history"], 0.9) == (2, 2.0)
+    assert time_to_target(_run(0, [0.5, 0.6])["history"], 0.9) is None
+    agg = aggregate([_run(0, [0.5, 0.9]), _run(1, [0.7, 0.8]), _run(2, [0.95, 0.9])], 0.9)
+    assert agg["test_accuracy_mean"] == pytest.approx((0.9 + 0.8 + 0.95) / 3)
+    assert agg["test_accuracy_std"] == pytest.approx(0.0763762615)  # sample std
+    assert agg["seeds_reaching_target"] == 2
+    assert agg["epochs_to_target"] == pytest.approx(1.5)
+    assert agg["digital_flops_per_epoch"] == 400
+    table = markdown_table({"phyll": agg}, 3)
+    assert "| phyll | 88.3 ± 7.6 | 1.5 ± 0.7 (2/3) |" in table
