@@ -87,13 +87,23 @@ class PhysicalSystem(ABC):
         """Drive the system with a batch and return the measurements ``[B, n_outputs]``."""
         drive = self._validate_drive(drive)
         with physical_call(drive.shape[0], self.energy_per_query_j):
-            if self.differentiable and torch.is_grad_enabled():
-                out = self._measure(drive)
-            else:
-                with torch.no_grad():
-                    out = self._measure(drive)
-        self._queries += drive.shape[0]
+            out = self._run(drive)
         return self._validate_measurement(out, drive.shape[0])
+
+    def _run(self, drive: Tensor) -> Tensor:
+        """Measure a validated drive and count its queries, without reporting to the meters.
+
+        :meth:`__call__` wraps this in one :func:`~phyll.accounting.physical_call`; a wrapper
+        around another system (:mod:`phyll.systems.faults`) calls its inner system's
+        ``_run`` so that a wrapped query is counted once by the meters, not once per layer.
+        """
+        if self.differentiable and torch.is_grad_enabled():
+            out = self._measure(drive)
+        else:
+            with torch.no_grad():
+                out = self._measure(drive)
+        self._queries += drive.shape[0]
+        return out
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint needs to restore the system exactly (counter, noise RNG...)."""
@@ -119,6 +129,29 @@ class PhysicalSystem(ABC):
         instrument has no such model: the default refuses.
         """
         raise NotImplementedError(f"{type(self).__name__} has no nominal (digital) model")
+
+    #: what :meth:`perturb`'s ``strength`` means for this system (unit and physical change)
+    perturbation: str = "none: this system has no perturbation model"
+
+    @property
+    def perturbable(self) -> bool:
+        """Whether :meth:`perturb` models a physical change of this system."""
+        return type(self).perturb is not PhysicalSystem.perturb
+
+    def perturb(self, strength: float = 1.0) -> None:
+        """Change the system physically by ``strength`` (units: :attr:`perturbation`).
+
+        Perturbations are cumulative and continuous (``perturb(a); perturb(b)`` equals
+        ``perturb(a + b)``, ``perturb(-a)`` undoes ``perturb(a)``), so the drift wrapper can
+        random-walk them; they are part of :meth:`state_dict`. Each simulator implements a
+        physical change (a temperature jump, a moved scatterer, a changed medium). A real
+        instrument cannot be perturbed on demand: the default refuses.
+        """
+        del strength
+        raise NotImplementedError(
+            f"{type(self).__name__} has no perturbation model; perturb its measurement with "
+            "a fault wrapper (target='gain') instead"
+        )
 
     # ------------------------------------------------------------------ for subclasses
     @abstractmethod
