@@ -132,6 +132,8 @@ class PhysicalSystem(ABC):
 
     #: what :meth:`perturb`'s ``strength`` means for this system (unit and physical change)
     perturbation: str = "none: this system has no perturbation model"
+    #: a strong but realistic step in those units (the robustness experiment's default)
+    typical_perturbation: float = 1.0
 
     @property
     def perturbable(self) -> bool:

@@ -68,6 +68,7 @@ class FaultWrapper(PhysicalSystem):
         self.inner = inner
         self.differentiable = inner.differentiable
         self.perturbation = inner.perturbation
+        self.typical_perturbation = inner.typical_perturbation
         self.seed = int(seed)
         self._rng = torch.Generator().manual_seed(self.seed)
 

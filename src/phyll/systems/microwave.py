@@ -144,6 +144,7 @@ class MicrowaveCavity(PhysicalSystem):
 
     differentiable = True
     perturbation = "displacement (cm) of the cavity's moving scatterers"
+    typical_perturbation = 1.0
 
     def __init__(
         self,

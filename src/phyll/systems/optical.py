@@ -116,6 +116,7 @@ class OpticalSystem(PhysicalSystem):
 
     differentiable = True
     perturbation = "medium decorrelation θ: field correlation sin(πθ)/(πθ), θ = 1 a new medium"
+    typical_perturbation = 0.3
 
     def __init__(
         self,
