@@ -230,8 +230,9 @@ def plot_robustness(report: dict[str, Any], path: Path) -> None:
             ax.axvline(config["perturb_epoch"] + 0.5, color="k", ls=":", label="perturbation")
             for i, runs in enumerate(report["results"].values()):
                 after = runs["step"]["right_after_step"]
+                label = "right after the step (not retrained)" if i == 0 else None
                 ax.plot([config["perturb_epoch"] + 0.5], [after["test_accuracy"]], marker="v",
-                        color=f"C{i}", ls="none")  # fmt: skip
+                        color=f"C{i}", ls="none", label=label)  # fmt: skip
         title = {"step": "step perturbation", "drift": "continuous drift"}.get(scenario, "")
         ax.set(
             xlabel="epoch",
