@@ -3,7 +3,9 @@
 Run: ``python benchmarks/systems_learning.py`` (CPU; ``--systems optical --datasets digits``
 to run a part). Each run is ``phyll train --system NAME --dataset DATASET`` with the default
 configuration (2 blocks, 128 measurements, 30 epochs, seed 0); the test accuracy is that of the
-best-validation epoch. Not a test: it prints the figures the README quotes.
+best-validation epoch. ``--ablation`` also trains the same network with the physical
+measurement removed (``--no-physics``, the honesty ablation: what the skip connection alone
+gives). Not a test: it prints the figures the README quotes.
 """
 
 from __future__ import annotations
@@ -18,19 +20,27 @@ from phyll.systems import SYSTEMS
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--systems", nargs="+", default=sorted(SYSTEMS), help="systems to train")
+    parser.add_argument("--systems", nargs="*", default=sorted(SYSTEMS), help="systems to train")
     parser.add_argument("--datasets", nargs="+", default=["vowels", "digits"], help="datasets")
     parser.add_argument("--epochs", type=int, default=TrainConfig().epochs, help="epochs per run")
     parser.add_argument("--seed", type=int, default=0, help="seed of every run")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
+    parser.add_argument("--ablation", action="store_true", help="add the no-physics network")
     args = parser.parse_args()
     results = []
-    for system in args.systems:
+    runs = [(system, True) for system in args.systems] + ([("acoustic", False)] * args.ablation)
+    for system, use_physics in runs:
         for dataset in args.datasets:
-            config = TrainConfig(dataset=dataset, system=system, epochs=args.epochs, seed=args.seed)
+            config = TrainConfig(
+                dataset=dataset,
+                system=system,
+                epochs=args.epochs,
+                seed=args.seed,
+                use_physics=use_physics,
+            )
             s = train(config, progress=False)
             row = {
-                "system": system,
+                "system": system if use_physics else "none (ablation)",
                 "dataset": dataset,
                 "test_accuracy": s["test_accuracy"],
                 "chance_accuracy": s["chance_accuracy"],
@@ -42,7 +52,7 @@ def main() -> None:
             }
             results.append(row)
             print(
-                f"{system:>10} {dataset:>7}: test {row['test_accuracy']:.3f} "
+                f"{row['system']:>10} {dataset:>7}: test {row['test_accuracy']:.3f} "
                 f"({row['x_chance']:.1f}× chance {row['chance_accuracy']:.3f}, best epoch "
                 f"{row['best_epoch']}) · training {row['train_wall_time_s']:.1f} s, "
                 f"total {row['wall_time_s']:.1f} s",
