@@ -5,7 +5,8 @@ to run a part). Each run is ``phyll train --system NAME --dataset DATASET`` with
 configuration (2 blocks, 128 measurements, 30 epochs, seed 0); the test accuracy is that of the
 best-validation epoch. ``--ablation`` also trains the same network with the physical
 measurement removed (``--no-physics``, the honesty ablation: what the skip connection alone
-gives). Not a test: it prints the figures the README quotes.
+gives); ``--no-skip`` removes the skip connection, so the digital weights see the physical
+measurement only (what the physics alone provides). Not a test: it prints the figures the README quotes.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of every run")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     parser.add_argument("--ablation", action="store_true", help="add the no-physics network")
+    parser.add_argument("--no-skip", dest="skip", action="store_false", help="measurement only")
     args = parser.parse_args()
     results = []
     runs = [(system, True) for system in args.systems] + ([("acoustic", False)] * args.ablation)
@@ -37,11 +39,13 @@ def main() -> None:
                 epochs=args.epochs,
                 seed=args.seed,
                 use_physics=use_physics,
+                skip=args.skip,
             )
             s = train(config, progress=False)
             row = {
                 "system": system if use_physics else "none (ablation)",
                 "dataset": dataset,
+                "skip": args.skip,
                 "test_accuracy": s["test_accuracy"],
                 "chance_accuracy": s["chance_accuracy"],
                 "x_chance": s["test_accuracy"] / s["chance_accuracy"],
