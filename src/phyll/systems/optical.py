@@ -152,7 +152,10 @@ class OpticalSystem(PhysicalSystem):
         )
         n_modes = grid * grid
         if n_inputs > n_modes or n_outputs > n_modes:
-            raise ValueError(f"grid {grid} has {n_modes} modes: need n_inputs, n_outputs <= it")
+            raise ValueError(
+                f"grid {grid} has {n_modes} modes: need n_inputs ({n_inputs}) and n_outputs "
+                f"({n_outputs}) <= {n_modes}; enlarge it (system parameter grid=N)"
+            )
         if encoding not in ("phase", "amplitude"):
             raise ValueError(f"encoding must be 'phase' or 'amplitude', got {encoding!r}")
         if nonlinearity not in ("saturable", "shg", "none"):
