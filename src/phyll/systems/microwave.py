@@ -15,7 +15,8 @@ Alexandropoulos, Shlezinger, Imani, del Hougne, "PhysFad", IEEE TWC 2023), by po
   a quarter wavelength in front of the wall), each a resonant dipole whose resonance frequency
   the drive tunes: :math:`f_{r}(a) = f_{off} + a\,(f_{on} - f_{off})`, ``control="continuous"``
   (varactor-tuned elements, continuous reflection phase) or :math:`a \in \{0, 1\}`
-  (``control="1-bit"``, PIN-diode elements; the drive is thresholded at 1/2).
+  (``control="1-bit"``, PIN-diode elements; the drive is thresholded at 1/2, with a
+  straight-through gradient on the autograd path, the usual surrogate for binary controls).
 
 With the 2-D Green's function :math:`G(r) = \tfrac{i}{4} H_0^{(1)}(k r)`, :math:`k = 2\pi f/c`,
 the dipole moments :math:`p` excited by external fields :math:`e` solve
