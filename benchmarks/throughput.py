@@ -31,9 +31,12 @@ def system_throughput(name: str, device: str, batch: int = 1024, repeats: int = 
     return batch * repeats / (time.perf_counter() - start)
 
 
-def phyll_epoch_seconds(dataset: str, device: str, epochs: int = 3) -> float:
+def phyll_epoch_seconds(
+    dataset: str, device: str, system: str = "acoustic", epochs: int = 3
+) -> float:
     """Median wall time of one PhyLL training epoch (default architecture, instrumentation on)."""
-    trainer = Trainer(build_experiment(TrainConfig(dataset=dataset, device=device)))
+    config = TrainConfig(dataset=dataset, system=system, device=device)
+    trainer = Trainer(build_experiment(config))
     times = []
     for _ in range(epochs):
         before = trainer.train_meter.costs.wall_time_s
@@ -50,9 +53,10 @@ def main() -> None:
     for name in sorted(SYSTEMS):
         rate = system_throughput(name, args.device)
         print(f"{name:>10} forward, batch 1024, 64→128 channels: {rate:,.0f} samples/s")
-    for dataset in ("vowels", "digits"):
-        seconds = phyll_epoch_seconds(dataset, args.device)
-        print(f"PhyLL epoch on {dataset} (2 acoustic blocks, default config): {seconds:.2f} s")
+    for name in sorted(SYSTEMS):
+        for dataset in ("vowels", "digits"):
+            seconds = phyll_epoch_seconds(dataset, args.device, name)
+            print(f"PhyLL epoch on {dataset} (2 {name} blocks, default config): {seconds:.2f} s")
 
 
 if __name__ == "__main__":

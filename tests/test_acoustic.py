@@ -128,3 +128,20 @@ def test_nominal_model_is_the_design_without_noise_or_fabrication_error():
     assert gap > 0.01  # the built room is not the design
     exact = AcousticCavity(6, 12, fabrication_std_m=0.0, noise_std=0.0, adc_bits=None)
     assert torch.allclose(design(drive), exact(drive))
+
+
+def test_microphone_count_sets_the_frequencies_per_microphone():
+    system = AcousticCavity(6, 24, n_mics=3)
+    assert system.n_mics == 3 and system.n_freqs == 8
+    assert system(torch.rand(2, 6)).shape == (2, 24)
+
+
+def test_perturbation_is_a_reversible_temperature_step():
+    system = ideal()
+    drive = torch.rand(4, 6)
+    before = system(drive)
+    system.perturb(10.0)
+    assert system.temperature_c == 30.0 and system.perturbable
+    assert not torch.allclose(system(drive), before, rtol=0.05)
+    system.perturb(-10.0)
+    assert torch.allclose(system(drive), before, rtol=1e-5, atol=1e-7)

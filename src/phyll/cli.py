@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from phyll.data import DATASETS, DatasetError
-from phyll.experiments import compare
+from phyll.experiments import compare, robustness
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.run_folder import RunFolderError
 from phyll.experiments.train import TrainingError, resume, train
@@ -254,6 +254,7 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     register_train,
     register_list,
     compare.register,
+    robustness.register,
     remote_command.register,
 ]
 

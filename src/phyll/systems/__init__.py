@@ -18,9 +18,13 @@ from phyll.systems.base import (
     PhysicalSystemError,
 )
 from phyll.systems.function import CallableSystem
+from phyll.systems.microwave import MicrowaveCavity
+from phyll.systems.optical import OpticalSystem
 
 SYSTEMS: dict[str, type[PhysicalSystem]] = {
     "acoustic": AcousticCavity,
+    "microwave": MicrowaveCavity,
+    "optical": OpticalSystem,
     "remote": RemoteBlockSystem,  # a system served by `phyll serve` (address=tcp://host:port)
 }
 
@@ -39,7 +43,9 @@ __all__ = [
     "AcousticCavity",
     "CallableSystem",
     "DriveError",
+    "MicrowaveCavity",
     "NonFiniteMeasurementError",
+    "OpticalSystem",
     "PhysicalSystem",
     "PhysicalSystemError",
     "make_system",

@@ -43,6 +43,7 @@ parameter             meaning                                                   
 n_inputs              loudspeakers (drive channels)                              —
 n_outputs             measured (microphone, frequency) bins; ``n_mics`` follows  —
 n_freqs               tones per speaker                                          4
+n_mics                microphones; if given, n_freqs = ceil(n_outputs / n_mics)  None
 room_size_m           room dimensions (m)                                        (4.0, 3.2, 2.6)
 t60_s                 reverberation time T60 (s)                                 0.6
 band_hz               lowest and highest tone (Hz)                               (400, 2000)
@@ -57,6 +58,14 @@ channel_power_w       electrical power of one speaker at full drive (W)         
 window_s              measurement window per sample (s)                          0.01
 seed                  positions, paths, tone phases and noise stream             0
 ===================== ========================================================= ==============
+
+Perturbation: :meth:`AcousticCavity.perturb` changes the air temperature by ``strength`` °C
+(a step: a door opened, the air conditioning switching; a random walk: slow thermal drift). At
+20 °C, 1 °C changes c by 0.17 %, which re-phases a path of length L at frequency f by
+:math:`2\pi f L \cdot 0.0017 / c`: about 0.1 rad for the direct path at 1 kHz, several radians
+for the late reverberant paths. The early paths carry most of the power, so the measured powers
+change by ~0.5 % per °C; a 10 °C step (``typical_perturbation``: a heating failure, a
+door to the outside) changes them by ~25 % (correlation 0.83 with the powers before).
 
 Energy per query = ``n_inputs × channel_power_w × window_s``: a 10 mW small loudspeaker
 channel driven for a 10 ms window (≈100 Hz frequency resolution), i.e. 0.1 mJ per channel.
@@ -92,6 +101,8 @@ class AcousticCavity(PhysicalSystem):
     """Loudspeakers → reverberant room → microphone power spectra (see module docstring)."""
 
     differentiable = True
+    perturbation = "air temperature change (°C); re-phases every propagation path"
+    typical_perturbation = 10.0
 
     def __init__(
         self,
@@ -99,6 +110,7 @@ class AcousticCavity(PhysicalSystem):
         n_outputs: int,
         *,
         n_freqs: int = 4,
+        n_mics: int | None = None,
         room_size_m: tuple[float, float, float] = (4.0, 3.2, 2.6),
         t60_s: float = 0.6,
         band_hz: tuple[float, float] = (400.0, 2000.0),
@@ -125,6 +137,10 @@ class AcousticCavity(PhysicalSystem):
         )
         if encoding not in ("amplitude", "phase"):
             raise ValueError(f"encoding must be 'amplitude' or 'phase', got {encoding!r}")
+        if n_mics is not None:
+            if n_mics < 1:
+                raise ValueError(f"n_mics must be positive, got {n_mics}")
+            n_freqs = math.ceil(n_outputs / n_mics)
         if t60_s <= 0 or n_paths < 1 or n_freqs < 1 or noise_std < 0 or fabrication_std_m < 0:
             raise ValueError(
                 "t60_s, n_paths, n_freqs must be positive; noise_std, fabrication_std_m >= 0"
@@ -234,6 +250,10 @@ class AcousticCavity(PhysicalSystem):
         )
 
     # ------------------------------------------------------------------ knobs
+    def perturb(self, strength: float = 1.0) -> None:
+        """Temperature jump of ``strength`` °C (sound speed change; see module docstring)."""
+        self.set_temperature(self.temperature_c + float(strength))
+
     def set_temperature(self, temperature_c: float) -> None:
         """Change the air temperature (re-phases every path; the gain staging is kept)."""
         self.temperature_c = float(temperature_c)
@@ -252,4 +272,9 @@ class AcousticCavity(PhysicalSystem):
         self._noise.set_state(state["noise_rng"])
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), **self.params, "temperature_c": self.temperature_c}
+        return {
+            **super().describe(),
+            **self.params,
+            "n_mics": self.n_mics,
+            "temperature_c": self.temperature_c,
+        }

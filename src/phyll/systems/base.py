@@ -93,20 +93,27 @@ class PhysicalSystem(ABC):
         """Drive the system with a batch and return the measurements ``[B, n_outputs]``."""
         drive = self._validate_drive(drive)
         if self.digital_model:  # a simulator run by a digital learner: its FLOPs are digital
-            with torch.set_grad_enabled(self.differentiable and torch.is_grad_enabled()):
-                out = self._measure(drive)
-            self._queries += drive.shape[0]
-            return self._validate_measurement(out, drive.shape[0])
+            return self._validate_measurement(self._run(drive), drive.shape[0])
         with physical_call(drive.shape[0], self.energy_per_query_j):
-            if self.differentiable and torch.is_grad_enabled():
-                out = self._measure(drive)
-            else:
-                with torch.no_grad():
-                    out = self._measure(drive)
-        self._queries += drive.shape[0]
+            out = self._run(drive)
         out = self._validate_measurement(out, drive.shape[0])
         if self.recorder is not None:
             self.recorder(drive, out)
+        return out
+
+    def _run(self, drive: Tensor) -> Tensor:
+        """Measure a validated drive and count its queries, without reporting to the meters.
+
+        :meth:`__call__` wraps this in one :func:`~phyll.accounting.physical_call`; a wrapper
+        around another system (:mod:`phyll.systems.faults`) calls its inner system's
+        ``_run`` so that a wrapped query is counted once by the meters, not once per layer.
+        """
+        if self.differentiable and torch.is_grad_enabled():
+            out = self._measure(drive)
+        else:
+            with torch.no_grad():
+                out = self._measure(drive)
+        self._queries += drive.shape[0]
         return out
 
     def state_dict(self) -> dict[str, Any]:
@@ -144,6 +151,31 @@ class PhysicalSystem(ABC):
         model = self.nominal()
         model.digital_model = True
         return model
+
+    #: what :meth:`perturb`'s ``strength`` means for this system (unit and physical change)
+    perturbation: str = "none: this system has no perturbation model"
+    #: a strong but realistic step in those units (the robustness experiment's default)
+    typical_perturbation: float = 1.0
+
+    @property
+    def perturbable(self) -> bool:
+        """Whether :meth:`perturb` models a physical change of this system."""
+        return type(self).perturb is not PhysicalSystem.perturb
+
+    def perturb(self, strength: float = 1.0) -> None:
+        """Change the system physically by ``strength`` (units: :attr:`perturbation`).
+
+        Perturbations are cumulative and continuous (``perturb(a); perturb(b)`` equals
+        ``perturb(a + b)``, ``perturb(-a)`` undoes ``perturb(a)``), so the drift wrapper can
+        random-walk them; they are part of :meth:`state_dict`. Each simulator implements a
+        physical change (a temperature jump, a moved scatterer, a changed medium). A real
+        instrument cannot be perturbed on demand: the default refuses.
+        """
+        del strength
+        raise NotImplementedError(
+            f"{type(self).__name__} has no perturbation model; perturb its measurement with "
+            "a fault wrapper (target='gain') instead"
+        )
 
     # ------------------------------------------------------------------ for subclasses
     @abstractmethod

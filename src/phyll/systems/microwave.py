@@ -1,0 +1,407 @@
+r"""Microwave chaotic cavity programmed by a metasurface: a coupled-dipole model.
+
+Physics
+-------
+A 2-D reverberant enclosure (TM polarisation, scalar field :math:`E_z`) is modelled, as in
+coupled-dipole channel models of metasurface-programmable rooms (Faqiri, Saigre-Tardif,
+Alexandropoulos, Shlezinger, Imani, del Hougne, "PhysFad", IEEE TWC 2023), by point dipoles:
+
+* the **walls**: a closed ring of dipoles every ``wall_spacing`` (≤ λ/4), strong lossy
+  scatterers; together they confine the field (a dipole fence of sub-wavelength spacing
+  reflects), their loss ``wall_loss`` sets the reverberation time;
+* ``n_scatterers`` **scatterers** at random positions inside (they make the cavity chaotic);
+* ``n_antennas`` **antennas** at random positions inside (transmit and receive);
+* ``n_inputs`` **metasurface elements** lining the walls (a conformal programmable metasurface,
+  a quarter wavelength in front of the wall), each a resonant dipole whose resonance frequency
+  the drive tunes: :math:`f_{r}(a) = f_{off} + a\,(f_{on} - f_{off})`, ``control="continuous"``
+  (varactor-tuned elements, continuous reflection phase) or :math:`a \in \{0, 1\}`
+  (``control="1-bit"``, PIN-diode elements; the drive is thresholded at 1/2, with a
+  straight-through gradient on the autograd path, the usual surrogate for binary controls).
+
+With the 2-D Green's function :math:`G(r) = \tfrac{i}{4} H_0^{(1)}(k r)`, :math:`k = 2\pi f/c`,
+the dipole moments :math:`p` excited by external fields :math:`e` solve
+
+.. math::
+
+    W p = e, \qquad W_{ii} = \alpha_i^{-1}(f), \quad W_{ij} = -G(|r_i - r_j|)\ (i \ne j),
+
+with inverse polarisabilities :math:`\alpha_i^{-1} = \kappa_i (f_{r,i}^2 - f^2)/f^2 -
+i(\tfrac14 + \gamma_i)` (Lorentzian; :math:`-i/4` is the radiation damping that the optical
+theorem requires in 2-D, :math:`\gamma_i \ge 0` absorption; walls, scatterers and antennas are
+non-resonant, :math:`\kappa = 0`). Feeding antenna *t* (:math:`e = \hat e_t`) the received
+signal at antenna *r* is :math:`H_{rt}(f) = (W^{-1})_{rt}`: every multiple-scattering path
+between the antennas, through walls, scatterers and the metasurface, is in the inverse, so the
+response is a nonlinear function of the metasurface configuration. :math:`W` is symmetric, so
+the channel is reciprocal (:math:`H_{rt} = H_{tr}`); with :math:`Q = -\mathrm{Im}\,W =
+\tfrac14 J_0(k r_{ij}) + \mathrm{diag}(\gamma) \succeq 0` the model is passive: the power drawn
+from the source, :math:`\mathrm{Im}(e^H p) = p^H Q p`, equals radiated plus absorbed power.
+
+Only the metasurface block of :math:`W` depends on the drive, so the static part (walls,
+scatterers, antennas: ``A``) is inverted once per frequency and each sample solves the Schur
+complement :math:`S = D(a) + C_{mm} - B^T A^{-1} B` of size ``n_inputs`` (block inversion,
+exact): :math:`H = (A^{-1})_{pp} + U S^{-1} U^T` with :math:`U = (A^{-1}B)_{p\,\cdot}`, batched as
+``torch.linalg.solve`` over ``[B, n_freqs, n_inputs, n_inputs]``.
+
+The measurement is the received power :math:`|H_{rt}(f_k)|^2` for antenna pairs
+:math:`r < t` (``n_pairs = ceil(n_outputs / n_freqs)``; the fewest antennas giving that many
+pairs) at ``n_freqs`` frequencies spread over ``band_hz``: output bin *j* ↔ (pair ``j //
+n_freqs``, frequency ``j % n_freqs``). Gain staging, detector noise and ADC are as in the
+acoustic cavity: full scale = 4× each bin's mean power over random configurations (set once
+at construction), Gaussian noise of ``noise_std`` full scale, ``adc_bits`` quantization;
+outputs in [0, 1].
+
+Fabrication error: each element's resonance frequencies are off by a relative Gaussian error
+``fabrication_std`` (tolerances of the diodes and the PCB); :meth:`MicrowaveCavity.nominal` is
+the design (no error, no noise, ideal ADC). Perturbation: :meth:`MicrowaveCavity.perturb` moves
+``moving_scatterers`` scatterers by ``strength`` cm, each along its own fixed random direction
+(someone moving an object in the room; a random walk of it: slow mechanical drift).
+
+Parameters (SI units unless stated)
+-----------------------------------
+=================== ============================================================= ===========
+parameter           meaning                                                       default
+=================== ============================================================= ===========
+n_inputs            metasurface elements (drive channels)                         —
+n_outputs           measured (antenna pair, frequency) bins                       —
+n_freqs             frequencies of the sweep                                      4
+band_hz             lowest and highest frequency (Hz)                             5.0e9, 5.4e9
+cavity_m            cavity width and depth (m)                                    0.30, 0.24
+wall_spacing        wall dipole spacing (in centre wavelengths)                   0.25
+wall_loss           absorption γ of a wall dipole (sets the reverberation time)   0.05
+n_scatterers        scatterers inside the cavity                                  10
+moving_scatterers   scatterers moved by :meth:`perturb`                            3
+element_f_on_off    element resonance in state 1 / 0, fractions of the band centre 1.0, 0.9
+element_kappa       Lorentzian strength κ of the elements (sharpness)             10
+element_loss        absorption γ of an element (diode resistance)                 0.05
+antenna_loss        absorption γ of an antenna (its matched load)                 0.25
+control             "continuous" (varactor) or "1-bit" (PIN diode)                continuous
+fabrication_std     relative error of each element's resonance frequencies        0.005
+noise_std           detector noise std, fraction of full scale                    1e-3
+adc_bits            converter resolution (bits), None = ideal                     12
+transmit_power_w    power fed to the transmitting antenna (W)                     0.01
+dwell_s             measurement time per frequency point (s)                      1e-4
+seed                geometry, fabrication and noise stream                        0
+=================== ============================================================= ===========
+
+Energy per query = ``transmit_power_w × dwell_s × n_freqs × n_antennas``: a 10 mW source
+dwelling 100 µs per frequency point (a vector network analyser sweep), once per transmitter.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from scipy.special import hankel1
+from torch import Tensor
+
+from phyll.systems.acoustic import quantize_straight_through
+from phyll.systems.base import OutOfRange, PhysicalSystem
+
+SPEED_OF_LIGHT = 299_792_458.0  # m/s
+Control = Literal["continuous", "1-bit"]
+
+
+def green_2d(k: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """2-D scalar Green's function ``(i/4) H0(k r)`` for ``k [K]`` and distances ``r [..]``."""
+    return 0.25j * hankel1(0, k.reshape((-1,) + (1,) * r.ndim) * r)
+
+
+def _wall_ring(width: float, depth: float, spacing: float, inset: float) -> np.ndarray:
+    """Points every ``spacing`` along a rectangle inset by ``inset`` from the cavity boundary."""
+    w, d = width - 2 * inset, depth - 2 * inset
+    n = max(round(2 * (w + d) / spacing), 4)
+    s = np.arange(n) * (2 * (w + d) / n)
+    x = np.select([s < w, s < w + d, s < 2 * w + d], [s, w, 2 * w + d - s], 0.0)
+    y = np.select([s < w, s < w + d, s < 2 * w + d], [0.0, s - w, d], 2 * (w + d) - s)
+    return np.stack([x, y], axis=1) + inset
+
+
+def _random_inside(
+    n: int, width: float, depth: float, margin: float, avoid: np.ndarray, gap: float, rng
+) -> np.ndarray:
+    """``n`` random points inside the cavity, at least ``gap`` from each other and ``avoid``."""
+    points: list[np.ndarray] = []
+    taken = avoid
+    for _ in range(1000 * n):
+        if len(points) == n:
+            return np.stack(points)
+        p = rng.uniform([margin, margin], [width - margin, depth - margin])
+        if len(taken) == 0 or np.min(np.linalg.norm(taken - p, axis=1)) >= gap:
+            points.append(p)
+            taken = np.vstack([taken, p]) if len(taken) else p[None]
+    raise ValueError("cannot place the antennas and scatterers: enlarge cavity_m")
+
+
+def pairs_needed(n_pairs: int) -> int:
+    """Fewest antennas ``A`` with ``A (A - 1) / 2 >= n_pairs``."""
+    return max(2, math.ceil((1 + math.sqrt(1 + 8 * n_pairs)) / 2))
+
+
+class MicrowaveCavity(PhysicalSystem):
+    """Metasurface-programmed chaotic microwave cavity (see module docstring)."""
+
+    differentiable = True
+    perturbation = "displacement (cm) of the cavity's moving scatterers"
+    typical_perturbation = 1.0
+
+    def __init__(
+        self,
+        n_inputs: int,
+        n_outputs: int,
+        *,
+        n_freqs: int = 4,
+        band_hz: tuple[float, float] = (5.0e9, 5.4e9),
+        cavity_m: tuple[float, float] = (0.30, 0.24),
+        wall_spacing: float = 0.25,
+        wall_loss: float = 0.05,
+        n_scatterers: int = 10,
+        moving_scatterers: int = 3,
+        element_f_on_off: tuple[float, float] = (1.0, 0.9),
+        element_kappa: float = 10.0,
+        element_loss: float = 0.05,
+        antenna_loss: float = 0.25,
+        control: Control = "continuous",
+        fabrication_std: float = 0.005,
+        noise_std: float = 1e-3,
+        adc_bits: int | None = 12,
+        transmit_power_w: float = 0.01,
+        dwell_s: float = 1e-4,
+        seed: int = 0,
+        out_of_range: OutOfRange = "clip",
+        device: str | torch.device = "cpu",
+    ) -> None:
+        n_pairs = math.ceil(n_outputs / n_freqs)
+        n_antennas = pairs_needed(n_pairs)
+        super().__init__(
+            n_inputs,
+            n_outputs,
+            drive_range=(0.0, 1.0),
+            out_of_range=out_of_range,
+            energy_per_query_j=transmit_power_w * dwell_s * n_freqs * n_antennas,
+            device=device,
+        )
+        if control not in ("continuous", "1-bit"):
+            raise ValueError(f"control must be 'continuous' or '1-bit', got {control!r}")
+        if min(wall_loss, element_loss, antenna_loss, noise_std, fabrication_std) < 0:
+            raise ValueError("losses, noise_std and fabrication_std must be >= 0")
+        if not 0 <= moving_scatterers <= n_scatterers or n_freqs < 1:
+            raise ValueError("need 0 <= moving_scatterers <= n_scatterers and n_freqs >= 1")
+        self.params: dict[str, Any] = {
+            "n_freqs": n_freqs,
+            "band_hz": tuple(band_hz),
+            "cavity_m": tuple(cavity_m),
+            "wall_spacing": wall_spacing,
+            "wall_loss": wall_loss,
+            "n_scatterers": n_scatterers,
+            "moving_scatterers": moving_scatterers,
+            "element_f_on_off": tuple(element_f_on_off),
+            "element_kappa": element_kappa,
+            "element_loss": element_loss,
+            "antenna_loss": antenna_loss,
+            "control": control,
+            "fabrication_std": fabrication_std,
+            "noise_std": noise_std,
+            "adc_bits": adc_bits,
+            "transmit_power_w": transmit_power_w,
+            "dwell_s": dwell_s,
+            "seed": seed,
+        }
+        self.n_freqs, self.n_antennas, self.control = n_freqs, n_antennas, control
+        self.noise_std, self.adc_bits = noise_std, adc_bits
+        self.freqs_hz = np.linspace(band_hz[0], band_hz[1], n_freqs)
+        f_c = 0.5 * (band_hz[0] + band_hz[1])
+        wavelength = SPEED_OF_LIGHT / f_c
+        self._k = 2 * np.pi * self.freqs_hz / SPEED_OF_LIGHT
+
+        # geometry (seeded): walls, metasurface lining them, antennas and scatterers inside
+        rng = np.random.default_rng(seed)
+        width, depth = cavity_m
+        walls = _wall_ring(width, depth, wall_spacing * wavelength, 0.0)
+        inset = wavelength / 4
+        elements = _wall_ring(width, depth, 2 * (width + depth - 4 * inset) / n_inputs, inset)
+        elements = elements[:n_inputs]
+        inner = _random_inside(
+            n_antennas + n_scatterers,
+            width,
+            depth,
+            margin=inset + wavelength / 6,
+            avoid=np.zeros((0, 2)),
+            gap=wavelength / 6,
+            rng=rng,
+        )
+        self._antennas, self._scatterers, self._walls = (
+            inner[:n_antennas],
+            inner[n_antennas:],
+            walls,
+        )
+        self._elements = elements
+        angles = rng.uniform(0, 2 * np.pi, moving_scatterers)
+        self._move_dirs = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+        self.displacement_cm = 0.0
+
+        # static dipoles' inverse polarisabilities: antennas, walls, scatterers (non-resonant)
+        self._static_inv_alpha = np.concatenate(
+            [
+                np.full(n_antennas, -1j * (0.25 + antenna_loss)),
+                np.full(len(walls), -1j * (0.25 + wall_loss)),
+                np.full(n_scatterers, -1j * 0.25),
+            ]
+        )
+        self._static_loss = np.concatenate(
+            [
+                np.full(n_antennas, antenna_loss),
+                np.full(len(walls), wall_loss),
+                np.zeros(n_scatterers),
+            ]
+        )
+        # metasurface element resonances (Hz) in states 1 and 0, with fabrication error
+        f_on, f_off = (f_c * element_f_on_off[0], f_c * element_f_on_off[1])
+        built = np.random.default_rng(seed + 3)
+        errors = 1 + fabrication_std * built.standard_normal((2, n_inputs))
+        self._f_on = torch.tensor(f_on * errors[0], dtype=torch.float64)
+        self._f_off = torch.tensor(f_off * errors[1], dtype=torch.float64)
+        self.element_kappa, self.element_loss = element_kappa, element_loss
+        self._freqs_t = torch.tensor(self.freqs_hz, dtype=torch.float64)
+
+        pairs = torch.triu_indices(n_antennas, n_antennas, offset=1)
+        n_bins = torch.arange(n_outputs)
+        self._bin_rx = pairs[0][n_bins // n_freqs].to(self.device)
+        self._bin_tx = pairs[1][n_bins // n_freqs].to(self.device)
+        self._bin_freq = (n_bins % n_freqs).to(self.device)
+
+        self._noise = torch.Generator(device=self.device).manual_seed(seed + 1)
+        self._build_static()
+        self._full_scale = self._calibrate_gain(torch.Generator().manual_seed(seed + 2))
+
+    # ------------------------------------------------------------------ geometry
+    def static_positions(self) -> np.ndarray:
+        """Positions (m) of antennas, walls, scatterers (moved by the perturbation)."""
+        scatterers = self._scatterers.copy()
+        moving = len(self._move_dirs)
+        scatterers[:moving] += 0.01 * self.displacement_cm * self._move_dirs
+        return np.vstack([self._antennas, self._walls, scatterers])
+
+    def positions(self) -> np.ndarray:
+        """Positions (m) of every dipole: static ones, then the metasurface elements."""
+        return np.vstack([self.static_positions(), self._elements])
+
+    def _build_static(self) -> None:
+        """Invert the static block per frequency; keep what the per-sample solve needs."""
+        pos = self.positions()
+        n_static = len(pos) - self.n_inputs
+        dist = np.linalg.norm(pos[:, None] - pos[None], axis=-1)
+        off = ~np.eye(len(pos), dtype=bool)
+        coupling = np.zeros((self.n_freqs, len(pos), len(pos)), dtype=np.complex128)
+        coupling[:, off] = -green_2d(self._k, dist[off])  # W_ij = -G(r_ij)
+        a = coupling[:, :n_static, :n_static] + np.diag(self._static_inv_alpha)
+        b = coupling[:, :n_static, n_static:]
+        a_inv_b = np.linalg.solve(a, b)  # [K, S, M]
+        a_inv = np.linalg.inv(a)
+        ports = slice(0, self.n_antennas)
+        schur = coupling[:, n_static:, n_static:] - np.swapaxes(b, 1, 2) @ a_inv_b
+        cplx = torch.complex64
+        self._p0 = torch.tensor(a_inv[:, ports, ports], dtype=cplx, device=self.device)
+        self._u = torch.tensor(a_inv_b[:, ports, :], dtype=cplx, device=self.device)
+        self._schur = torch.tensor(schur, dtype=cplx, device=self.device)
+
+    # ------------------------------------------------------------------ physics
+    def element_inverse_polarizability(self, drive: Tensor) -> Tensor:
+        """``1/α`` of every element at every frequency: ``[B, n_freqs, n_inputs]`` complex."""
+        state = drive.double()
+        if self.control == "1-bit":
+            state = quantize_straight_through(state, 1)
+        f_on, f_off = self._f_on.to(drive.device), self._f_off.to(drive.device)
+        f_res = f_off + state * (f_on - f_off)  # [B, M]
+        f = self._freqs_t.to(drive.device)[None, :, None]  # [1, K, 1]
+        real = self.element_kappa * (f_res[:, None, :] ** 2 - f**2) / f**2
+        return torch.complex(real, torch.full_like(real, -(0.25 + self.element_loss)))
+
+    def port_matrix(self, drive: Tensor) -> Tensor:
+        """Antenna-to-antenna transmission ``H [B, n_freqs, A, A]`` (complex, symmetric)."""
+        inv_alpha = self.element_inverse_polarizability(drive).to(torch.complex64)
+        s = self._schur + torch.diag_embed(inv_alpha)  # [B, K, M, M]
+        x = torch.linalg.solve(s, self._u.transpose(1, 2).expand(s.shape[0], -1, -1, -1))
+        return self._p0 + self._u @ x
+
+    def interaction_matrix(self, drive: Tensor) -> np.ndarray:
+        """The full ``W [B, n_freqs, N, N]`` (NumPy, complex128): for checks, not the hot path."""
+        pos = self.positions()
+        dist = np.linalg.norm(pos[:, None] - pos[None], axis=-1)
+        off = ~np.eye(len(pos), dtype=bool)
+        w = np.zeros((len(drive), self.n_freqs, len(pos), len(pos)), dtype=np.complex128)
+        w[:, :, off] = -green_2d(self._k, dist[off])[None]
+        inv_alpha = self.element_inverse_polarizability(drive.cpu()).numpy()
+        n_static = len(self._static_inv_alpha)
+        diag = np.concatenate(
+            [np.broadcast_to(self._static_inv_alpha, (*inv_alpha.shape[:2], n_static)), inv_alpha],
+            axis=-1,
+        )
+        idx = np.arange(len(pos))
+        w[:, :, idx, idx] = diag
+        return w
+
+    def losses(self) -> np.ndarray:
+        """Absorption γ of every dipole (order of :meth:`positions`)."""
+        return np.concatenate([self._static_loss, np.full(self.n_inputs, self.element_loss)])
+
+    def _power(self, drive: Tensor) -> Tensor:
+        h = self.port_matrix(drive)[:, self._bin_freq, self._bin_rx, self._bin_tx]
+        return h.real**2 + h.imag**2
+
+    def _calibrate_gain(self, generator: torch.Generator) -> Tensor:
+        drives = torch.rand(512, self.n_inputs, generator=generator).to(self.device)
+        with torch.no_grad():
+            return 4.0 * self._power(drives).mean(0).clamp_min(1e-30)
+
+    def _measure(self, drive: Tensor) -> Tensor:
+        signal = self._power(drive) / self._full_scale
+        if self.noise_std > 0:
+            noise = torch.randn(
+                signal.shape, generator=self._noise, device=self.device, dtype=signal.dtype
+            )
+            signal = signal + self.noise_std * noise
+        if self.adc_bits is not None:
+            return quantize_straight_through(signal, self.adc_bits)
+        return signal
+
+    def nominal(self) -> MicrowaveCavity:
+        """The design: same cavity and seed, exact element resonances, no noise, ideal ADC."""
+        params = {**self.params, "fabrication_std": 0.0, "noise_std": 0.0, "adc_bits": None}
+        return MicrowaveCavity(
+            self.n_inputs, self.n_outputs, out_of_range=self.out_of_range, device=self.device,
+            **params,
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ knobs
+    def perturb(self, strength: float = 1.0) -> None:
+        """Move the moving scatterers by ``strength`` cm along their fixed directions."""
+        self.set_displacement(self.displacement_cm + float(strength))
+
+    def set_displacement(self, displacement_cm: float) -> None:
+        """Place the moving scatterers ``displacement_cm`` from their design positions."""
+        self.displacement_cm = float(displacement_cm)
+        self._build_static()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **super().state_dict(),
+            "displacement_cm": self.displacement_cm,
+            "noise_rng": self._noise.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.set_displacement(state["displacement_cm"])
+        self._noise.set_state(state["noise_rng"])
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **super().describe(),
+            **self.params,
+            "n_antennas": self.n_antennas,
+            "n_dipoles": len(self.positions()),
+            "displacement_cm": self.displacement_cm,
+        }

@@ -1,0 +1,57 @@
+"""`phyll robustness`: rules trained under a step perturbation and under drift; JSON and PNG."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from phyll.cli import main
+from phyll.experiments.config import TrainConfig
+from phyll.experiments.robustness import RobustnessConfig, run_robustness
+
+
+def small(**kw) -> RobustnessConfig:
+    train = TrainConfig(epochs=4, blocks=1, width=16, measurements=32, train_eval_samples=16)
+    return RobustnessConfig(train=train, **kw)
+
+
+def test_robustness_runs_each_scenario_and_applies_the_changes(tmp_path):
+    report = run_robustness(small(rules=("phyll",)), tmp_path, progress=False)
+    runs = report["results"]["phyll"]
+    assert set(runs) == {"none", "step", "drift"}
+    assert report["config"]["strength"] == 10.0  # the acoustic cavity's typical step (°C)
+    step = runs["step"]
+    assert step["applied_at_query"][0] is not None
+    assert [r["displacement"] for r in step["curve"]] == [[0.0], [0.0], [10.0], [10.0]]
+    assert step["right_after_step"]["test_accuracy"] is not None
+    assert runs["drift"]["curve"][-1]["displacement"][0] != 0.0
+    for run in runs.values():
+        assert [r["epoch"] for r in run["curve"]] == [1, 2, 3, 4]
+        assert run["final_test_accuracy"] > 3 / 7  # learns in every scenario (chance 1/7)
+    # same seed, same data and weights: identical until the step
+    assert runs["none"]["curve"][1]["test_accuracy"] == step["curve"][1]["test_accuracy"]
+    saved = json.loads((tmp_path / "robustness.json").read_text())
+    assert saved["results"]["phyll"]["step"]["curve"] == step["curve"]
+    assert (tmp_path / "robustness.png").stat().st_size > 0
+
+
+def test_unavailable_rules_are_reported_and_skipped(tmp_path, capsys):
+    code = main(
+        ["robustness", "--rules", "phyll", "no-such-rule", "--scenarios", "none", "step",
+         "--epochs", "2", "--blocks", "1", "--width", "8", "--measurements", "16",
+         "--out", str(tmp_path), "--quiet"]
+    )  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "rule 'no-such-rule' is not available" in captured.err
+    assert "phyll  step: final test accuracy" in captured.out
+    saved = json.loads((tmp_path / "robustness.json").read_text())
+    assert saved["rules_unavailable"] == ["no-such-rule"] and saved["rules_run"] == ["phyll"]
+
+
+def test_bad_requests_are_user_errors(tmp_path, capsys):
+    assert main(["robustness", "--rules", "nope", "--out", str(tmp_path), "--quiet"]) == 2
+    assert "none of the rules ['nope'] is available" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="perturb_epoch"):
+        small(perturb_epoch=4)
