@@ -63,9 +63,10 @@ Perturbation: :meth:`AcousticCavity.perturb` changes the air temperature by ``st
 (a step: a door opened, the air conditioning switching; a random walk: slow thermal drift). At
 20 °C, 1 °C changes c by 0.17 %, which re-phases a path of length L at frequency f by
 :math:`2\pi f L \cdot 0.0017 / c`: about 0.1 rad for the direct path at 1 kHz, several radians
-for the late reverberant paths. The early paths carry most of the power, so the measured powers
-change by ~0.5 % per °C; a 10 °C step (``typical_perturbation``: a heating failure, a
-door to the outside) changes them by ~25 % (correlation 0.83 with the powers before).
+for the late reverberant paths. The early paths carry most of the power, so with the defaults
+a 1 °C step changes the measured powers by ~3 % (mean absolute change / mean power) and a
+10 °C step (``typical_perturbation``: a heating failure, a door to the outside) by ~28 %
+(correlation 0.83 with the powers before).
 
 Energy per query = ``n_inputs × channel_power_w × window_s``: a 10 mW small loudspeaker
 channel driven for a 10 ms window (≈100 Hz frequency resolution), i.e. 0.1 mJ per channel.
