@@ -59,6 +59,56 @@ def cosine_goodness(y: Tensor, reference: Tensor) -> Tensor:
     return F.cosine_similarity(y, reference.expand_as(y), dim=1, eps=1e-8)
 
 
+def random_references(network: PhysicalNetwork, seed: int) -> list[Tensor]:
+    """One fixed random unit reference vector ξ_l per block, drawn from ``seed``."""
+    refs = torch.Generator().manual_seed(seed + 7919)
+    return [
+        F.normalize(torch.randn(b.out_features, generator=refs), dim=0).to(b.linear.weight.device)
+        for b in network.blocks
+    ]
+
+
+def contrastive_loss(y_pos: Tensor, y_neg: Tensor, reference: Tensor, theta: float) -> Tensor:
+    """PhyLL's local loss softplus(−θ (G⁺ − G⁻)) with cosine goodness, batch mean."""
+    gap = cosine_goodness(y_pos, reference) - cosine_goodness(y_neg, reference)
+    return F.softplus(-theta * gap).mean()
+
+
+def train_blocks_locally(
+    network: PhysicalNetwork,
+    positive: Tensor,
+    negative: Tensor,
+    references: list[Tensor],
+    optimizers: list[torch.optim.Optimizer],
+    theta: float,
+) -> tuple[float, list[Tensor]]:
+    """One PhyLL step on every block, first to last, for embedded positive/negative inputs.
+
+    Block *l* drives its system once with the stacked positives and negatives (``2B``
+    queries, no gradient), updates its own weights from :func:`contrastive_loss` and passes
+    its detached outputs on. Returns the mean loss over blocks and each block's detached
+    outputs for the positives (features a readout may reuse at no extra physical cost).
+    """
+    network.train()
+    batch = positive.shape[0]
+    h = torch.cat([positive, negative])
+    total, features = 0.0, []
+    for block, reference, optimizer in zip(network.blocks, references, optimizers, strict=True):
+        z = None
+        if block.use_physics:
+            with torch.no_grad():
+                z = block.measure(h)  # 2B physical queries: positives and negatives
+        out = block.digital(z, h)
+        loss = contrastive_loss(out[:batch], out[batch:], reference, theta)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total += loss.item()
+        h = out.detach()
+        features.append(h[:batch])
+    return total / len(network.blocks), features
+
+
 class PhyLL(LearningRule):
     """Physical local learning, supervised (see module docstring).
 
@@ -89,19 +139,15 @@ class PhyLL(LearningRule):
         self.theta = theta
         self.lr = lr
         self.prediction = prediction
-        refs = torch.Generator().manual_seed(seed + 7919)
-        self.references = [
-            F.normalize(torch.randn(b.out_features, generator=refs), dim=0).to(
-                b.linear.weight.device
-            )
-            for b in network.blocks
-        ]
+        self.references = random_references(network, seed)
         self.optimizers = [torch.optim.Adam(b.parameters(), lr=lr) for b in network.blocks]
         self.readout = (
             LinearReadout(sum(b.out_features for b in network.blocks), network.n_classes, lr)
             if prediction == "readout"
             else None
         )
+        if self.readout is not None:  # kept with the blocks by checkpoints and best-epoch weights
+            network.add_module("readout", self.readout.to(network.blocks[0].linear.weight.device))
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -114,33 +160,22 @@ class PhyLL(LearningRule):
 
     def local_loss(self, y_pos: Tensor, y_neg: Tensor, reference: Tensor) -> Tensor:
         """softplus(−θ (G⁺ − G⁻)), averaged over the batch."""
-        gap = cosine_goodness(y_pos, reference) - cosine_goodness(y_neg, reference)
-        return F.softplus(-self.theta * gap).mean()
+        return contrastive_loss(y_pos, y_neg, reference, self.theta)
 
     def train_step(self, x: Tensor, y: Tensor) -> float:
         net = self.network
-        net.train()
-        batch = x.shape[0]
         negatives = wrong_labels(y, net.n_classes, self.generator).to(y.device)
-        h = torch.cat([net.embed(x, y), net.embed(x, negatives)])
-        total = 0.0
-        for block, reference, optimizer in zip(
-            net.blocks, self.references, self.optimizers, strict=True
-        ):
-            z = None
-            if block.use_physics:
-                with torch.no_grad():
-                    z = block.measure(h)  # 2B physical queries: positives and negatives
-            out = block.digital(z, h)
-            loss = self.local_loss(out[:batch], out[batch:], reference)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item()
-            h = out.detach()
+        loss, _ = train_blocks_locally(
+            net,
+            net.embed(x, y),
+            net.embed(x, negatives),
+            self.references,
+            self.optimizers,
+            self.theta,
+        )
         if self.readout is not None:
             self.readout.train_step(self._features(x), y)
-        return total / len(net.blocks)
+        return loss
 
     def _features(self, x: Tensor) -> Tensor:
         """Detached block outputs of a neutral-label pass (readout features)."""
