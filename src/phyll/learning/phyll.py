@@ -35,6 +35,7 @@ options here; ``skip``, ``activation`` and ``use_physics`` (the honesty ablation
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
@@ -68,45 +69,45 @@ def random_references(network: PhysicalNetwork, seed: int) -> list[Tensor]:
     ]
 
 
-def contrastive_loss(y_pos: Tensor, y_neg: Tensor, reference: Tensor, theta: float) -> Tensor:
-    """PhyLL's local loss softplus(−θ (G⁺ − G⁻)) with cosine goodness, batch mean."""
-    gap = cosine_goodness(y_pos, reference) - cosine_goodness(y_neg, reference)
-    return F.softplus(-theta * gap).mean()
+def contrastive_loss(g_pos: Tensor, g_neg: Tensor, theta: float) -> Tensor:
+    """PhyLL's local loss softplus(−θ (G⁺ − G⁻)) on goodness values, batch mean."""
+    return F.softplus(-theta * (g_pos - g_neg)).mean()
+
+
+BlockLoss = Callable[[Tensor, int], Tensor]
 
 
 def train_blocks_locally(
     network: PhysicalNetwork,
-    positive: Tensor,
-    negative: Tensor,
-    references: list[Tensor],
+    inputs: Tensor,
+    block_loss: BlockLoss,
     optimizers: list[torch.optim.Optimizer],
-    theta: float,
 ) -> tuple[float, list[Tensor]]:
-    """One PhyLL step on every block, first to last, for embedded positive/negative inputs.
+    """One local step on every block, first to last, for a stacked batch of embedded inputs.
 
-    Block *l* drives its system once with the stacked positives and negatives (``2B``
-    queries, no gradient), updates its own weights from :func:`contrastive_loss` and passes
-    its detached outputs on. Returns the mean loss over blocks and each block's detached
-    outputs for the positives (features a readout may reuse at no extra physical cost).
+    Block *l* drives its system once with all rows of ``inputs`` (e.g. positives stacked on
+    negatives: ``2B`` queries, no gradient), updates its own weights from
+    ``block_loss(outputs, l)`` and passes its detached outputs on. Returns the mean loss over
+    blocks and every block's detached outputs (features a readout may reuse at no extra
+    physical cost).
     """
     network.train()
-    batch = positive.shape[0]
-    h = torch.cat([positive, negative])
-    total, features = 0.0, []
-    for block, reference, optimizer in zip(network.blocks, references, optimizers, strict=True):
+    h = inputs
+    total, outputs = 0.0, []
+    for index, (block, optimizer) in enumerate(zip(network.blocks, optimizers, strict=True)):
         z = None
         if block.use_physics:
             with torch.no_grad():
-                z = block.measure(h)  # 2B physical queries: positives and negatives
+                z = block.measure(h)  # one physical query per row
         out = block.digital(z, h)
-        loss = contrastive_loss(out[:batch], out[batch:], reference, theta)
+        loss = block_loss(out, index)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         total += loss.item()
         h = out.detach()
-        features.append(h[:batch])
-    return total / len(network.blocks), features
+        outputs.append(h)
+    return total / len(network.blocks), outputs
 
 
 class PhyLL(LearningRule):
@@ -160,19 +161,20 @@ class PhyLL(LearningRule):
 
     def local_loss(self, y_pos: Tensor, y_neg: Tensor, reference: Tensor) -> Tensor:
         """softplus(−θ (G⁺ − G⁻)), averaged over the batch."""
-        return contrastive_loss(y_pos, y_neg, reference, self.theta)
+        return contrastive_loss(
+            cosine_goodness(y_pos, reference), cosine_goodness(y_neg, reference), self.theta
+        )
 
     def train_step(self, x: Tensor, y: Tensor) -> float:
         net = self.network
+        batch = x.shape[0]
         negatives = wrong_labels(y, net.n_classes, self.generator).to(y.device)
-        loss, _ = train_blocks_locally(
-            net,
-            net.embed(x, y),
-            net.embed(x, negatives),
-            self.references,
-            self.optimizers,
-            self.theta,
-        )
+
+        def block_loss(out: Tensor, index: int) -> Tensor:  # positives first, then negatives
+            return self.local_loss(out[:batch], out[batch:], self.references[index])
+
+        inputs = torch.cat([net.embed(x, y), net.embed(x, negatives)])
+        loss, _ = train_blocks_locally(net, inputs, block_loss, self.optimizers)
         if self.readout is not None:
             self.readout.train_step(self._features(x), y)
         return loss
