@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from phyll.data import DATASETS, DatasetError, parse_dataset_spec
+from phyll.experiments import depth
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.run_folder import RunFolderError
 from phyll.experiments.train import TrainingError, resume, train
@@ -245,7 +246,7 @@ def register_list(sub: Subparsers) -> None:
 
 
 #: every subcommand's register function, in ``--help`` order
-COMMANDS: list[Callable[[Subparsers], None]] = [register_train, register_list]
+COMMANDS: list[Callable[[Subparsers], None]] = [register_train, register_list, depth.register]
 
 
 def build_parser() -> argparse.ArgumentParser:
