@@ -58,7 +58,12 @@ def run_depth_sweep(
             run_config = dataclasses.replace(config, blocks=blocks, seed=seed)
             folder = RunFolder(out / f"blocks-{blocks:02d}-seed{seed}")
             runs.append(_one_run(run_config, folder, progress, overwrite, reuse))
-    result = {"config": {**config.to_dict(), "blocks": depths}, "depths": depths, "seeds": seeds, "runs": runs}
+    result = {
+        "config": {**config.to_dict(), "blocks": depths},
+        "depths": depths,
+        "seeds": seeds,
+        "runs": runs,
+    }
     json_file.write_text(json.dumps(result, indent=2))
     plot_depth(result, out / "depth.png")
     return result
