@@ -90,6 +90,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"args": vars(args), "runs": {}}
     for name, config in runs(args).items():
         summary = train(config, out / name, progress=False, overwrite=True)
