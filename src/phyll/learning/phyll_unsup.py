@@ -139,6 +139,7 @@ class PhyLLUnsupervised(LearningRule):
             "theta": self.theta,
             "lr": self.lr,
             "readout_lr": self.readout_lr,
+            "n_classes": self.readout.linear.out_features,
             "noise": self.noise,
             "mask_blur": self.mask_blur,
             "pairs": self.pairs,
