@@ -53,8 +53,11 @@ def dataset_argument(spec: str) -> str:
     """argparse type: a registered dataset name, optionally ``NAME:HxW``."""
     try:
         parse_dataset_spec(spec)
-    except DatasetError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
+    except DatasetError as exc:  # worded like argparse's own choices check
+        raise argparse.ArgumentTypeError(
+            f"invalid choice: {spec!r} (choose from {', '.join(sorted(DATASETS))}; "
+            "image datasets also as NAME:HxW, e.g. mnist5k:14x14)"
+        ) from exc
     return spec
 
 
