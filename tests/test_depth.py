@@ -33,7 +33,6 @@ def test_depth_sweep_writes_json_and_figure(tmp_path, capsys):
     ]
 
 
-@pytest.mark.slow
 def test_ten_blocks_train_without_nan_or_collapse(tmp_path):
     result = run_depth_sweep(TrainConfig(epochs=3, batch_size=64), [10], tmp_path)
     (run,) = result["runs"]
