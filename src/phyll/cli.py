@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from phyll.data import DATASETS, DatasetError
-from phyll.experiments import compare, robustness
+from phyll.data import DATASETS, DatasetError, parse_dataset_spec
+from phyll.experiments import compare, depth, robustness
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.run_folder import RunFolderError
 from phyll.experiments.train import TrainingError, resume, train
@@ -50,14 +50,28 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
     return params
 
 
+def dataset_argument(spec: str) -> str:
+    """argparse type: a registered dataset name, optionally ``NAME:HxW``."""
+    try:
+        parse_dataset_spec(spec)
+    except DatasetError as exc:  # worded like argparse's own choices check
+        raise argparse.ArgumentTypeError(
+            f"invalid choice: {spec!r} (choose from {', '.join(sorted(DATASETS))}; "
+            "image datasets also as NAME:HxW, e.g. mnist5k:14x14)"
+        ) from exc
+    return spec
+
+
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     g = p.add_argument_group("task")
     g.add_argument(
         "--dataset",
-        choices=sorted(DATASETS),
+        type=dataset_argument,
         default=d.dataset,
-        help="dataset name (default: %(default)s, embedded synthetic vowels)",
+        metavar="NAME[:HxW]",
+        help=f"dataset: {', '.join(sorted(DATASETS))}; image datasets take :HxW to "
+        "average-pool the images, e.g. mnist5k:14x14 (default: %(default)s)",
     )
     g.add_argument(
         "--data-path",
@@ -255,6 +269,7 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     register_list,
     compare.register,
     robustness.register,
+    depth.register,
     remote_command.register,
 ]
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -25,6 +26,8 @@ class Dataset:
     n_classes: int
     class_names: list[str] = field(default_factory=list)
     source: str = ""
+    #: (height, width) of image datasets, whose features are pixels row by row; else None
+    image_shape: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         for x, y in ((self.x_train, self.y_train), (self.x_test, self.y_test)):
@@ -51,6 +54,7 @@ class Dataset:
             "n_features": self.n_features,
             "n_classes": self.n_classes,
             "source": self.source,
+            "image_shape": list(self.image_shape) if self.image_shape else None,
         }
 
 
@@ -76,6 +80,7 @@ def make_dataset(
     test_idx: np.ndarray,
     class_names: list[str],
     source: str,
+    image_shape: tuple[int, int] | None = None,
 ) -> Dataset:
     """Build a :class:`Dataset` from NumPy arrays and split indices."""
     xt = torch.as_tensor(np.asarray(x, dtype=np.float32))
@@ -89,4 +94,37 @@ def make_dataset(
         n_classes=len(class_names),
         class_names=class_names,
         source=source,
+        image_shape=image_shape,
+    )
+
+
+def pool_images(dataset: Dataset, height: int, width: int) -> Dataset:
+    """Average-pool an image dataset to ``height × width`` pixels (area averaging).
+
+    Fits images to a system with fewer drive channels (28×28 → 14×14 = 196 or 7×7 = 49
+    channels). Each output pixel is the mean of the input pixels its area covers
+    (``adaptive_avg_pool2d``), so features stay in [0, 1].
+    """
+    if dataset.image_shape is None:
+        raise DatasetError(f"{dataset.name} is not an image dataset: it cannot be resized")
+    h0, w0 = dataset.image_shape
+    if not (1 <= height <= h0 and 1 <= width <= w0):
+        raise DatasetError(
+            f"{dataset.name}: can only shrink its {h0}x{w0} images, not resize to {height}x{width}"
+        )
+
+    def pool(x: Tensor) -> Tensor:
+        images = x.reshape(-1, 1, h0, w0)
+        return F.adaptive_avg_pool2d(images, (height, width)).reshape(len(x), -1).clamp(0, 1)
+
+    return Dataset(
+        name=f"{dataset.name}:{height}x{width}",
+        x_train=pool(dataset.x_train),
+        y_train=dataset.y_train,
+        x_test=pool(dataset.x_test),
+        y_test=dataset.y_test,
+        n_classes=dataset.n_classes,
+        class_names=dataset.class_names,
+        source=f"{dataset.source}, average-pooled to {height}x{width}",
+        image_shape=(height, width),
     )

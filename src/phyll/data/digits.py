@@ -13,5 +13,12 @@ def load_digits(seed: int = 0, test_fraction: float = 0.25) -> Dataset:
     x, y = bunch.data / 16.0, bunch.target
     train, test = stratified_split(y, test_fraction, seed)
     return make_dataset(
-        "digits", x, y, train, test, [str(d) for d in range(10)], "scikit-learn load_digits"
+        "digits",
+        x,
+        y,
+        train,
+        test,
+        [str(d) for d in range(10)],
+        "scikit-learn load_digits",
+        image_shape=(8, 8),
     )

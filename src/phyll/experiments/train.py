@@ -35,7 +35,7 @@ from phyll.accounting import Costs, Meter
 from phyll.data import Dataset, load_dataset, stratified_split
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.run_folder import RunFolder
-from phyll.learning import LearningRule, make_rule
+from phyll.learning import LearningRule, make_rule, rule_class
 from phyll.network import BlockMeasurementError, PhysicalNetwork, build_network
 from phyll.plotting import plot_learning_curve
 from phyll.systems import PhysicalSystem, PhysicalSystemError, make_system
@@ -94,7 +94,8 @@ def build_experiment(
                 **config.system_params,
             )
 
-    n_in = dataset.n_features + dataset.n_classes
+    n_labels = dataset.n_classes if rule_class(config.rule).embeds_labels else 0
+    n_in = dataset.n_features + n_labels
     systems = []
     for i in range(config.blocks):
         systems.append(system_factory(i, n_in, config.measurements))
@@ -102,14 +103,21 @@ def build_experiment(
     network = build_network(
         systems,
         dataset.n_features,
-        dataset.n_classes,
+        n_labels,
         config.width,
         skip=config.skip,
         use_physics=config.use_physics,
         conditioning=config.conditioning,  # type: ignore[arg-type]
         activation=config.activation,  # type: ignore[arg-type]
     ).to(device)
-    rule = make_rule(config.rule, network, seed=config.seed, lr=config.lr, **config.rule_params)
+    rule = make_rule(
+        config.rule,
+        network,
+        seed=config.seed,
+        n_classes=dataset.n_classes,
+        lr=config.lr,
+        **config.rule_params,
+    )
 
     x, y = dataset.x_train, dataset.y_train
     if config.val_fraction > 0:

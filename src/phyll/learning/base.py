@@ -24,6 +24,10 @@ class LearningRule(ABC):
     name: ClassVar[str]
     #: True when the rule only ever calls the physics forward (no twin, no autograd through it)
     model_free: ClassVar[bool]
+    #: True when the rule embeds the label in the input (the network is then built with
+    #: ``n_classes`` label channels); False for label-free rules, which get ``n_classes``
+    #: as a constructor argument instead (for a readout)
+    embeds_labels: ClassVar[bool] = True
 
     def __init__(self, network: PhysicalNetwork, seed: int = 0) -> None:
         self.network = network

@@ -12,6 +12,7 @@ differ only in the goodness of a block output and in the local loss: subclasses 
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
@@ -28,6 +29,42 @@ def wrong_labels(labels: Tensor, n_classes: int, generator: torch.Generator) -> 
     """One wrong label per sample, uniform over the ``n_classes - 1`` others."""
     offset = torch.randint(1, n_classes, labels.shape, generator=generator)
     return (labels.cpu() + offset) % n_classes
+
+
+BlockLoss = Callable[[Tensor, int], Tensor]
+
+
+def train_blocks_locally(
+    network: PhysicalNetwork,
+    inputs: Tensor,
+    block_loss: BlockLoss,
+    optimizers: list[torch.optim.Optimizer],
+) -> tuple[float, list[Tensor]]:
+    """One local step on every block, first to last, for a stacked batch of embedded inputs.
+
+    Block *l* drives its system once with all rows of ``inputs`` (e.g. positives stacked on
+    negatives: ``2B`` queries, no gradient), updates its own weights from
+    ``block_loss(outputs, l)`` and passes its detached outputs on. Returns the mean loss over
+    blocks and every block's detached outputs (features a readout may reuse at no extra
+    physical cost).
+    """
+    network.train()
+    h = inputs
+    total, outputs = 0.0, []
+    for index, (block, optimizer) in enumerate(zip(network.blocks, optimizers, strict=True)):
+        z = None
+        if block.use_physics:
+            with torch.no_grad():
+                z = block.measure(h)  # one physical query per row
+        out = block.digital(z, h)
+        loss = block_loss(out, index)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total += loss.item()
+        h = out.detach()
+        outputs.append(h)
+    return total / len(network.blocks), outputs
 
 
 class LocalContrastiveRule(LearningRule):
@@ -67,6 +104,8 @@ class LocalContrastiveRule(LearningRule):
             if prediction == "readout"
             else None
         )
+        if self.readout is not None:  # kept with the blocks by checkpoints and best-epoch weights
+            network.add_module("readout", self.readout.to(network.blocks[0].linear.weight.device))
 
     @abstractmethod
     def goodness(self, y: Tensor, block: int) -> Tensor:
@@ -86,26 +125,17 @@ class LocalContrastiveRule(LearningRule):
 
     def train_step(self, x: Tensor, y: Tensor) -> float:
         net = self.network
-        net.train()
         batch = x.shape[0]
         negatives = wrong_labels(y, net.n_classes, self.generator).to(y.device)
-        h = torch.cat([net.embed(x, y), net.embed(x, negatives)])
-        total = 0.0
-        for index, (block, optimizer) in enumerate(zip(net.blocks, self.optimizers, strict=True)):
-            z = None
-            if block.use_physics:
-                with torch.no_grad():
-                    z = block.measure(h)  # 2B physical queries: positives and negatives
-            out = block.digital(z, h)
-            loss = self.local_loss(out[:batch], out[batch:], index)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item()
-            h = out.detach()
+
+        def block_loss(out: Tensor, index: int) -> Tensor:  # positives first, then negatives
+            return self.local_loss(out[:batch], out[batch:], index)
+
+        inputs = torch.cat([net.embed(x, y), net.embed(x, negatives)])
+        loss, _ = train_blocks_locally(net, inputs, block_loss, self.optimizers)
         if self.readout is not None:
             self.readout.train_step(self._features(x), y)
-        return total / len(net.blocks)
+        return loss
 
     def _features(self, x: Tensor) -> Tensor:
         """Detached block outputs of a neutral-label pass (readout features)."""

@@ -51,6 +51,20 @@ def cosine_goodness(y: Tensor, reference: Tensor) -> Tensor:
     return F.cosine_similarity(y, reference.expand_as(y), dim=1, eps=1e-8)
 
 
+def random_references(network: PhysicalNetwork, seed: int) -> list[Tensor]:
+    """One fixed random unit reference vector ξ_l per block, drawn from ``seed``."""
+    refs = torch.Generator().manual_seed(seed + 7919)
+    return [
+        F.normalize(torch.randn(b.out_features, generator=refs), dim=0).to(b.linear.weight.device)
+        for b in network.blocks
+    ]
+
+
+def contrastive_loss(g_pos: Tensor, g_neg: Tensor, theta: float) -> Tensor:
+    """PhyLL's local loss softplus(−θ (G⁺ − G⁻)) on goodness values, batch mean."""
+    return F.softplus(-theta * (g_pos - g_neg)).mean()
+
+
 class PhyLL(LocalContrastiveRule):
     """Physical local learning, supervised (see module docstring).
 
@@ -73,13 +87,7 @@ class PhyLL(LocalContrastiveRule):
         prediction: Prediction = "goodness",
     ) -> None:
         super().__init__(network, seed, theta, lr, prediction)
-        refs = torch.Generator().manual_seed(seed + 7919)
-        self.references = [
-            F.normalize(torch.randn(b.out_features, generator=refs), dim=0).to(
-                b.linear.weight.device
-            )
-            for b in network.blocks
-        ]
+        self.references = random_references(network, seed)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "goodness": "cosine to a fixed random reference per block"}
@@ -90,8 +98,9 @@ class PhyLL(LocalContrastiveRule):
 
     def local_loss(self, y_pos: Tensor, y_neg: Tensor, block: int) -> Tensor:
         """softplus(−θ (G⁺ − G⁻)), averaged over the batch."""
-        gap = self.goodness(y_pos, block) - self.goodness(y_neg, block)
-        return F.softplus(-self.theta * gap).mean()
+        return contrastive_loss(
+            self.goodness(y_pos, block), self.goodness(y_neg, block), self.theta
+        )
 
 
-__all__ = ["PhyLL", "cosine_goodness", "wrong_labels"]
+__all__ = ["PhyLL", "contrastive_loss", "cosine_goodness", "random_references", "wrong_labels"]

@@ -1,0 +1,196 @@
+"""``phyll depth``: accuracy against the number of physical blocks (1 to 10 and beyond).
+
+Each depth (and seed) is one ordinary run of :func:`phyll.experiments.train.train` with the
+same configuration but ``blocks``, written to its own run folder ``OUT/blocks-NN-seedS``. The
+sweep writes ``OUT/depth.json`` (the configuration and, per run, every number the figure plots
+plus costs, final loss and whether it stayed finite) and ``OUT/depth.png`` (test, validation
+and final-epoch test accuracy against depth, mean over seeds with min–max bars, and chance).
+A depth whose training fails (e.g. non-finite measurements) is recorded with its error and the
+sweep goes on, so instability is visible instead of fatal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from phyll.experiments.config import TrainConfig
+from phyll.experiments.run_folder import RunFolder, RunFolderError
+from phyll.experiments.train import TrainingError, resume, train
+
+PLOTTED = ("test_accuracy", "val_accuracy", "final_test_accuracy")
+
+
+def run_depth_sweep(
+    config: TrainConfig,
+    depths: list[int],
+    out: str | Path,
+    seeds: list[int] | None = None,
+    *,
+    progress: bool = False,
+    overwrite: bool = False,
+    reuse: bool = False,
+) -> dict[str, Any]:
+    """Train ``config`` at every depth (and seed); write ``depth.json`` and ``depth.png``.
+
+    ``reuse`` keeps finished runs already in ``out`` and resumes interrupted ones.
+    """
+    if not depths or min(depths) < 1:
+        raise ValueError(f"depths must be positive block counts, got {depths}")
+    out = Path(out)
+    json_file = out / "depth.json"
+    if json_file.exists() and not (overwrite or reuse):
+        raise RunFolderError(f"{out} already holds a depth sweep: pass --overwrite or --resume")
+    out.mkdir(parents=True, exist_ok=True)
+    seeds = seeds if seeds else [config.seed]
+    runs = []
+    for blocks in depths:
+        for seed in seeds:
+            run_config = dataclasses.replace(config, blocks=blocks, seed=seed)
+            folder = RunFolder(out / f"blocks-{blocks:02d}-seed{seed}")
+            runs.append(_one_run(run_config, folder, progress, overwrite, reuse))
+    result = {
+        "config": {**config.to_dict(), "blocks": depths},
+        "depths": depths,
+        "seeds": seeds,
+        "runs": runs,
+    }
+    json_file.write_text(json.dumps(result, indent=2))
+    plot_depth(result, out / "depth.png")
+    return result
+
+
+def _one_run(
+    config: TrainConfig, folder: RunFolder, progress: bool, overwrite: bool, reuse: bool
+) -> dict[str, Any]:
+    record: dict[str, Any] = {"blocks": config.blocks, "seed": config.seed, "run": str(folder.path)}
+    try:
+        if reuse and folder.summary_file.exists():
+            summary = folder.read_json(folder.summary_file)
+        elif reuse and folder.checkpoint_file.exists():
+            summary = resume(folder.path, progress=progress)
+        else:
+            summary = train(config, folder.path, progress=progress, overwrite=overwrite)
+    except (TrainingError, ValueError, RuntimeError) as exc:
+        if isinstance(exc, RunFolderError):
+            raise
+        return {**record, "error": str(exc), "finite": False}
+    losses = [m["loss"] for m in folder.read_metrics()]
+    keys = (*PLOTTED, "train_accuracy", "best_epoch", "epochs", "chance_accuracy")
+    costs = ("train_physical_queries", "train_digital_flops", "train_wall_time_s", "wall_time_s")
+    return {
+        **record,
+        **{k: summary.get(k) for k in (*keys, *costs)},
+        "final_loss": losses[-1] if losses else None,
+        "finite": all(math.isfinite(v) for v in losses),
+        "error": None,
+    }
+
+
+def plot_depth(result: dict[str, Any], path: Path) -> None:
+    """Accuracy against the number of blocks (mean over seeds, min–max bars), with chance."""
+    depths = result["depths"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, label in zip(
+        PLOTTED, ("test (best epoch)", "validation", "test (last epoch)"), strict=True
+    ):
+        mean, low, high = [], [], []
+        for d in depths:
+            values = [r[key] for r in result["runs"] if r["blocks"] == d and r.get(key) is not None]
+            mean.append(sum(values) / len(values) if values else math.nan)
+            low.append(min(values) if values else math.nan)
+            high.append(max(values) if values else math.nan)
+        err = [
+            [m - lo for m, lo in zip(mean, low, strict=True)],
+            [h - m for m, h in zip(mean, high, strict=True)],
+        ]
+        ax.errorbar(depths, mean, yerr=err, marker="o", capsize=3, label=label)
+    chance = next((r["chance_accuracy"] for r in result["runs"] if r.get("chance_accuracy")), None)
+    if chance is not None:
+        ax.axhline(chance, color="grey", linestyle=":", label="chance")
+    cfg = result["config"]
+    ax.set(
+        xlabel="number of physical blocks",
+        ylabel="accuracy",
+        ylim=(0, 1.02),
+        xticks=depths,
+        title=f"{cfg['rule']} · {cfg['dataset']} · {cfg['system']}",
+    )
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def command_depth(args: argparse.Namespace) -> int:
+    from phyll.cli import config_from_args
+
+    out = Path(args.out) if args.out else Path("runs") / f"depth-{args.dataset}-{args.rule}"
+    depths = args.blocks
+    config = config_from_args(argparse.Namespace(**{**vars(args), "blocks": depths[0]}))
+    result = run_depth_sweep(
+        config,
+        depths,
+        out,
+        args.seeds,
+        progress=not args.quiet,
+        overwrite=args.overwrite,
+        reuse=args.resume,
+    )
+    for run in result["runs"]:
+        score = "failed: " + run["error"] if run["error"] else f"test {run['test_accuracy']:.3f}"
+        print(f"{run['blocks']:>2} blocks, seed {run['seed']}: {score}")
+    print(f"sweep folder: {out} (depth.json, depth.png)")
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add ``phyll depth``: every ``phyll train`` option, with ``--blocks`` taking a list."""
+    from phyll.cli import add_train_arguments
+
+    p = sub.add_parser(
+        "depth",
+        help="sweep the number of physical blocks; plot accuracy against depth",
+        description="Train the same configuration with 1, 2, ... blocks (one run folder each) "
+        "and plot accuracy against the number of blocks; every `phyll train` option applies.",
+        conflict_handler="resolve",
+    )
+    add_train_arguments(p)
+    p.add_argument(
+        "--blocks",
+        type=int,
+        nargs="+",
+        default=list(range(1, 11)),
+        metavar="N",
+        help="numbers of blocks to train (default: 1 to 10)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="S",
+        help="seeds per depth, averaged in the figure (default: --seed alone)",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="sweep folder for depth.json, depth.png and one run folder per depth "
+        "(default: runs/depth-DATASET-RULE)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep finished runs in --out and resume interrupted ones",
+    )
+    p.set_defaults(func=command_depth)
