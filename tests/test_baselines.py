@@ -52,6 +52,18 @@ def test_each_rule_learns_well_above_chance(rule, params):
     assert summary["test_accuracy"] > 0.6 > 4 * summary["chance_accuracy"]
 
 
+@pytest.mark.parametrize("rule", ["backprop-ideal", "pat"])
+def test_classifier_head_is_saved_with_the_selected_weights(rule, tmp_path):
+    """The head is part of the network: model.pt and best-epoch restoring include it."""
+    params = {"twin_samples": 128, "twin_epochs": 2, "twin_hidden": (16,)} if rule == "pat" else {}
+    config = TrainConfig(
+        dataset="vowels", rule=rule, epochs=2, width=8, measurements=16, rule_params=params
+    )
+    train(config, tmp_path / "run", progress=False)
+    saved = torch.load(tmp_path / "run" / "model.pt", weights_only=False)["network"]
+    assert {"head.linear.weight", "head.linear.bias"} <= set(saved)
+
+
 # ---------------------------------------------------------------------- FF
 def test_ff_goodness_and_loss_follow_hinton():
     rule = ForwardForward(acoustic_net(), theta=2.0)

@@ -134,8 +134,9 @@ class InSilicoBackprop(LearningRule):
         with torch.random.fork_rng():
             torch.manual_seed(seed + 4099)
             self.head = ClassifierHead(head_features(network, head_input), network.n_classes)
-        self.head.to(network.blocks[0].linear.weight.device)
-        self.optimizer = torch.optim.Adam([*network.parameters(), *self.head.parameters()], lr=lr)
+        # the head lives with the blocks, so best-epoch weights, checkpoints and model.pt keep it
+        network.add_module("head", self.head.to(network.blocks[0].linear.weight.device))
+        self.optimizer = torch.optim.Adam(network.parameters(), lr=lr)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -175,13 +176,11 @@ class InSilicoBackprop(LearningRule):
     def state_dict(self) -> dict[str, Any]:
         return {
             **super().state_dict(),
-            "head": self.head.state_dict(),
             "optimizer": self.optimizer.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self.head.load_state_dict(state["head"])
         self.optimizer.load_state_dict(state["optimizer"])
 
 

@@ -128,10 +128,11 @@ class PhysicsAwareTraining(LearningRule):
                 MLPTwin(b.system.n_inputs, b.system.n_outputs, tuple(twin_hidden), twin_activation)
                 for b in network.blocks
             ]
-        self.head.to(device)
+        # the head lives with the blocks, so best-epoch weights, checkpoints and model.pt keep it
+        network.add_module("head", self.head.to(device))
         for twin in self.twins:
             twin.to(device)
-        self.optimizer = torch.optim.Adam([*network.parameters(), *self.head.parameters()], lr=lr)
+        self.optimizer = torch.optim.Adam(network.parameters(), lr=lr)
         self.steps = 0
         self.twin_queries = 0
         self.fit_reports: list[list[FitReport]] = []  # one list of per-block reports per fit
@@ -240,7 +241,6 @@ class PhysicsAwareTraining(LearningRule):
     def state_dict(self) -> dict[str, Any]:
         return {
             **super().state_dict(),
-            "head": self.head.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "twins": [t.state_dict() for t in self.twins],
             "pairs": self._pairs,
@@ -252,7 +252,6 @@ class PhysicsAwareTraining(LearningRule):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self.head.load_state_dict(state["head"])
         self.optimizer.load_state_dict(state["optimizer"])
         for twin, s in zip(self.twins, state["twins"], strict=True):
             twin.load_state_dict(s)
