@@ -31,12 +31,11 @@ from typing import Any
 import matplotlib.pyplot as plt
 
 import phyll.plotting  # noqa: F401  (selects matplotlib's Agg backend)
-from phyll.data import DATASETS
+from phyll.experiments.arguments import add_experiment_arguments, config_from_args
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.run_folder import RunFolder, RunFolderError
 from phyll.experiments.train import train
 from phyll.learning import RULES
-from phyll.systems import SYSTEMS
 
 DEFAULT_RULES = ("phyll", "ff", "pat", "backprop-ideal", "backprop-transfer")
 #: compare entries that are not rule names: entry → (rule, config overrides)
@@ -228,14 +227,7 @@ def compare(
 
 # ---------------------------------------------------------------------- command line
 def command_compare(args: argparse.Namespace) -> int:
-    from phyll.cli import parse_params
-
-    base = TrainConfig(
-        dataset=args.dataset, system=args.system, epochs=args.epochs,
-        batch_size=args.batch_size, blocks=args.blocks, width=args.width,
-        measurements=args.measurements, lr=args.lr, data_path=args.data_path,
-        device=args.device, system_params=parse_params(args.system_param),
-    )  # fmt: skip
+    base = config_from_args(args)
     entries = [e.strip() for e in args.rules.split(",") if e.strip()]
     if not entries:
         raise ValueError("--rules is empty")
@@ -258,7 +250,6 @@ def command_compare(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add ``phyll compare`` to the CLI."""
-    d = TrainConfig()
     p = sub.add_parser(
         "compare",
         help="compare learning rules on one task, architecture and set of seeds",
@@ -279,60 +270,7 @@ def register(sub: Any) -> None:
         default=0.9,
         help="test accuracy for the epochs/time-to-target columns (default: %(default)s)",
     )
-    p.add_argument(
-        "--dataset",
-        choices=sorted(DATASETS),
-        default=d.dataset,
-        help="dataset name (default: %(default)s)",
-    )
-    p.add_argument(
-        "--data-path",
-        default=None,
-        help="file or folder for datasets read from disk (e.g. vowels7's CSV)",
-    )
-    p.add_argument(
-        "--system",
-        choices=sorted(SYSTEMS),
-        default=d.system,
-        help="physical system of every block (default: %(default)s)",
-    )
-    p.add_argument(
-        "--system-param",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="system parameter, repeatable (e.g. noise_std=0.01)",
-    )
-    p.add_argument(
-        "--blocks", type=int, default=d.blocks, help="physical blocks (default: %(default)s)"
-    )
-    p.add_argument(
-        "--width",
-        type=int,
-        default=d.width,
-        help="hidden representation width (default: %(default)s)",
-    )
-    p.add_argument(
-        "--measurements",
-        type=int,
-        default=d.measurements,
-        help="measured channels of every system (default: %(default)s)",
-    )
-    p.add_argument(
-        "--epochs", type=int, default=d.epochs, help="epochs of every run (default: %(default)s)"
-    )
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        default=d.batch_size,
-        help="samples per step (default: %(default)s)",
-    )
-    p.add_argument(
-        "--lr", type=float, default=d.lr, help="learning rate of every rule (default: %(default)s)"
-    )
-    p.add_argument(
-        "--device", default=d.device, help="torch device: cpu or cuda (default: %(default)s)"
-    )
+    add_experiment_arguments(p, rule=False, seed=False)
     p.add_argument(
         "--out", default=None, help="comparison folder (default: runs/compare-DATASET-SYSTEM)"
     )

@@ -23,6 +23,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from phyll.experiments.arguments import add_train_arguments, config_from_args
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.run_folder import RunFolder, RunFolderError
 from phyll.experiments.train import TrainingError, resume, train
@@ -133,11 +134,9 @@ def plot_depth(result: dict[str, Any], path: Path) -> None:
 
 
 def command_depth(args: argparse.Namespace) -> int:
-    from phyll.cli import config_from_args
-
     out = Path(args.out) if args.out else Path("runs") / f"depth-{args.dataset}-{args.rule}"
     depths = args.blocks
-    config = config_from_args(argparse.Namespace(**{**vars(args), "blocks": depths[0]}))
+    config = config_from_args(args, blocks=depths[0])
     result = run_depth_sweep(
         config,
         depths,
@@ -156,8 +155,6 @@ def command_depth(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add ``phyll depth``: every ``phyll train`` option, with ``--blocks`` taking a list."""
-    from phyll.cli import add_train_arguments
-
     p = sub.add_parser(
         "depth",
         help="sweep the number of physical blocks; plot accuracy against depth",

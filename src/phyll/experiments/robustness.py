@@ -38,6 +38,7 @@ import matplotlib.pyplot as plt
 from tqdm.auto import tqdm
 
 import phyll.plotting  # noqa: F401  (selects the Agg backend before pyplot is used)
+from phyll.experiments.arguments import add_experiment_arguments, config_from_args
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.train import Trainer, build_experiment
 from phyll.learning import RULES
@@ -248,14 +249,7 @@ def plot_robustness(report: dict[str, Any], path: Path) -> None:
 
 
 def command_robustness(args: argparse.Namespace) -> int:
-    from phyll.cli import parse_params  # the CLI imports this module: import here
-
-    train_config = TrainConfig(
-        dataset=args.dataset, system=args.system, seed=args.seed, epochs=args.epochs,
-        blocks=args.blocks, width=args.width, measurements=args.measurements, lr=args.lr,
-        batch_size=args.batch_size, data_path=args.data_path, device=args.device,
-        system_params=parse_params(args.system_param),
-    )  # fmt: skip
+    train_config = config_from_args(args)
     config = RobustnessConfig(
         train=train_config, rules=tuple(args.rules), scenarios=tuple(args.scenarios),
         strength=args.strength, perturb_epoch=args.perturb_epoch, drift_std=args.drift_std,
@@ -269,7 +263,7 @@ def command_robustness(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add ``phyll robustness`` to the CLI."""
-    d, r = TrainConfig(), RobustnessConfig()
+    r = RobustnessConfig()
     p = sub.add_parser(
         "robustness",
         help="train while the physical systems are perturbed or drift; compare rules",
@@ -277,21 +271,7 @@ def register(sub: Any) -> None:
         "perturbation mid-training (step) and with continuous drift (drift); plot test accuracy "
         "against epochs with the perturbation marked; write robustness.json and robustness.png.",
     )
-    p.add_argument(
-        "--system",
-        choices=sorted(SYSTEMS),
-        default=d.system,
-        help="physical system of every block (default: %(default)s)",
-    )
-    p.add_argument(
-        "--system-param",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="system parameter, repeatable (e.g. noise_std=0.01)",
-    )
-    p.add_argument("--dataset", default=d.dataset, help="dataset name (default: %(default)s)")
-    p.add_argument("--data-path", default=None, help="file or folder for datasets read from disk")
+    add_experiment_arguments(p, rule=False)
     p.add_argument(
         "--rules",
         nargs="+",
@@ -339,30 +319,6 @@ def register(sub: Any) -> None:
         default=r.final_window,
         help="final accuracy = mean test accuracy of the last N epochs (default: %(default)s)",
     )
-    p.add_argument(
-        "--epochs", type=int, default=d.epochs, help="epochs per run (default: %(default)s)"
-    )
-    p.add_argument(
-        "--blocks", type=int, default=d.blocks, help="physical blocks (default: %(default)s)"
-    )
-    p.add_argument("--width", type=int, default=d.width, help="hidden width (default: %(default)s)")
-    p.add_argument(
-        "--measurements",
-        type=int,
-        default=d.measurements,
-        help="measured channels per system (default: %(default)s)",
-    )
-    p.add_argument("--lr", type=float, default=d.lr, help="learning rate (default: %(default)s)")
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        default=d.batch_size,
-        help="samples per step (default: %(default)s)",
-    )
-    p.add_argument(
-        "--seed", type=int, default=d.seed, help="seed shared by every run (default: %(default)s)"
-    )
-    p.add_argument("--device", default=d.device, help="torch device (default: %(default)s)")
     p.add_argument(
         "--out",
         default="runs/robustness",
