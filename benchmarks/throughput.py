@@ -15,6 +15,9 @@ from phyll.experiments.config import TrainConfig
 from phyll.experiments.train import Trainer, build_experiment
 from phyll.systems import SYSTEMS, make_system
 
+#: the simulators (``remote`` needs a running server: benchmarks/remote_latency.py measures it)
+SIMULATED = sorted(name for name in SYSTEMS if name != "remote")
+
 
 def system_throughput(name: str, device: str, batch: int = 1024, repeats: int = 20) -> float:
     """Samples per second of ``name``'s forward (64 drive channels → 128 measurements)."""
@@ -50,10 +53,10 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
-    for name in sorted(SYSTEMS):
+    for name in SIMULATED:
         rate = system_throughput(name, args.device)
         print(f"{name:>10} forward, batch 1024, 64→128 channels: {rate:,.0f} samples/s")
-    for name in sorted(SYSTEMS):
+    for name in SIMULATED:
         for dataset in ("vowels", "digits"):
             seconds = phyll_epoch_seconds(dataset, args.device, name)
             print(f"PhyLL epoch on {dataset} (2 {name} blocks, default config): {seconds:.2f} s")
