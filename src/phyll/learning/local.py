@@ -138,9 +138,18 @@ class LocalContrastiveRule(LearningRule):
         return loss
 
     def _features(self, x: Tensor) -> Tensor:
-        """Detached block outputs of a neutral-label pass (readout features)."""
-        with torch.no_grad():
-            return torch.cat(self.network(self.network.embed(x, None)), dim=1)
+        """Detached block outputs of a neutral-label pass (readout features).
+
+        Run in eval mode: the neutral pass must not move the measurement statistics that the
+        positive/negative training passes maintain, and it then matches prediction exactly.
+        """
+        was_training = self.network.training
+        self.network.eval()
+        try:
+            with torch.no_grad():
+                return torch.cat(self.network(self.network.embed(x, None)), dim=1)
+        finally:
+            self.network.train(was_training)
 
     def goodness_per_label(self, x: Tensor) -> Tensor:
         """Goodness summed over blocks for every candidate label: ``[B, n_classes]``."""
