@@ -6,13 +6,12 @@ import argparse
 import signal
 from typing import Any
 
+from phyll.experiments.arguments import parse_params
 from phyll.remote.protocol import DEFAULT_MAX_BYTES
 from phyll.remote.server import DeviceServer, load_system
 
 
 def command_serve(args: argparse.Namespace) -> int:
-    from phyll.cli import parse_params
-
     system = load_system(args.target, parse_params(args.param))
     port = "*" if args.port == 0 else str(args.port)
     server = DeviceServer(system, f"tcp://{args.host}:{port}", max_bytes=args.max_bytes)
