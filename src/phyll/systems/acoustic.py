@@ -81,6 +81,7 @@ import torch
 from torch import Tensor
 
 from phyll.systems.base import OutOfRange, PhysicalSystem
+from phyll.systems.detection import calibrate_full_scale, detect
 
 SPEED_OF_SOUND_0C = 331.3  # m/s, dry air at 0 °C
 DECAY_60DB = 3.0 * math.log(10.0)  # amplitude e-folding per T60 for a 60 dB energy drop
@@ -89,13 +90,6 @@ DECAY_60DB = 3.0 * math.log(10.0)  # amplitude e-folding per T60 for a 60 dB ene
 def speed_of_sound(temperature_c: float) -> float:
     """Speed of sound in dry air (m/s) at ``temperature_c``."""
     return SPEED_OF_SOUND_0C * math.sqrt(1.0 + temperature_c / 273.15)
-
-
-def quantize_straight_through(x: Tensor, bits: int) -> Tensor:
-    """Round to ``2**bits`` levels in [0, 1]; the gradient passes straight through."""
-    levels = 2**bits - 1
-    q = torch.round(x.clamp(0.0, 1.0) * levels) / levels
-    return x + (q - x).detach()
 
 
 class AcousticCavity(PhysicalSystem):
@@ -196,7 +190,9 @@ class AcousticCavity(PhysicalSystem):
         self._noise = torch.Generator(device=self.device).manual_seed(seed + 1)
         self.temperature_c = temperature_c
         self._transfer = self._build_transfer()
-        self._full_scale = self._calibrate_gain(torch.Generator().manual_seed(seed + 2))
+        self._full_scale = calibrate_full_scale(
+            self._power, n_inputs, 2048, torch.Generator().manual_seed(seed + 2), self.device, 1e-12
+        )
 
     # ------------------------------------------------------------------ physics
     def _build_transfer(self) -> Tensor:
@@ -222,21 +218,10 @@ class AcousticCavity(PhysicalSystem):
         pressure = self._speaker_field(drive) @ self._transfer.T
         return pressure.real**2 + pressure.imag**2
 
-    def _calibrate_gain(self, generator: torch.Generator) -> Tensor:
-        drives = torch.rand(2048, self.n_inputs, generator=generator).to(self.device)
-        with torch.no_grad():
-            return 4.0 * self._power(drives).mean(0).clamp_min(1e-12)
-
     def _measure(self, drive: Tensor) -> Tensor:
-        signal = self._power(drive) / self._full_scale
-        if self.noise_std > 0:
-            noise = torch.randn(
-                signal.shape, generator=self._noise, device=self.device, dtype=signal.dtype
-            )
-            signal = signal + self.noise_std * noise
-        if self.adc_bits is not None:
-            return quantize_straight_through(signal, self.adc_bits)
-        return signal
+        return detect(
+            self._power(drive) / self._full_scale, self.noise_std, self.adc_bits, self._noise
+        )
 
     def nominal(self) -> AcousticCavity:
         """The design: same room and seed, no fabrication error, no noise, ideal ADC."""

@@ -97,8 +97,8 @@ import torch
 from scipy.special import hankel1
 from torch import Tensor
 
-from phyll.systems.acoustic import quantize_straight_through
 from phyll.systems.base import OutOfRange, PhysicalSystem
+from phyll.systems.detection import calibrate_full_scale, detect, quantize_straight_through
 
 SPEED_OF_LIGHT = 299_792_458.0  # m/s
 Control = Literal["continuous", "1-bit"]
@@ -274,7 +274,9 @@ class MicrowaveCavity(PhysicalSystem):
 
         self._noise = torch.Generator(device=self.device).manual_seed(seed + 1)
         self._build_static()
-        self._full_scale = self._calibrate_gain(torch.Generator().manual_seed(seed + 2))
+        self._full_scale = calibrate_full_scale(
+            self._power, n_inputs, 512, torch.Generator().manual_seed(seed + 2), self.device, 1e-30
+        )
 
     # ------------------------------------------------------------------ geometry
     def static_positions(self) -> np.ndarray:
@@ -351,21 +353,10 @@ class MicrowaveCavity(PhysicalSystem):
         h = self.port_matrix(drive)[:, self._bin_freq, self._bin_rx, self._bin_tx]
         return h.real**2 + h.imag**2
 
-    def _calibrate_gain(self, generator: torch.Generator) -> Tensor:
-        drives = torch.rand(512, self.n_inputs, generator=generator).to(self.device)
-        with torch.no_grad():
-            return 4.0 * self._power(drives).mean(0).clamp_min(1e-30)
-
     def _measure(self, drive: Tensor) -> Tensor:
-        signal = self._power(drive) / self._full_scale
-        if self.noise_std > 0:
-            noise = torch.randn(
-                signal.shape, generator=self._noise, device=self.device, dtype=signal.dtype
-            )
-            signal = signal + self.noise_std * noise
-        if self.adc_bits is not None:
-            return quantize_straight_through(signal, self.adc_bits)
-        return signal
+        return detect(
+            self._power(drive) / self._full_scale, self.noise_std, self.adc_bits, self._noise
+        )
 
     def nominal(self) -> MicrowaveCavity:
         """The design: same cavity and seed, exact element resonances, no noise, ideal ADC."""

@@ -83,8 +83,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from phyll.systems.acoustic import quantize_straight_through
 from phyll.systems.base import OutOfRange, PhysicalSystem
+from phyll.systems.detection import quantize_straight_through
 
 Encoding = Literal["phase", "amplitude"]
 Nonlinearity = Literal["saturable", "shg", "none"]
