@@ -19,29 +19,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from phyll.atomic import atomic_write_bytes
+
 
 class RunFolderError(ValueError):
     """The output folder cannot be used (missing parent, already holds a run...)."""
-
-
-def atomic_write_bytes(path: Path, write: Any) -> None:
-    """Call ``write(file_object)`` on a temporary file next to ``path``, then rename it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class RunFolder:

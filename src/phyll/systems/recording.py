@@ -16,7 +16,6 @@ drops pairs recorded after a checkpoint, so a resumed run's records stay one con
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from phyll.atomic import atomic_write_bytes
 from phyll.systems.base import PhysicalSystem
 
 
@@ -33,16 +33,9 @@ class RecordError(ValueError):
 
 
 def _write_chunk(path: Path, drive: np.ndarray, measurement: np.ndarray, start: int) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, drive=drive, measurement=measurement, start=np.int64(start))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(
+        path, lambda f: np.savez(f, drive=drive, measurement=measurement, start=np.int64(start))
+    )
 
 
 class SystemRecorder:
