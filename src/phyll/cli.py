@@ -1,9 +1,10 @@
 """The ``phyll`` command line: ``phyll train``, ``phyll list`` and the experiment commands.
 
 Each command is a ``register(subparsers)`` function: the two core ones live here, experiment
-commands in their own modules (listed in :data:`COMMANDS`). Errors the user can fix (unknown
-names, missing files, bad folders, a faulty physical system) are printed as one clear line and
-exit with status 2; no traceback to decode.
+commands in their own modules (listed in :data:`COMMANDS`). Errors the user can fix
+(:class:`~phyll.errors.UserError`: unknown names, bad parameters, missing files, bad folders, a
+faulty physical system) are printed as one clear line and exit with status 2; anything else is
+a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -15,25 +16,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from phyll.data import DATASETS, DatasetError
+from phyll import __version__
+from phyll.errors import UserError
 from phyll.experiments import compare, depth, robustness
-from phyll.experiments.arguments import add_train_arguments, config_from_args
-from phyll.experiments.config import TrainConfig
-from phyll.experiments.run_folder import RunFolderError
-from phyll.experiments.train import TrainingError, resume, train
-from phyll.learning import RULES
-from phyll.remote import command as remote_command
-from phyll.systems import SYSTEMS, PhysicalSystemError
-from phyll.systems.base import DriveError
-
-USER_ERRORS = (
-    DatasetError,
-    RunFolderError,
-    TrainingError,
-    PhysicalSystemError,
-    DriveError,
-    ValueError,
+from phyll.experiments.arguments import (
+    add_experiment_arguments,
+    add_run_arguments,
+    config_from_args,
 )
+from phyll.experiments.config import TrainConfig
+from phyll.experiments.train import resume, train
+from phyll.params import describe_params
+from phyll.registry import DATASETS, RULES, SYSTEMS
+from phyll.remote import command as remote_command
+from phyll.systems.faults import FAULTS
 
 
 def command_train(args: argparse.Namespace) -> int:
@@ -63,10 +59,22 @@ def _default_out(config: TrainConfig) -> Path:
 
 
 def command_list(args: argparse.Namespace) -> int:
-    del args
     print("datasets:", ", ".join(sorted(DATASETS)))
     print("systems: ", ", ".join(sorted(SYSTEMS)))
     print("rules:   ", ", ".join(sorted(RULES)))
+    print("faults:  ", ", ".join(sorted(FAULTS)))
+    if args.params:
+        groups: list[tuple[str, Any]] = [
+            *((f"system {n}", c) for n, c in sorted(SYSTEMS.items())),
+            *((f"rule {n}", c) for n, c in sorted(RULES.items())),
+            *((f"fault {n}", c) for n, c in sorted(FAULTS.items())),
+        ]
+        for title, cls in groups:
+            declared = getattr(cls, "Params", None)
+            print(f"\n{title} ({cls.__module__}.{cls.__name__}):")
+            for info in describe_params(declared) if declared else []:
+                unit = f" [{info.unit}]" if info.unit else ""
+                print(f"  {info.name}: {info.type} = {info.default!r}{unit}  {info.help}")
     return 0
 
 
@@ -80,12 +88,29 @@ def register_train(sub: Subparsers) -> None:
         description="Train a deep physical neural network; bare `phyll train` trains the "
         "default (PhyLL on the embedded vowel task with acoustic cavities).",
     )
-    add_train_arguments(p)
+    add_experiment_arguments(p)
+    add_run_arguments(p, "run")
+    p.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        default=None,
+        help="continue the run in RUN_DIR from its last checkpoint (other options ignored)",
+    )
+    p.add_argument(
+        "--record",
+        action="store_true",
+        help="record every drive/measurement pair to RUN_DIR/records (NumPy .npz chunks)",
+    )
     p.set_defaults(func=command_train)
 
 
 def register_list(sub: Subparsers) -> None:
-    p = sub.add_parser("list", help="list datasets, physical systems and learning rules")
+    p = sub.add_parser("list", help="list datasets, physical systems, rules and faults")
+    p.add_argument(
+        "--params",
+        action="store_true",
+        help="also every system's, rule's and fault's parameters: type, default, unit, help",
+    )
     p.set_defaults(func=command_list)
 
 
@@ -105,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="phyll",
         description="Train deep physical neural networks without backpropagation (PhyLL).",
     )
+    parser.add_argument("--version", action="version", version=f"phyll {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for register in COMMANDS:
         register(sub)
@@ -116,8 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except USER_ERRORS as exc:
-        print(f"phyll: error: {exc}", file=sys.stderr)
+    except UserError as exc:
+        print(f"phyll: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         print(f"phyll: {exc}" if str(exc) else

@@ -1,6 +1,6 @@
 """Deep physical neural network: a stack of physical blocks with trainable digital weights.
 
-Each :class:`PhysicalBlock` does (DESIGN.md §3, §4a)::
+Each :class:`PhysicalBlock` does (docs/architecture.md, "One training step")::
 
     h_in ──drive map──▶ physical system ──measurement z──▶ conditioning ──┐
       └──────────────────────────(skip connection, optional)──────────────┴─▶ W ─▶ |·| ─▶ y
@@ -10,13 +10,16 @@ measurement, so a block's local loss on ``y`` has a gradient w.r.t. ``W`` that n
 measured ``z`` only: no model or Jacobian of the physics. ``y`` (detached) drives the next block.
 
 The network also owns the supervised label embedding (one-hot appended to the input, in the
-drive range) used by the local rules' positive and negative samples.
+drive range) used by the local rules' positive and negative samples. A :class:`Model` is what a
+run trains, checkpoints and saves: the network plus an optional digital :class:`LinearHead`
+(the classifier of in-silico backprop and PAT, or the linear readout of a local rule).
 """
 
 from __future__ import annotations
 
 import itertools
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +37,31 @@ class BlockMeasurementError(NonFiniteMeasurementError):
     def __init__(self, block_index: int, cause: Exception) -> None:
         super().__init__(f"block {block_index}: {cause}")
         self.block_index = block_index
+
+
+class SurrogateGradient(torch.autograd.Function):
+    """Forward: the physical system (no autograd). Backward: a surrogate's VJP at the drive.
+
+    Physics-aware training (Wright et al. 2022): the measurement is real, its Jacobian is
+    borrowed from a differentiable model of the physics evaluated at the same drive.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any, drive: Tensor, system: PhysicalSystem, surrogate: Callable[[Tensor], Tensor]
+    ) -> Tensor:
+        ctx.save_for_backward(drive)
+        ctx.surrogate = surrogate
+        with torch.no_grad():
+            return system(drive.detach())
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, None, None]:
+        (drive,) = ctx.saved_tensors
+        with torch.enable_grad():
+            d = drive.detach().requires_grad_(True)
+            (grad_drive,) = torch.autograd.grad(ctx.surrogate(d), d, grad_output)
+        return grad_drive, None, None
 
 
 class MeasurementConditioner(nn.Module):
@@ -144,10 +172,18 @@ class PhysicalBlock(nn.Module):
         low, high = self.system.drive_range
         return low + (high - low) * h
 
-    def measure(self, h: Tensor) -> Tensor:
-        """Drive the physical system with ``h`` (the only physical call a block makes)."""
+    def measure(self, h: Tensor, surrogate: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+        """Drive the physical system with ``h``: the only way anything calls the physics.
+
+        With ``surrogate`` (a differentiable model of the physics, e.g. PAT's twin) the result
+        is still the real measurement, but its gradient with respect to the drive is the
+        surrogate's vector-Jacobian product at that drive (:class:`SurrogateGradient`).
+        """
+        drive = self.drive(h)
         try:
-            return self.system(self.drive(h))
+            if surrogate is None:
+                return self.system(drive)
+            return SurrogateGradient.apply(drive, self.system, surrogate)
         except NonFiniteMeasurementError as exc:
             raise BlockMeasurementError(self.index, exc) from exc
 
@@ -262,3 +298,45 @@ def build_network(
         )
         in_features = width
     return PhysicalNetwork(blocks, n_features, n_classes, label_scale)
+
+
+class LinearHead(nn.Module):
+    """Layer norm (no affine) + linear map: block outputs → class scores.
+
+    The classifier of end-to-end rules (gradients flow into the blocks) and the readout of
+    local rules (fed detached block outputs) are the same layer; only what feeds it differs.
+    """
+
+    def __init__(self, n_features: int, n_classes: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(n_features, elementwise_affine=False)
+        self.linear = nn.Linear(n_features, n_classes)
+
+    def forward(self, features: Tensor) -> Tensor:
+        return self.linear(self.norm(features))
+
+
+class Model(nn.Module):
+    """Everything a run trains and saves: the physical network and an optional digital head.
+
+    The experiment builds it (the learning rule declares what it needs, see
+    :class:`phyll.learning.base.ModelSpec`), owns it and checkpoints its ``state_dict``; rules
+    update its weights and never add modules to it.
+    """
+
+    def __init__(self, network: PhysicalNetwork, head: LinearHead | None = None) -> None:
+        super().__init__()
+        self.network = network
+        self.head = head
+
+    @property
+    def systems(self) -> list[PhysicalSystem]:
+        return self.network.systems
+
+    @property
+    def blocks(self) -> nn.ModuleList:
+        return self.network.blocks
+
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> list[Tensor]:
+        """Every block's output for data ``x`` with ``labels`` embedded (None: neutral code)."""
+        return self.network(self.network.embed(x, labels))

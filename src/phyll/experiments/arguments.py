@@ -1,34 +1,81 @@
 """Command-line options shared by every command that trains (train, compare, robustness, depth).
 
-One definition of the task, physical-network and training options, and one mapping from parsed
-options to a :class:`~phyll.experiments.config.TrainConfig`, so the commands cannot drift apart.
+One definition of the task, physical-network, training and evaluation options, one list syntax
+(:class:`ListAction`: comma-separated, spaces accepted) and one mapping from parsed options to a
+:class:`~phyll.experiments.config.TrainConfig`, so the commands cannot drift apart.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
+import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from phyll.data import DATASETS, DatasetError, parse_dataset_spec
 from phyll.experiments.config import TrainConfig
-from phyll.learning import RULES
-from phyll.systems import SYSTEMS
+from phyll.params import parse_params
+from phyll.registry import RULES, SYSTEMS
+
+_ITEM = re.compile(r"^[\w.:/+\-=]+$")
 
 
-def parse_params(pairs: list[str]) -> dict[str, Any]:
-    """``["noise_std=0.01", "encoding=phase"]`` → ``{"noise_std": 0.01, "encoding": "phase"}``."""
-    params: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"expected KEY=VALUE, got {pair!r}")
-        try:
-            params[key] = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            params[key] = raw
-    return params
+class ListAction(argparse.Action):
+    """``--rules phyll,pat``, ``--rules phyll pat`` and ``--rules "phyll, pat"`` all give
+    ``["phyll", "pat"]``; each item goes through the option's ``type`` (default ``str``)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        self.item_type: Callable[[str], Any] = kwargs.pop("type", None) or str
+        kwargs.setdefault("nargs", "+")
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        items: list[Any] = []
+        for token in values:
+            for raw in re.split(r"[,\s]+", token.strip()):
+                if not raw:
+                    continue
+                if not _ITEM.match(raw):
+                    parser.error(f"argument {option_string}: unexpected item {raw!r}")
+                try:
+                    items.append(self.item_type(raw))
+                except (ValueError, argparse.ArgumentTypeError) as exc:
+                    parser.error(f"argument {option_string}: {exc}")
+        if not items:
+            parser.error(f"argument {option_string}: expected a comma-separated list")
+        setattr(namespace, self.dest, items)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def named_choice(names: dict[str, Any], what: str) -> Callable[[str], str]:
+    """argparse type: a registered name or a ``MODULE:NAME`` import path."""
+
+    def check(text: str) -> str:
+        if text in names or (":" in text and not text.startswith(":")):
+            return text
+        raise argparse.ArgumentTypeError(
+            f"invalid choice: {text!r} (choose from {', '.join(sorted(names))}, "
+            f"or a {what} of your own as MODULE:NAME)"
+        )
+
+    return check
 
 
 def dataset_argument(spec: str) -> str:
@@ -44,12 +91,13 @@ def dataset_argument(spec: str) -> str:
 
 
 def add_experiment_arguments(
-    p: argparse.ArgumentParser, *, rule: bool = True, seed: bool = True
+    p: argparse.ArgumentParser, *, rule: bool = True, seed: bool = True, blocks: bool = True
 ) -> None:
-    """Task, physical network and training options shared by every command that trains.
+    """Task, physical network, training and evaluation options of every command that trains.
 
-    ``rule=False`` / ``seed=False`` leave out ``--rule``/``--rule-param`` and ``--seed`` for
-    commands that take several (``--rules``, ``--seeds``).
+    ``rule=False`` / ``seed=False`` / ``blocks=False`` leave out ``--rule``/``--rule-param``,
+    ``--seed`` and ``--blocks`` for commands that take several (``--rules``, ``--seeds``,
+    a list of block counts).
     """
     d = TrainConfig()
     g = p.add_argument_group("task")
@@ -64,45 +112,48 @@ def add_experiment_arguments(
     g.add_argument(
         "--data-path",
         default=None,
-        help="file or folder for datasets read from disk (e.g. vowels7's CSV)",
+        help="file or folder for datasets read from disk (e.g. mnist's IDX files)",
     )
     if seed:
         g.add_argument(
             "--seed",
             type=int,
             default=d.seed,
-            help="seeds data split, systems, weights and negatives (default: %(default)s)",
+            help="one seed: data split, systems, weights and negatives (default: %(default)s)",
         )
     g = p.add_argument_group("physical network")
     g.add_argument(
         "--system",
-        choices=sorted(SYSTEMS),
+        type=named_choice(SYSTEMS, "system"),
         default=d.system,
-        help="physical system of every block (default: %(default)s)",
+        metavar="NAME",
+        help=f"physical system of every block: {', '.join(sorted(SYSTEMS))}, or MODULE:NAME "
+        "(your own PhysicalSystem class or factory) (default: %(default)s)",
     )
     g.add_argument(
         "--system-param",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="system parameter, repeatable (e.g. noise_std=0.01, encoding=phase)",
+        help="system parameter, repeatable (phyll list --params shows them all)",
     )
-    g.add_argument(
-        "--blocks",
-        type=int,
-        default=d.blocks,
-        help="number of physical blocks, 1-10+ (default: %(default)s)",
-    )
+    if blocks:
+        g.add_argument(
+            "--blocks",
+            type=positive_int,
+            default=d.blocks,
+            help="physical blocks (default: %(default)s)",
+        )
     g.add_argument(
         "--width",
-        type=int,
+        type=positive_int,
         default=d.width,
         help="features of each hidden representation = drive channels of the next "
         "system (default: %(default)s)",
     )
     g.add_argument(
         "--measurements",
-        type=int,
+        type=positive_int,
         default=d.measurements,
         help="measured channels of every system (default: %(default)s)",
     )
@@ -134,25 +185,35 @@ def add_experiment_arguments(
     if rule:
         g.add_argument(
             "--rule",
-            choices=sorted(RULES),
+            type=named_choice(RULES, "rule"),
             default=d.rule,
-            help="learning rule (default: %(default)s)",
+            metavar="NAME",
+            help=f"learning rule: {', '.join(sorted(RULES))}, or MODULE:NAME "
+            "(default: %(default)s)",
         )
         g.add_argument(
             "--rule-param",
             action="append",
             default=[],
             metavar="KEY=VALUE",
-            help="rule hyper-parameter, repeatable (e.g. theta=4, prediction=readout)",
+            help="rule parameter, repeatable, e.g. theta=4, prediction=readout, optimizer=sgd "
+            "(phyll list --params)",
         )
-    g.add_argument("--epochs", type=int, default=d.epochs, help="epochs (default: %(default)s)")
+    g.add_argument(
+        "--epochs", type=positive_int, default=d.epochs, help="epochs (default: %(default)s)"
+    )
     g.add_argument(
         "--batch-size",
-        type=int,
+        type=positive_int,
         default=d.batch_size,
         help="samples per step (default: %(default)s)",
     )
-    g.add_argument("--lr", type=float, default=d.lr, help="learning rate (default: %(default)s)")
+    g.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="learning rate: the rule parameter lr (default: the rule's, 0.01)",
+    )
     g.add_argument(
         "--val-fraction",
         type=float,
@@ -162,47 +223,76 @@ def add_experiment_arguments(
     g.add_argument(
         "--device", default=d.device, help="torch device: cpu or cuda (default: %(default)s)"
     )
+    g = p.add_argument_group("evaluation (each costs physical queries)")
+    g.add_argument(
+        "--eval-every",
+        type=positive_int,
+        default=d.eval_every,
+        metavar="N",
+        help="evaluate the validation split every N epochs and after the last (default: 1)",
+    )
+    g.add_argument(
+        "--eval-samples",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="evaluate at most N validation samples (a fixed subset; default: all)",
+    )
+    g.add_argument(
+        "--test-curve",
+        action="store_true",
+        help="also measure the test split at every evaluation (for figures; the result is "
+        "always the best-validation epoch, tested once at the end)",
+    )
+    g.add_argument(
+        "--train-eval-samples",
+        type=int,
+        default=d.train_eval_samples,
+        metavar="N",
+        help="also measure the accuracy on N training samples at every evaluation (default: 0)",
+    )
 
 
-def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    """Every ``phyll train`` option: the shared experiment options plus output and resume."""
-    add_experiment_arguments(p)
-    d = TrainConfig()
+def add_run_arguments(p: argparse.ArgumentParser, what: str) -> None:
+    """Output options of every command that writes a folder: --out, --overwrite, --quiet."""
     g = p.add_argument_group("output")
-    g.add_argument(
-        "--out",
-        default=None,
-        help="run folder to write (default: runs/DATASET-RULE-SYSTEM-seedN-TIME)",
-    )
-    g.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
-    g.add_argument(
-        "--resume",
-        metavar="RUN_DIR",
-        default=None,
-        help="continue the run in RUN_DIR from its last checkpoint (other options ignored)",
-    )
+    g.add_argument("--out", default=None, help=f"{what} folder to write")
+    g.add_argument("--overwrite", action="store_true", help=f"replace a {what} already in --out")
     g.add_argument(
         "--checkpoint-every",
         type=int,
-        default=d.checkpoint_every,
+        default=TrainConfig().checkpoint_every,
         metavar="STEPS",
         help="checkpoint every STEPS training steps, 0 = at epoch ends only; epoch ends and "
         "Ctrl-C/SIGTERM always checkpoint (default: %(default)s)",
     )
-    g.add_argument(
-        "--record",
-        action="store_true",
-        help="record every drive/measurement pair to RUN_DIR/records (NumPy .npz chunks)",
+    g.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def add_seeds_arguments(p: argparse.ArgumentParser, default: int) -> None:
+    """``--seeds N`` (N seeds) and ``--first-seed S``: the seeds S … S+N−1."""
+    p.add_argument(
+        "--seeds",
+        type=positive_int,
+        default=default,
+        metavar="N",
+        help="number of seeds, first-seed … first-seed+N−1 (default: %(default)s)",
     )
-    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--first-seed", type=int, default=0, help="first seed (default: %(default)s)")
+
+
+def seeds_of(args: argparse.Namespace) -> list[int]:
+    """The seeds ``--seeds N --first-seed S`` name."""
+    return list(range(args.first_seed, args.first_seed + args.seeds))
 
 
 def config_from_args(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
     """The :class:`TrainConfig` of parsed options; options a command lacks keep their default."""
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     values = {k: v for k, v in vars(args).items() if k in fields}
-    for key in ("system_params", "rule_params"):
-        values.pop(key, None)
     values["system_params"] = parse_params(getattr(args, "system_param", []))
-    values["rule_params"] = parse_params(getattr(args, "rule_param", []))
+    rule_params = parse_params(getattr(args, "rule_param", []))
+    if getattr(args, "lr", None) is not None:
+        rule_params["lr"] = args.lr
+    values["rule_params"] = rule_params
     return TrainConfig(**{**values, **overrides})

@@ -11,9 +11,12 @@ subfolder. The comparison folder then holds::
     DIR/runs/RULE-seedS/         the run folders (config, metrics.jsonl, summary.json, ...)
 
 Figures per rule (mean and sample standard deviation over seeds): test accuracy on the physical
-system (best-validation epoch), epochs and training wall time until the test accuracy first
-reaches ``--target`` (over the seeds that reach it), physical queries and digital FLOPs (total,
-and per training epoch), wall time, estimated energy. All come from the runs' instrumentation.
+system (best-validation epoch, tested once); epochs, digital FLOPs and wall time (setup
+included) until the *validation* accuracy first reaches the target (``--target``; default: the
+lowest final validation accuracy among the rules compared, so every rule reaches it), over the
+seeds that reach it; physical queries, digital FLOPs, wall time and energy per phase (setup,
+training, evaluation) and in total; digital FLOPs per training epoch. All come from the runs'
+instrumentation.
 
 Entries are rule names (``phyll list``) plus ``phyll-nophysics``: PhyLL on the same network with
 the physical measurement removed (the honesty ablation, DESIGN.md §4a).
@@ -31,28 +34,27 @@ from typing import Any
 import matplotlib.pyplot as plt
 
 import phyll.plotting  # noqa: F401  (selects matplotlib's Agg backend)
-from phyll.experiments.arguments import add_experiment_arguments, config_from_args
+from phyll.errors import ConfigError
+from phyll.experiments.arguments import (
+    ListAction,
+    add_experiment_arguments,
+    add_run_arguments,
+    add_seeds_arguments,
+    config_from_args,
+    seeds_of,
+)
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.run_folder import RunFolder, RunFolderError
 from phyll.experiments.train import train
-from phyll.learning import RULES
+from phyll.registry import RULES
 
 DEFAULT_RULES = ("phyll", "ff", "pat", "backprop-ideal", "backprop-transfer")
 #: compare entries that are not rule names: entry → (rule, config overrides)
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "phyll-nophysics": ("phyll", {"use_physics": False}),
 }
-SUMMED = (
-    "physical_queries",
-    "digital_flops",
-    "wall_time_s",
-    "physical_time_s",
-    "energy_j",
-    "train_physical_queries",
-    "train_digital_flops",
-    "train_wall_time_s",
-    "train_energy_j",
-)
+QUANTITIES = ("physical_queries", "digital_flops", "wall_time_s", "physical_time_s", "energy_j")
+PHASE_SUFFIXES = ("", "_setup", "_training", "_evaluation")
 
 
 def entry_config(entry: str, base: TrainConfig, seed: int) -> TrainConfig:
@@ -63,7 +65,7 @@ def entry_config(entry: str, base: TrainConfig, seed: int) -> TrainConfig:
         rule, overrides = entry, {}
     else:
         known = ", ".join([*sorted(RULES), *sorted(VARIANTS)])
-        raise ValueError(f"unknown rule {entry!r} in --rules; choose from: {known}")
+        raise ConfigError(f"unknown rule {entry!r} in --rules; choose from: {known}")
     return dataclasses.replace(base, rule=rule, seed=seed, **overrides)
 
 
@@ -73,12 +75,30 @@ def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def time_to_target(history: list[dict[str, Any]], target: float) -> tuple[int, float] | None:
-    """First epoch whose test accuracy reaches ``target`` and the training wall time until then."""
+def cost_to_target(history: list[dict[str, Any]], target: float) -> dict[str, float] | None:
+    """The first epoch whose *validation* accuracy reaches ``target`` and what it cost to get
+    there, setup included (None if it never does)."""
     for record in history:
-        if (record.get("test_accuracy") or 0.0) >= target:
-            return record["epoch"], record["train_wall_time_s"]
+        if (record.get("val_accuracy") or 0.0) >= target:
+            return {
+                "epochs": record["epoch"],
+                **{
+                    q: record[f"{q}_setup"] + record[f"{q}_training"]
+                    for q in ("digital_flops", "wall_time_s", "physical_queries")
+                },
+            }
     return None
+
+
+def final_val_accuracy(history: list[dict[str, Any]]) -> float:
+    """The validation accuracy of the last evaluated epoch."""
+    values = [r["val_accuracy"] for r in history if r.get("val_accuracy") is not None]
+    return values[-1] if values else 0.0
+
+
+def common_target(histories: dict[str, list[list[dict[str, Any]]]]) -> float:
+    """The lowest final validation accuracy (mean over seeds) among the entries."""
+    return min(statistics.fmean(final_val_accuracy(h) for h in runs) for runs in histories.values())
 
 
 def aggregate(runs: list[dict[str, Any]], target: float) -> dict[str, Any]:
@@ -87,17 +107,22 @@ def aggregate(runs: list[dict[str, Any]], target: float) -> dict[str, Any]:
     acc = [r["summary"]["test_accuracy"] for r in runs]
     out["test_accuracy_mean"], out["test_accuracy_std"] = _mean_std(acc)
     out["test_accuracy_per_seed"] = acc
-    for key in SUMMED:
-        out[key], out[f"{key}_std"] = _mean_std([float(r["summary"][key]) for r in runs])
-    per_epoch = [r["summary"]["train_digital_flops"] / r["summary"]["epochs"] for r in runs]
+    for quantity in QUANTITIES:
+        for suffix in PHASE_SUFFIXES:
+            key = quantity + suffix
+            out[key], out[f"{key}_std"] = _mean_std([float(r["summary"][key]) for r in runs])
+    per_epoch = [r["summary"]["digital_flops_training"] / r["summary"]["epochs"] for r in runs]
     out["digital_flops_per_epoch"], out["digital_flops_per_epoch_std"] = _mean_std(per_epoch)
-    reached = [t for t in (time_to_target(r["history"], target) for r in runs) if t is not None]
+    reached = [c for c in (cost_to_target(r["history"], target) for r in runs) if c is not None]
     out["target_accuracy"] = target
     out["seeds_reaching_target"] = len(reached)
-    out["epochs_to_target"], out["epochs_to_target_std"] = _mean_std([e for e, _ in reached])
-    out["wall_time_to_target_s"], out["wall_time_to_target_s_std"] = _mean_std(
-        [w for _, w in reached]
-    )
+    for key, name in (
+        ("epochs", "epochs_to_target"),
+        ("digital_flops", "digital_flops_to_target"),
+        ("wall_time_s", "wall_time_to_target_s"),
+        ("physical_queries", "physical_queries_to_target"),
+    ):
+        out[name], out[f"{name}_std"] = _mean_std([c[key] for c in reached])
     out["epochs"] = runs[0]["summary"]["epochs"]
     out["model_free"] = runs[0]["summary"]["model_free"]
     details = runs[0]["summary"].get("rule_details") or {}
@@ -111,17 +136,17 @@ def aggregate(runs: list[dict[str, Any]], target: float) -> dict[str, Any]:
 def _pm(mean: float | None, std: float | None, fmt: str) -> str:
     if mean is None:
         return "—"
-    return f"{mean:{fmt}}" if std is None else f"{mean:{fmt}} ± {std:{fmt}}"
+    return f"{mean:{fmt}}" if not std else f"{mean:{fmt}} ± {std:{fmt}}"
 
 
 def markdown_table(rules: dict[str, dict[str, Any]], n_seeds: int) -> str:
     """The comparison as a Markdown table (mean ± std over seeds)."""
-    target = next(iter(rules.values()))["target_accuracy"]
+    target = 100 * next(iter(rules.values()))["target_accuracy"]
     lines = [
-        f"| rule | test accuracy (%) | epochs to {100 * target:.0f} % | "
-        f"train time to {100 * target:.0f} % (s) | physical queries | digital FLOPs | "
-        "digital FLOPs / epoch (train) | wall time (s) | energy (J) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"| rule | test accuracy (%) | epochs to {target:.1f} % val | digital FLOPs to target "
+        "| wall time to target (s) | physical queries | digital FLOPs, setup "
+        "| digital FLOPs / epoch (training) | wall time (s) | energy (J) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in rules.items():
         acc_mean = None if r["test_accuracy_mean"] is None else 100 * r["test_accuracy_mean"]
@@ -130,8 +155,9 @@ def markdown_table(rules: dict[str, dict[str, Any]], n_seeds: int) -> str:
         lines.append(
             f"| {name} | {_pm(acc_mean, acc_std, '.1f')} "
             f"| {_pm(r['epochs_to_target'], r['epochs_to_target_std'], '.1f')}{reached} "
+            f"| {_pm(r['digital_flops_to_target'], None, '.3g')} "
             f"| {_pm(r['wall_time_to_target_s'], r['wall_time_to_target_s_std'], '.2f')} "
-            f"| {r['physical_queries']:,.0f} | {r['digital_flops']:.3g} "
+            f"| {r['physical_queries']:,.0f} | {r['digital_flops_setup']:.3g} "
             f"| {r['digital_flops_per_epoch']:.3g} "
             f"| {_pm(r['wall_time_s'], r['wall_time_s_std'], '.1f')} "
             f"| {r['energy_j']:.3g} |"
@@ -142,17 +168,17 @@ def markdown_table(rules: dict[str, dict[str, Any]], n_seeds: int) -> str:
 def _curves(histories: list[list[dict[str, Any]]], x_key: str) -> tuple[list, list, list]:
     n = min(len(h) for h in histories)
     xs = [statistics.fmean(h[i][x_key] for h in histories) for i in range(n)]
-    accs = [[h[i]["test_accuracy"] for h in histories] for i in range(n)]
+    accs = [[h[i].get("val_accuracy") or 0.0 for h in histories] for i in range(n)]
     mean = [statistics.fmean(a) for a in accs]
     std = [statistics.stdev(a) if len(a) > 1 else 0.0 for a in accs]
     return xs, mean, std
 
 
 def plot_comparison(histories: dict[str, list[list[dict[str, Any]]]], folder: Path) -> None:
-    """accuracy_vs_epoch.png and accuracy_vs_flops.png (mean ± std over seeds)."""
+    """accuracy_vs_epoch.png and accuracy_vs_flops.png: validation accuracy (mean ± std)."""
     for x_key, name, label, log in (
         ("epoch", "accuracy_vs_epoch.png", "epoch", False),
-        ("train_digital_flops", "accuracy_vs_flops.png", "training digital FLOPs", True),
+        ("digital_flops_training", "accuracy_vs_flops.png", "training digital FLOPs", True),
     ):
         fig, ax = plt.subplots(figsize=(6.5, 4.2))
         for rule, runs in histories.items():
@@ -161,7 +187,7 @@ def plot_comparison(histories: dict[str, list[list[dict[str, Any]]]], folder: Pa
             high = [m + s for m, s in zip(mean, std, strict=True)]
             (line,) = ax.plot(xs, mean, marker=".", label=rule)
             ax.fill_between(xs, low, high, color=line.get_color(), alpha=0.15)
-        ax.set(xlabel=label, ylabel="test accuracy", ylim=(0, 1.02))
+        ax.set(xlabel=label, ylabel="validation accuracy", ylim=(0, 1.02))
         if log:
             ax.set_xscale("log")
         ax.grid(alpha=0.3)
@@ -177,7 +203,7 @@ def compare(
     seeds: list[int],
     out: str | Path,
     *,
-    target: float = 0.9,
+    target: float | None = None,
     overwrite: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -208,12 +234,14 @@ def compare(
                     f"{summary['test_accuracy']:.3f} in {time.perf_counter() - start:.1f} s",
                     flush=True,
                 )
-    rules = {e: aggregate(runs, target) for e, runs in results.items()}
+    histories = {e: [r["history"] for r in runs] for e, runs in results.items()}
+    goal = common_target(histories) if target is None else target
+    rules = {e: aggregate(runs, goal) for e, runs in results.items()}
     summary = {
         "dataset": base.dataset,
         "system": base.system,
         "seeds": seeds,
-        "target_accuracy": target,
+        "target_accuracy": goal,
         "config": base.to_dict(),
         "rules": rules,
         "runs": {e: [r["dir"] for r in runs] for e, runs in results.items()},
@@ -221,26 +249,20 @@ def compare(
     RunFolder(folder).write_json(folder / "summary.json", summary)
     table = markdown_table(rules, len(seeds))
     (folder / "table.md").write_text(table)
-    plot_comparison({e: [r["history"] for r in runs] for e, runs in results.items()}, folder)
+    plot_comparison(histories, folder)
     return summary
 
 
 # ---------------------------------------------------------------------- command line
 def command_compare(args: argparse.Namespace) -> int:
     base = config_from_args(args)
-    entries = [e.strip() for e in args.rules.split(",") if e.strip()]
-    if not entries:
-        raise ValueError("--rules is empty")
-    if args.seeds < 1:
-        raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
-    if not 0.0 < args.target <= 1.0:
-        raise ValueError(f"--target must be in (0, 1], got {args.target}")
-    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    if args.target is not None and not 0.0 < args.target <= 1.0:
+        raise ConfigError(f"--target must be in (0, 1], got {args.target}")
     out = Path(args.out) if args.out else Path("runs") / f"compare-{base.dataset}-{base.system}"
     if not args.out:
         out.parent.mkdir(exist_ok=True)
     compare(
-        base, entries, seeds, out, target=args.target, overwrite=args.overwrite,
+        base, args.rules, seeds_of(args), out, target=args.target, overwrite=args.overwrite,
         progress=not args.quiet,
     )  # fmt: skip
     print((out / "table.md").read_text(), end="")
@@ -258,26 +280,20 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--rules",
-        default=",".join(DEFAULT_RULES),
-        help="comma-separated rules; also phyll-nophysics (honesty ablation) "
-        "(default: %(default)s)",
+        action=ListAction,
+        default=list(DEFAULT_RULES),
+        metavar="RULE",
+        help="rules to compare, comma-separated; also phyll-nophysics (honesty ablation) "
+        f"(default: {','.join(DEFAULT_RULES)})",
     )
-    p.add_argument("--seeds", type=int, default=3, help="seeds per rule (default: %(default)s)")
-    p.add_argument("--first-seed", type=int, default=0, help="first seed (default: %(default)s)")
+    add_seeds_arguments(p, default=3)
     p.add_argument(
         "--target",
         type=float,
-        default=0.9,
-        help="test accuracy for the epochs/time-to-target columns (default: %(default)s)",
+        default=None,
+        help="validation accuracy for the cost-to-target columns (default: the lowest final "
+        "validation accuracy among the rules compared)",
     )
     add_experiment_arguments(p, rule=False, seed=False)
-    p.add_argument(
-        "--out", default=None, help="comparison folder (default: runs/compare-DATASET-SYSTEM)"
-    )
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace a comparison (and its runs) already in --out",
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_run_arguments(p, "comparison")
     p.set_defaults(func=command_compare)

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
+
+from phyll.errors import ConfigError
+
+#: the marker ``config.json`` carries so that phyll never writes into a folder it did not make
+FORMAT = "phyll-run/1"
 
 
 @dataclass
@@ -13,6 +19,11 @@ class TrainConfig:
 
     Architecture: ``blocks`` physical blocks; each system has ``measurements`` output channels
     and hidden representations have ``width`` features (= drive channels of the next system).
+    ``system`` and ``rule`` are registered names (``phyll list``) or ``MODULE:NAME`` import
+    paths; ``system_params``/``rule_params`` are checked against their declared parameters
+    (``phyll list --params``). ``faults`` wraps every block's system in fault wrappers
+    (``[{"name": "drift", "std": 1.0}, {"name": "step", "strength": 10, "at_epoch": 15}]``, see
+    :mod:`phyll.systems.faults`).
     """
 
     dataset: str = "vowels"
@@ -24,13 +35,19 @@ class TrainConfig:
     blocks: int = 2
     width: int = 64
     measurements: int = 128
-    lr: float = 1e-2
     skip: bool = True
     use_physics: bool = True
     conditioning: str = "standardize"
     activation: str = "abs"
     val_fraction: float = 0.15
-    train_eval_samples: int = 512
+    #: evaluate the validation split every this many epochs (and after the last one)
+    eval_every: int = 1
+    #: evaluate at most this many validation samples per evaluation (None: all)
+    eval_samples: int | None = None
+    #: also measure the test split at every evaluation (figures); default: once, at the end
+    test_curve: bool = False
+    #: also measure the accuracy on this many training samples at every evaluation
+    train_eval_samples: int = 0
     data_path: str | None = None
     device: str = "cpu"
     #: write a checkpoint every this many training steps (0: at epoch ends only); epoch ends
@@ -38,20 +55,31 @@ class TrainConfig:
     checkpoint_every: int = 100
     #: record every drive/measurement pair to DIR/records (see phyll.systems.recording)
     record: bool = False
+    faults: list[dict[str, Any]] = field(default_factory=list)
     system_params: dict[str, Any] = field(default_factory=dict)
     rule_params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        positive = ("epochs", "batch_size", "blocks", "width", "measurements")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not 0.0 <= self.val_fraction < 0.5:
-            raise ValueError(f"val_fraction must be in [0, 0.5), got {self.val_fraction}")
+        for name in ("epochs", "batch_size", "blocks", "width", "measurements", "eval_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+        for name, limit in (("width", 2**20), ("measurements", 2**22), ("blocks", 1000)):
+            if getattr(self, name) > limit:
+                raise ConfigError(f"{name} must be at most {limit:,}, got {getattr(self, name):,}")
+        if not (math.isfinite(self.val_fraction) and 0.0 <= self.val_fraction < 0.5):
+            raise ConfigError(f"val_fraction must be in [0, 0.5), got {self.val_fraction}")
         if self.checkpoint_every < 0:
-            raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
+            raise ConfigError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
+        if self.eval_samples is not None and self.eval_samples < 1:
+            raise ConfigError(f"eval_samples must be >= 1, got {self.eval_samples}")
+        if self.train_eval_samples < 0:
+            raise ConfigError(f"train_eval_samples must be >= 0, got {self.train_eval_samples}")
+        if not (self.skip or self.use_physics):
+            raise ConfigError("a network without physics needs the skip connection")
+        for fault in self.faults:
+            if not isinstance(fault, dict) or "name" not in fault:
+                raise ConfigError(f"each fault must be a dict with a 'name', got {fault!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -61,5 +89,5 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:
-            raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
+            raise ConfigError(f"unknown config keys: {', '.join(sorted(unknown))}")
         return cls(**data)

@@ -3,10 +3,11 @@
 Each depth (and seed) is one ordinary run of :func:`phyll.experiments.train.train` with the
 same configuration but ``blocks``, written to its own run folder ``OUT/blocks-NN-seedS``. The
 sweep writes ``OUT/depth.json`` (the configuration and, per run, every number the figure plots
-plus costs, final loss and whether it stayed finite) and ``OUT/depth.png`` (test, validation
-and final-epoch test accuracy against depth, mean over seeds with min–max bars, and chance).
-A depth whose training fails (e.g. non-finite measurements) is recorded with its error and the
-sweep goes on, so instability is visible instead of fatal.
+plus costs, final loss and whether it stayed finite) and ``OUT/depth.png`` (test and
+validation accuracy of the selected epoch against depth, mean over seeds with min–max bars,
+and chance). A depth whose training fails (e.g. non-finite measurements) is recorded with its
+error and the sweep goes on, so instability is visible instead of fatal. ``--resume OUT`` keeps
+finished runs and resumes interrupted ones, with the options recorded in ``OUT``.
 """
 
 from __future__ import annotations
@@ -18,17 +19,26 @@ import math
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from phyll.experiments.arguments import add_train_arguments, config_from_args
+import phyll.plotting  # noqa: F401  (selects the Agg backend before pyplot is used)
+from phyll.engine import TrainingError
+from phyll.errors import ConfigError
+from phyll.experiments.arguments import (
+    ListAction,
+    add_experiment_arguments,
+    add_run_arguments,
+    add_seeds_arguments,
+    config_from_args,
+    positive_int,
+    seeds_of,
+)
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.run_folder import RunFolder, RunFolderError
-from phyll.experiments.train import TrainingError, resume, train
+from phyll.experiments.train import resume, train
 
-PLOTTED = ("test_accuracy", "val_accuracy", "final_test_accuracy")
+PLOTTED = ("test_accuracy", "val_accuracy")
+CONFIG_FILE = "depth_config.json"
 
 
 def run_depth_sweep(
@@ -46,13 +56,16 @@ def run_depth_sweep(
     ``reuse`` keeps finished runs already in ``out`` and resumes interrupted ones.
     """
     if not depths or min(depths) < 1:
-        raise ValueError(f"depths must be positive block counts, got {depths}")
+        raise ConfigError(f"depths must be positive block counts, got {depths}")
     out = Path(out)
     json_file = out / "depth.json"
-    if json_file.exists() and not (overwrite or reuse):
+    if (json_file.exists() or (out / CONFIG_FILE).exists()) and not (overwrite or reuse):
         raise RunFolderError(f"{out} already holds a depth sweep: pass --overwrite or --resume")
     out.mkdir(parents=True, exist_ok=True)
     seeds = seeds if seeds else [config.seed]
+    RunFolder(out).write_json(
+        out / CONFIG_FILE, {"config": config.to_dict(), "depths": depths, "seeds": seeds}
+    )
     runs = []
     for blocks in depths:
         for seed in seeds:
@@ -81,13 +94,16 @@ def _one_run(
             summary = resume(folder.path, progress=progress)
         else:
             summary = train(config, folder.path, progress=progress, overwrite=overwrite)
-    except (TrainingError, ValueError, RuntimeError) as exc:
-        if isinstance(exc, RunFolderError):
-            raise
+    except TrainingError as exc:
         return {**record, "error": str(exc), "finite": False}
     losses = [m["loss"] for m in folder.read_metrics()]
-    keys = (*PLOTTED, "train_accuracy", "best_epoch", "epochs", "chance_accuracy")
-    costs = ("train_physical_queries", "train_digital_flops", "train_wall_time_s", "wall_time_s")
+    keys = (*PLOTTED, "last_test_accuracy", "best_epoch", "epochs", "chance_accuracy")
+    costs = (
+        "physical_queries_training",
+        "digital_flops_training",
+        "wall_time_s_training",
+        "wall_time_s",
+    )
     return {
         **record,
         **{k: summary.get(k) for k in (*keys, *costs)},
@@ -101,9 +117,7 @@ def plot_depth(result: dict[str, Any], path: Path) -> None:
     """Accuracy against the number of blocks (mean over seeds, min–max bars), with chance."""
     depths = result["depths"]
     fig, ax = plt.subplots(figsize=(6, 4))
-    for key, label in zip(
-        PLOTTED, ("test (best epoch)", "validation", "test (last epoch)"), strict=True
-    ):
+    for key, label in zip(PLOTTED, ("test (selected epoch)", "validation"), strict=True):
         mean, low, high = [], [], []
         for d in depths:
             values = [r[key] for r in result["runs"] if r["blocks"] == d and r.get(key) is not None]
@@ -134,17 +148,25 @@ def plot_depth(result: dict[str, Any], path: Path) -> None:
 
 
 def command_depth(args: argparse.Namespace) -> int:
-    out = Path(args.out) if args.out else Path("runs") / f"depth-{args.dataset}-{args.rule}"
-    depths = args.blocks
-    config = config_from_args(args, blocks=depths[0])
+    if args.resume:
+        out = Path(args.resume)
+        if not (out / CONFIG_FILE).exists():
+            raise RunFolderError(f"{out} holds no depth sweep ({CONFIG_FILE} missing)")
+        recorded = RunFolder(out).read_json(out / CONFIG_FILE)
+        config = TrainConfig.from_dict(recorded["config"])
+        depths, seeds = recorded["depths"], recorded["seeds"]
+    else:
+        out = Path(args.out) if args.out else Path("runs") / f"depth-{args.dataset}-{args.rule}"
+        depths, seeds = args.blocks, seeds_of(args)
+        config = config_from_args(args, blocks=depths[0], seed=seeds[0])
     result = run_depth_sweep(
         config,
         depths,
         out,
-        args.seeds,
+        seeds,
         progress=not args.quiet,
         overwrite=args.overwrite,
-        reuse=args.resume,
+        reuse=bool(args.resume),
     )
     for run in result["runs"]:
         score = "failed: " + run["error"] if run["error"] else f"test {run['test_accuracy']:.3f}"
@@ -154,40 +176,29 @@ def command_depth(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    """Add ``phyll depth``: every ``phyll train`` option, with ``--blocks`` taking a list."""
+    """Add ``phyll depth``: every training option, with ``--blocks`` taking a list."""
     p = sub.add_parser(
         "depth",
         help="sweep the number of physical blocks; plot accuracy against depth",
         description="Train the same configuration with 1, 2, ... blocks (one run folder each) "
         "and plot accuracy against the number of blocks; every `phyll train` option applies.",
-        conflict_handler="resolve",
     )
-    add_train_arguments(p)
+    add_experiment_arguments(p, seed=False, blocks=False)
     p.add_argument(
         "--blocks",
-        type=int,
-        nargs="+",
+        action=ListAction,
+        type=positive_int,
         default=list(range(1, 11)),
         metavar="N",
-        help="numbers of blocks to train (default: 1 to 10)",
+        help="numbers of blocks to train, comma-separated (default: 1 to 10)",
     )
-    p.add_argument(
-        "--seeds",
-        type=int,
-        nargs="+",
-        default=None,
-        metavar="S",
-        help="seeds per depth, averaged in the figure (default: --seed alone)",
-    )
-    p.add_argument(
-        "--out",
-        default=None,
-        help="sweep folder for depth.json, depth.png and one run folder per depth "
-        "(default: runs/depth-DATASET-RULE)",
-    )
+    add_seeds_arguments(p, default=1)
+    add_run_arguments(p, "sweep (default: runs/depth-DATASET-RULE)")
     p.add_argument(
         "--resume",
-        action="store_true",
-        help="keep finished runs in --out and resume interrupted ones",
+        metavar="DIR",
+        default=None,
+        help="continue the sweep in DIR with its recorded options: finished runs are kept, "
+        "interrupted ones resume from their checkpoints",
     )
     p.set_defaults(func=command_depth)

@@ -1,28 +1,33 @@
 """``phyll robustness``: train while the physical systems change, for several learning rules.
 
-For every requested rule (those in :data:`~phyll.learning.RULES`; missing ones are reported
-and skipped) and every scenario, the same network (same seed, data split and initial weights)
-is trained for ``epochs`` epochs and its test accuracy recorded after each epoch:
+For every requested rule (those registered; missing ones are reported and skipped) and every
+scenario, the same network (same seed, data split and initial weights) is trained for
+``epochs`` epochs as an ordinary, resumable run (``OUT/runs/RULE-SCENARIO``), with the test
+split measured after every epoch (``test_curve``) for the curves:
 
 * ``none``: the systems as built (the reference);
 * ``step``: every block's system is wrapped in a
-  :class:`~phyll.systems.faults.StepPerturbation` armed after epoch ``perturb_epoch``: from the
-  next physical query on, the system is changed by ``strength`` in its own perturbation unit
-  (acoustic: °C of air temperature; microwave: cm of scatterer displacement; optical: medium
-  decorrelation θ; default: the system's ``typical_perturbation``, 10 °C, 1 cm, θ = 0.3). The
-  trained network is evaluated once right after the step, before any retraining (the damage),
-  then training goes on (the recovery);
+  :class:`~phyll.systems.faults.StepPerturbation` armed at the start of epoch
+  ``perturb_epoch + 1``: from the next physical query on, the system is changed by ``strength``
+  in its own perturbation unit (acoustic: °C of air temperature; microwave: cm of scatterer
+  displacement; optical: medium decorrelation θ; default: the system's
+  ``typical_perturbation``, 10 °C, 1 cm, θ = 0.3). The network trained so far is tested once
+  right after the step, before any retraining (the damage), then training goes on (the
+  recovery);
 * ``drift``: every block's system is wrapped in a :class:`~phyll.systems.faults.Drift`: its
   perturbation parameter random-walks by ``drift_std`` per ``drift_per_queries`` queries
-  (queries are the instrument's clock: training, twin data and evaluation all advance it;
+  (queries are the instrument's clock: setup, training and evaluation all advance it;
   default: a tenth of the typical step per 1000 queries).
 
-A rule sees only the wrapped systems (PAT fits its twin before the perturbation; in-silico
-transfer trains on ``system.nominal()`` and deploys on the changed system). The *final*
-accuracy of a run is the mean test accuracy of its last ``final_window`` epochs (one epoch is
-noisy on small test sets). Output: ``robustness.json`` (every curve plotted, the finals, the
-systems' perturbation units) and ``robustness.png`` (accuracy vs epoch per rule, the
-perturbation marked).
+The faults are part of each run's configuration (``faults``) and the step's arming is an
+engine callback, so an interrupted robustness experiment resumes exactly
+(``phyll robustness --resume OUT``): finished runs are kept, interrupted ones continue from
+their checkpoints. A rule sees only the wrapped systems (PAT fits its twin before the
+perturbation; in-silico transfer trains on ``system.nominal()`` and deploys on the changed
+system). The *final* accuracy of a run is the mean test accuracy of its last ``final_window``
+epochs (one epoch is noisy on small test sets). Output: ``robustness.json`` (every curve
+plotted, the finals, the systems' perturbation units) and ``robustness.png`` (accuracy vs epoch
+per rule, the perturbation marked).
 """
 
 from __future__ import annotations
@@ -35,23 +40,28 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
-from tqdm.auto import tqdm
 
 import phyll.plotting  # noqa: F401  (selects the Agg backend before pyplot is used)
-from phyll.experiments.arguments import add_experiment_arguments, config_from_args
+from phyll.errors import ConfigError
+from phyll.experiments.arguments import (
+    ListAction,
+    add_experiment_arguments,
+    add_run_arguments,
+    config_from_args,
+)
 from phyll.experiments.config import TrainConfig
-from phyll.experiments.train import Trainer, build_experiment
-from phyll.learning import RULES
-from phyll.systems import SYSTEMS, PhysicalSystem, make_system
-from phyll.systems.faults import Drift, StepPerturbation
+from phyll.experiments.run_folder import RunFolder, RunFolderError
+from phyll.experiments.train import resume, train
+from phyll.registry import RULES, system_factory
 
 SCENARIOS = ("none", "step", "drift")
 DEFAULT_RULES = ("phyll", "pat", "backprop-transfer")
+CONFIG_FILE = "robustness_config.json"
 
 
 @dataclasses.dataclass
 class RobustnessConfig:
-    """What ``phyll robustness`` runs (the training itself is ``train``)."""
+    """What ``phyll robustness`` runs (each run is an ordinary training run of ``train``)."""
 
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     rules: tuple[str, ...] = DEFAULT_RULES
@@ -65,25 +75,43 @@ class RobustnessConfig:
     def __post_init__(self) -> None:
         unknown = set(self.scenarios) - set(SCENARIOS)
         if unknown:
-            raise ValueError(f"unknown scenarios {sorted(unknown)}; choose from {SCENARIOS}")
+            raise ConfigError(f"unknown scenarios {sorted(unknown)}; choose from {SCENARIOS}")
         epochs = self.train.epochs
         if self.perturb_epoch is None:
             self.perturb_epoch = epochs // 2
         if not 1 <= self.perturb_epoch < epochs:
-            raise ValueError(
+            raise ConfigError(
                 f"perturb_epoch must be in [1, {epochs - 1}], got {self.perturb_epoch}"
             )
-        if self.train.system not in SYSTEMS:
-            raise ValueError(
-                f"unknown system {self.train.system!r}; choose one of: {', '.join(sorted(SYSTEMS))}"
-            )
-        typical = SYSTEMS[self.train.system].typical_perturbation
+        typical = getattr(system_factory(self.train.system), "typical_perturbation", 1.0)
         if self.strength is None:
             self.strength = typical
         if self.drift_std is None:
             self.drift_std = 0.1 * typical
         if self.final_window < 1 or self.drift_std < 0 or self.drift_per_queries < 1:
-            raise ValueError("final_window >= 1, drift_std >= 0, drift_per_queries >= 1 required")
+            raise ConfigError("final_window >= 1, drift_std >= 0, drift_per_queries >= 1 required")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RobustnessConfig:
+        values = {**data, "train": TrainConfig.from_dict(data["train"])}
+        values["rules"], values["scenarios"] = tuple(data["rules"]), tuple(data["scenarios"])
+        return cls(**values)
+
+    def run_config(self, rule: str, scenario: str) -> TrainConfig:
+        """The training run of ``rule`` under ``scenario``: faults on every block's system."""
+        faults: list[dict[str, Any]] = []
+        if scenario == "step":
+            faults = [{"name": "step", "strength": self.strength, "at_epoch": self.perturb_epoch}]
+        elif scenario == "drift":
+            faults = [
+                {"name": "drift", "std": self.drift_std, "per_queries": self.drift_per_queries}
+            ]
+        return dataclasses.replace(
+            self.train, rule=rule, faults=[*self.train.faults, *faults], test_curve=True
+        )
 
 
 def available_rules(requested: tuple[str, ...]) -> tuple[list[str], list[str]]:
@@ -92,63 +120,59 @@ def available_rules(requested: tuple[str, ...]) -> tuple[list[str], list[str]]:
 
 
 def run_scenario(
-    config: RobustnessConfig, rule: str, scenario: str, progress: bool = False
+    config: TrainConfig,
+    folder: Path,
+    final_window: int,
+    *,
+    progress: bool,
+    reuse: bool,
+    overwrite: bool,
 ) -> dict[str, Any]:
-    """Train ``rule`` under ``scenario``; return the per-epoch curve and the systems' changes."""
-    cfg = dataclasses.replace(config.train, rule=rule)
-    wrappers: list[StepPerturbation | Drift] = []
-
-    def factory(i: int, n_in: int, n_out: int) -> PhysicalSystem:
-        seed = 1000 * cfg.seed + i
-        system = make_system(
-            cfg.system, n_in, n_out, seed=seed, device=cfg.device, **cfg.system_params
-        )
-        if scenario == "step":
-            wrappers.append(StepPerturbation(system, at_query=None, strength=config.strength))
-        elif scenario == "drift":
-            wrappers.append(
-                Drift(system, config.drift_std, config.drift_per_queries, seed=seed + 11)
-            )
-        else:
-            return system
-        return wrappers[-1]
-
-    trainer = Trainer(build_experiment(cfg, factory))
-    curve: list[dict[str, Any]] = []
-    right_after_step: dict[str, float | None] | None = None
-    bar = tqdm(range(cfg.epochs), desc=f"{rule}/{scenario}", disable=not progress, unit="epoch")
-    for epoch in bar:
-        if scenario == "step" and epoch == config.perturb_epoch:
-            for w in wrappers:
-                w.schedule(w.queries)  # the next physical query meets the changed system
-            right_after_step = trainer.evaluate()  # the trained network, not yet retrained
-        loss = trainer.train_epoch()
-        scores = trainer.evaluate()
-        curve.append(
-            {
-                "epoch": epoch + 1,
-                "loss": loss,
-                **scores,
-                "displacement": [w.displacement for w in wrappers],
-                "physical_queries": trainer.train_meter.costs.physical_queries
-                + trainer.eval_meter.costs.physical_queries,
-            }
-        )
-        bar.set_postfix(test=f"{scores['test_accuracy']:.3f}")
-    tail = [r["test_accuracy"] for r in curve[-config.final_window :]]
+    """Train (or, with ``reuse``, keep or resume) one run; return its curve and finals."""
+    run = RunFolder(folder)
+    if reuse and run.summary_file.exists():
+        summary = run.read_json(run.summary_file)
+    elif reuse and run.checkpoint_file.exists():
+        summary = resume(folder, progress=progress)
+    else:
+        summary = train(config, folder, progress=progress, overwrite=overwrite)
+    curve = [
+        {
+            "epoch": m["epoch"],
+            "loss": m["loss"],
+            "val_accuracy": m.get("val_accuracy"),
+            "test_accuracy": m.get("test_accuracy"),
+            "displacement": m.get("displacement", []),
+            "physical_queries": sum(
+                m[f"physical_queries_{p}"] for p in ("setup", "training", "evaluation")
+            ),
+        }
+        for m in run.read_metrics()
+    ]
+    tail = [r["test_accuracy"] for r in curve[-final_window:]]
     return {
+        "run": str(folder),
         "curve": curve,
         "final_test_accuracy": sum(tail) / len(tail),
         "last_test_accuracy": curve[-1]["test_accuracy"],
-        "applied_at_query": [getattr(w, "applied_at", None) for w in wrappers],
-        "right_after_step": right_after_step,
+        "selected_test_accuracy": summary["test_accuracy"],
+        "applied_at_query": summary.get("applied_at_query"),
+        "right_after_step": summary.get("right_after_step"),
     }
 
 
 def run_robustness(
-    config: RobustnessConfig, out: str | Path | None = None, progress: bool = True
+    config: RobustnessConfig,
+    out: str | Path,
+    progress: bool = True,
+    *,
+    overwrite: bool = False,
+    reuse: bool = False,
 ) -> dict[str, Any]:
-    """Every available rule × scenario; writes ``robustness.json`` and ``.png`` into ``out``."""
+    """Every available rule × scenario; writes ``robustness.json`` and ``.png`` into ``out``.
+
+    ``reuse`` keeps finished runs in ``out`` and resumes interrupted ones.
+    """
     rules, missing = available_rules(config.rules)
     for name in missing:
         print(
@@ -157,29 +181,41 @@ def run_robustness(
             file=sys.stderr,
         )
     if not rules:
-        raise ValueError(f"none of the rules {list(config.rules)} is available")
+        raise ConfigError(f"none of the rules {list(config.rules)} is available")
+    folder = Path(out)
+    if (folder / CONFIG_FILE).exists() and not (overwrite or reuse):
+        raise RunFolderError(f"{folder} already holds a robustness experiment: pass --resume")
+    folder.mkdir(parents=True, exist_ok=True)
+    RunFolder(folder).write_json(folder / CONFIG_FILE, config.to_dict())
     results: dict[str, dict[str, Any]] = {}
     for rule in rules:
-        results[rule] = {s: run_scenario(config, rule, s, progress) for s in config.scenarios}
+        results[rule] = {}
+        for scenario in config.scenarios:
+            results[rule][scenario] = run_scenario(
+                config.run_config(rule, scenario),
+                folder / "runs" / f"{rule}-{scenario}",
+                config.final_window,
+                progress=progress,
+                reuse=reuse,
+                overwrite=overwrite,
+            )
         if "none" in config.scenarios:
             ref = results[rule]["none"]["final_test_accuracy"]
-            for scenario in config.scenarios:
-                run = results[rule][scenario]
+            for run in results[rule].values():
                 run["gap_to_unperturbed"] = run["final_test_accuracy"] - ref
     report = {
         "config": {
-            **dataclasses.asdict(config),
-            "perturbation_unit": SYSTEMS[config.train.system].perturbation,
+            **config.to_dict(),
+            "perturbation_unit": getattr(
+                system_factory(config.train.system), "perturbation", "unknown"
+            ),
         },
         "rules_run": rules,
         "rules_unavailable": missing,
         "results": results,
     }
-    if out is not None:
-        folder = Path(out)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "robustness.json").write_text(json.dumps(report, indent=2))
-        plot_robustness(report, folder / "robustness.png")
+    (folder / "robustness.json").write_text(json.dumps(report, indent=2))
+    plot_robustness(report, folder / "robustness.png")
     return report
 
 
@@ -249,15 +285,24 @@ def plot_robustness(report: dict[str, Any], path: Path) -> None:
 
 
 def command_robustness(args: argparse.Namespace) -> int:
-    train_config = config_from_args(args)
-    config = RobustnessConfig(
-        train=train_config, rules=tuple(args.rules), scenarios=tuple(args.scenarios),
-        strength=args.strength, perturb_epoch=args.perturb_epoch, drift_std=args.drift_std,
-        drift_per_queries=args.drift_per_queries, final_window=args.final_window,
-    )  # fmt: skip
-    report = run_robustness(config, args.out, progress=not args.quiet)
+    out = Path(args.resume or args.out or "runs/robustness")
+    if args.resume:
+        recorded = out / CONFIG_FILE
+        if not recorded.exists():
+            raise RunFolderError(f"{out} holds no robustness experiment ({CONFIG_FILE} missing)")
+        config = RobustnessConfig.from_dict(RunFolder(out).read_json(recorded))
+    else:
+        config = RobustnessConfig(
+            train=config_from_args(args), rules=tuple(args.rules),
+            scenarios=tuple(args.scenarios), strength=args.strength,
+            perturb_epoch=args.perturb_epoch, drift_std=args.drift_std,
+            drift_per_queries=args.drift_per_queries, final_window=args.final_window,
+        )  # fmt: skip
+    report = run_robustness(
+        config, out, progress=not args.quiet, overwrite=args.overwrite, reuse=bool(args.resume)
+    )
     print(format_report(report))
-    print(f"written: {Path(args.out) / 'robustness.json'}, {Path(args.out) / 'robustness.png'}")
+    print(f"written: {out / 'robustness.json'}, {out / 'robustness.png'}")
     return 0
 
 
@@ -274,16 +319,18 @@ def register(sub: Any) -> None:
     add_experiment_arguments(p, rule=False)
     p.add_argument(
         "--rules",
-        nargs="+",
+        action=ListAction,
         default=list(DEFAULT_RULES),
-        help="learning rules to compare; unavailable ones are reported and skipped "
-        "(default: %(default)s)",
+        metavar="RULE",
+        help="learning rules to compare, comma-separated; unavailable ones are reported and "
+        f"skipped (default: {','.join(DEFAULT_RULES)})",
     )
     p.add_argument(
         "--scenarios",
-        nargs="+",
-        choices=SCENARIOS,
+        action=ListAction,
+        type=scenario_name,
         default=list(SCENARIOS),
+        metavar="SCENARIO",
         help="none (reference), step (perturbation mid-training), drift (default: all)",
     )
     p.add_argument(
@@ -319,10 +366,21 @@ def register(sub: Any) -> None:
         default=r.final_window,
         help="final accuracy = mean test accuracy of the last N epochs (default: %(default)s)",
     )
+    add_run_arguments(p, "robustness experiment (default: runs/robustness)")
     p.add_argument(
-        "--out",
-        default="runs/robustness",
-        help="folder for robustness.json and robustness.png (default: %(default)s)",
+        "--resume",
+        metavar="DIR",
+        default=None,
+        help="continue the robustness experiment in DIR (its recorded options; finished runs "
+        "are kept, interrupted ones resume from their checkpoints)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=command_robustness)
+
+
+def scenario_name(text: str) -> str:
+    """argparse type: one of :data:`SCENARIOS`."""
+    if text not in SCENARIOS:
+        raise argparse.ArgumentTypeError(
+            f"invalid scenario {text!r} (choose from {', '.join(SCENARIOS)})"
+        )
+    return text

@@ -10,8 +10,9 @@ cross-entropy through the simulator's differentiable model:
     → softmax cross-entropy, Adam on every block's weights and the head.
 
 The label channels of the first block get the network's neutral code (``embed(x, None)``), so
-the architecture is exactly the one the local rules train. The rule owns the head (a
-:class:`~phyll.learning.readout.LinearReadout`-like layer norm + linear map), not the network.
+the architecture is exactly the one the local rules train. The head (a
+:class:`~phyll.network.LinearHead`: layer norm + linear map) is part of the model, which the
+rule declares (:meth:`InSilicoBackprop.model_spec`) and the experiment builds.
 
 Two modes (two registry names):
 
@@ -30,49 +31,44 @@ lab instrument, or no :meth:`nominal`) is refused with :class:`NotDifferentiable
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from phyll.learning.base import LearningRule
-from phyll.network import PhysicalBlock, PhysicalNetwork
+from phyll.learning.base import (
+    HeadInput,
+    LearningRule,
+    ModelSpec,
+    OptimizerFactory,
+    RuleParams,
+    evaluating,
+)
+from phyll.network import Model, PhysicalBlock, PhysicalNetwork
+from phyll.params import param
 from phyll.systems.base import PhysicalSystem
-
-HeadInput = Literal["last", "all"]
 
 
 class NotDifferentiableError(ValueError):
     """The rule needs a differentiable digital model the physical system does not offer."""
 
 
-class ClassifierHead(nn.Module):
-    """Layer norm (no affine) + linear map from block outputs to class logits."""
+@dataclass(frozen=True)
+class HeadParams(RuleParams):
+    """Parameters of the rules that classify with a head trained end to end (backprop, PAT)."""
 
-    def __init__(self, n_features: int, n_classes: int) -> None:
-        super().__init__()
-        self.norm = nn.LayerNorm(n_features, elementwise_affine=False)
-        self.linear = nn.Linear(n_features, n_classes)
-
-    def forward(self, features: Tensor) -> Tensor:
-        return self.linear(self.norm(features))
+    head_input: HeadInput = param("last", "the head reads the last block's output or all")
 
 
-def head_features(network: PhysicalNetwork, head_input: HeadInput) -> int:
-    """Width of what the head reads."""
-    if head_input == "last":
-        return network.blocks[-1].out_features
-    return sum(b.out_features for b in network.blocks)
+def block_in_silico(block: PhysicalBlock, digital_model: PhysicalSystem, h: Tensor) -> Tensor:
+    """Block output with the physics replaced by its digital model (gradient flows through it).
 
-
-def block_through(block: PhysicalBlock, system: PhysicalSystem, h: Tensor) -> Tensor:
-    """Block output with the physics replaced by ``system`` (gradient flows through it).
-
-    The in-silico path of a block: ``digital(system(drive(h)), h)``. Unlike
-    :meth:`PhysicalBlock.forward`, nothing here is wrapped in ``no_grad``.
+    The in-silico path of a block: ``digital(model(drive(h)), h)``; the physical system itself
+    is not called. Unlike :meth:`PhysicalBlock.forward`, nothing is wrapped in ``no_grad``.
     """
-    z = system(block.drive(h)) if block.use_physics else None
+    z = digital_model(block.drive(h)) if block.use_physics else None
     return block.digital(z, h)
 
 
@@ -96,107 +92,111 @@ def digital_models(network: PhysicalNetwork, rule: str) -> list[PhysicalSystem]:
     return models
 
 
-class InSilicoBackprop(LearningRule):
-    """End-to-end backprop through the simulators' digital models (see module docstring).
+class HeadRule(LearningRule):
+    """Shared by backprop and PAT: a classifier head on the blocks, one optimizer for all."""
 
-    Args:
-        network: the physical network (its systems must offer a differentiable nominal model).
-        seed: seeds the head's initial weights.
-        lr: Adam learning rate of every block and the head.
-        mode: ``"ideal"`` (test on the digital model) or ``"transfer"`` (test on the real
-            systems).
-        head_input: the head reads the ``"last"`` block's output (default) or ``"all"`` block
-            outputs concatenated.
-    """
+    params: HeadParams
+    Params = HeadParams
 
-    model_free = False
-    name: ClassVar[str] = "backprop"
+    @classmethod
+    def model_spec(cls, params: RuleParams) -> ModelSpec:
+        head_input = getattr(params, "head_input", "last")
+        return ModelSpec(label_channels=True, head="classifier", head_input=head_input)
 
     def __init__(
         self,
-        network: PhysicalNetwork,
+        model: Model,
+        params: HeadParams | None = None,
+        *,
         seed: int = 0,
-        lr: float = 1e-2,
-        mode: Literal["ideal", "transfer"] = "ideal",
-        head_input: HeadInput = "last",
+        optimizer: OptimizerFactory | None = None,
+        **overrides: Any,
     ) -> None:
-        super().__init__(network, seed)
-        if mode not in ("ideal", "transfer"):
-            raise ValueError(f"mode must be 'ideal' or 'transfer', got {mode!r}")
-        if head_input not in ("last", "all"):
-            raise ValueError(f"head_input must be 'last' or 'all', got {head_input!r}")
-        if network.n_classes < 2:
-            raise ValueError("in-silico backprop needs a network with at least 2 labels")
-        self.mode = mode
-        self.lr = lr
-        self.head_input: HeadInput = head_input
-        self.models = digital_models(network, self.name)
-        with torch.random.fork_rng():
-            torch.manual_seed(seed + 4099)
-            self.head = ClassifierHead(head_features(network, head_input), network.n_classes)
-        # the head lives with the blocks, so best-epoch weights, checkpoints and model.pt keep it
-        network.add_module("head", self.head.to(network.blocks[0].linear.weight.device))
-        self.optimizer = torch.optim.Adam(network.parameters(), lr=lr)
+        super().__init__(model, params, seed=seed, optimizer=optimizer, **overrides)
+        if self.network.n_classes < 2 or model.head is None:
+            raise ValueError(f"{self.name} needs a model with label channels and a head")
+        self.head = model.head
+        self.optimizer = self.make_optimizer(model.parameters())
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            **super().describe(),
-            "lr": self.lr,
-            "mode": self.mode,
-            "head_input": self.head_input,
-            "trained_on": "nominal digital model of each system",
-            "tested_on": "nominal digital model" if self.mode == "ideal" else "real systems",
-        }
+    def head_scores(self, outputs: list[Tensor]) -> Tensor:
+        """Class scores from the blocks' outputs (the last one or all, as declared)."""
+        last = self.params.head_input == "last"
+        return self.head(outputs[-1] if last else torch.cat(outputs, dim=1))
 
-    def logits(self, x: Tensor, systems: list[PhysicalSystem]) -> Tensor:
-        """Class scores of data ``x`` with each block's physics given by ``systems``."""
-        h = self.network.embed(x, None)
-        outputs = []
-        for block, system in zip(self.network.blocks, systems, strict=True):
-            h = block_through(block, system, h)
-            outputs.append(h)
-        return self.head(outputs[-1] if self.head_input == "last" else torch.cat(outputs, dim=1))
-
-    def train_step(self, x: Tensor, y: Tensor) -> float:
-        self.network.train()
-        self.head.train()
-        loss = F.cross_entropy(self.logits(x, self.models), y.long())
+    def step_on(self, loss: Tensor) -> float:
+        """One optimizer step on ``loss``."""
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
         return loss.item()
 
-    def predict(self, x: Tensor) -> Tensor:
-        self.network.eval()
-        self.head.eval()
-        systems = self.models if self.mode == "ideal" else self.network.systems
-        with torch.no_grad():
-            return self.logits(x, systems).argmax(dim=1)
-
     def state_dict(self) -> dict[str, Any]:
-        return {
-            **super().state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-        }
+        return {**super().state_dict(), "optimizer": self.optimizer.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.optimizer.load_state_dict(state["optimizer"])
 
 
+class InSilicoBackprop(HeadRule):
+    """End-to-end backprop through the simulators' digital models (see module docstring).
+
+    Parameters (:class:`HeadParams`): ``lr``, ``optimizer``, ``head_input``. The mode is the
+    class: :class:`IdealBackprop` tests on the digital model, :class:`TransferBackprop` on the
+    real systems.
+    """
+
+    model_free = False
+    name: ClassVar[str] = "backprop"
+    mode: ClassVar[Literal["ideal", "transfer"]] = "ideal"
+
+    def __init__(
+        self,
+        model: Model,
+        params: HeadParams | None = None,
+        *,
+        seed: int = 0,
+        optimizer: OptimizerFactory | None = None,
+        **overrides: Any,
+    ) -> None:
+        super().__init__(model, params, seed=seed, optimizer=optimizer, **overrides)
+        self.models = digital_models(self.network, self.name)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **super().describe(),
+            "mode": self.mode,
+            "trained_on": "nominal digital model of each system",
+            "tested_on": "nominal digital model" if self.mode == "ideal" else "real systems",
+        }
+
+    def logits(self, x: Tensor, in_silico: bool) -> Tensor:
+        """Class scores of data ``x``, through the digital models or the real systems."""
+        h = self.network.embed(x, None)
+        outputs = []
+        for block, model in zip(self.network.blocks, self.models, strict=True):
+            h = block_in_silico(block, model, h) if in_silico else block(h)
+            outputs.append(h)
+        return self.head_scores(outputs)
+
+    def train_step(self, x: Tensor, y: Tensor) -> float:
+        self.model.train()
+        return self.step_on(F.cross_entropy(self.logits(x, in_silico=True), y.long()))
+
+    def predict(self, x: Tensor) -> Tensor:
+        with evaluating(self.model), torch.no_grad():
+            return self.logits(x, in_silico=self.mode == "ideal").argmax(dim=1)
+
+
 class IdealBackprop(InSilicoBackprop):
-    """Backprop trained and tested on the digital model (``mode="ideal"``)."""
+    """Backprop trained and tested on the digital model."""
 
     name = "backprop-ideal"
-
-    def __init__(self, network: PhysicalNetwork, seed: int = 0, **hyper: Any) -> None:
-        super().__init__(network, seed, mode="ideal", **hyper)
+    mode = "ideal"
 
 
 class TransferBackprop(InSilicoBackprop):
     """Backprop trained on the digital model, tested on the real systems."""
 
     name = "backprop-transfer"
-
-    def __init__(self, network: PhysicalNetwork, seed: int = 0, **hyper: Any) -> None:
-        super().__init__(network, seed, mode="transfer", **hyper)
+    mode = "transfer"

@@ -23,13 +23,14 @@ network's standardised measurements and |·| activations (outputs of order 1).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor
 
-from phyll.learning.local import LocalContrastiveRule, Prediction
-from phyll.network import PhysicalNetwork
+from phyll.learning.local import LocalContrastiveRule, LocalParams
+from phyll.params import param
 
 
 def mean_square_goodness(y: Tensor) -> Tensor:
@@ -37,28 +38,22 @@ def mean_square_goodness(y: Tensor) -> Tensor:
     return y.pow(2).mean(dim=1)
 
 
+@dataclass(frozen=True)
+class FFParams(LocalParams):
+    """FF's parameters: as PhyLL's, with θ the goodness threshold."""
+
+    theta: float = param(2.0, "goodness threshold θ")
+
+
 class ForwardForward(LocalContrastiveRule):
     """Forward-forward training of a physical network (see module docstring).
 
-    Args:
-        network: the physical network to train (≥ 2 embedded labels).
-        seed: seeds the negative labels.
-        theta: goodness threshold θ.
-        lr: Adam learning rate of every block's digital weights.
-        prediction: ``"goodness"`` (paper) or ``"readout"``.
+    Parameters (:class:`FFParams`): ``theta`` (goodness threshold, 2), ``lr``, ``optimizer``,
+    ``prediction`` (``"goodness"``, the paper's, or ``"readout"``).
     """
 
     name = "ff"
-
-    def __init__(
-        self,
-        network: PhysicalNetwork,
-        seed: int = 0,
-        theta: float = 2.0,
-        lr: float = 1e-2,
-        prediction: Prediction = "goodness",
-    ) -> None:
-        super().__init__(network, seed, theta, lr, prediction)
+    Params = FFParams
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "goodness": "mean square activity vs threshold theta"}
@@ -70,4 +65,5 @@ class ForwardForward(LocalContrastiveRule):
     def local_loss(self, y_pos: Tensor, y_neg: Tensor, block: int) -> Tensor:
         """softplus(θ − G⁺) + softplus(G⁻ − θ), averaged over the batch."""
         g_pos, g_neg = self.goodness(y_pos, block), self.goodness(y_neg, block)
-        return (F.softplus(self.theta - g_pos) + F.softplus(g_neg - self.theta)).mean()
+        theta = self.params.theta
+        return (F.softplus(theta - g_pos) + F.softplus(g_neg - theta)).mean()

@@ -13,16 +13,38 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
-from phyll.learning.base import LearningRule
-from phyll.learning.readout import LinearReadout
-from phyll.network import PhysicalNetwork
+from phyll.learning.base import (
+    LearningRule,
+    ModelSpec,
+    OptimizerFactory,
+    RuleParams,
+    evaluating,
+)
+from phyll.learning.readout import train_readout
+from phyll.network import Model, PhysicalNetwork
+from phyll.params import check, param
 
 Prediction = Literal["goodness", "readout"]
+
+
+@dataclass(frozen=True)
+class LocalParams(RuleParams):
+    """Parameters of the supervised local contrastive rules (PhyLL, FF)."""
+
+    theta: float = param(4.0, "θ of the local loss (sharpness for PhyLL, threshold for FF)")
+    prediction: Prediction = param(
+        "goodness", "goodness: best total goodness over labels (paper); readout: linear readout"
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.theta > 0, f"theta must be > 0, got {self.theta}")
 
 
 def wrong_labels(labels: Tensor, n_classes: int, generator: torch.Generator) -> Tensor:
@@ -70,42 +92,43 @@ def train_blocks_locally(
 class LocalContrastiveRule(LearningRule):
     """Positive/negative local training of every block; goodness or readout prediction.
 
-    Args:
-        network: the physical network to train (its label embedding must have ≥ 2 classes).
-        seed: seeds the negative labels (and whatever the subclass draws).
-        theta: the loss's θ (sharpness for PhyLL, goodness threshold for FF).
-        lr: Adam learning rate of every block's digital weights.
-        prediction: ``"goodness"`` (best total goodness over candidate labels) or ``"readout"``.
+    Args: see :class:`~phyll.learning.base.LearningRule`; parameters: :class:`LocalParams`.
     """
 
     model_free = True
+    Params = LocalParams
+    params: LocalParams
+
+    @classmethod
+    def model_spec(cls, params: RuleParams) -> ModelSpec:
+        readout = getattr(params, "prediction", "goodness") == "readout"
+        return ModelSpec(label_channels=True, head="readout" if readout else None)
 
     def __init__(
         self,
-        network: PhysicalNetwork,
+        model: Model,
+        params: LocalParams | None = None,
+        *,
         seed: int = 0,
-        theta: float = 4.0,
-        lr: float = 1e-2,
-        prediction: Prediction = "goodness",
+        optimizer: OptimizerFactory | None = None,
+        **overrides: Any,
     ) -> None:
-        super().__init__(network, seed)
-        if network.n_classes < 2:
+        super().__init__(model, params, seed=seed, optimizer=optimizer, **overrides)
+        if self.network.n_classes < 2:
             raise ValueError(
                 f"supervised {self.name} needs a network with at least 2 embedded labels"
             )
-        if prediction not in ("goodness", "readout"):
-            raise ValueError(f"prediction must be 'goodness' or 'readout', got {prediction!r}")
-        self.theta = theta
-        self.lr = lr
-        self.prediction = prediction
-        self.optimizers = [torch.optim.Adam(b.parameters(), lr=lr) for b in network.blocks]
-        self.readout = (
-            LinearReadout(sum(b.out_features for b in network.blocks), network.n_classes, lr)
-            if prediction == "readout"
-            else None
-        )
-        if self.readout is not None:  # kept with the blocks by checkpoints and best-epoch weights
-            network.add_module("readout", self.readout.to(network.blocks[0].linear.weight.device))
+        if (self.params.prediction == "readout") != (model.head is not None):
+            raise ValueError(
+                f"prediction={self.params.prediction!r} needs a model "
+                f"{'with' if self.params.prediction == 'readout' else 'without'} a readout head"
+            )
+        self.optimizers = [self.make_optimizer(b.parameters()) for b in self.network.blocks]
+        self.head_optimizer = self.make_optimizer(model.head.parameters()) if model.head else None
+
+    @property
+    def prediction(self) -> str:
+        return self.params.prediction
 
     @abstractmethod
     def goodness(self, y: Tensor, block: int) -> Tensor:
@@ -114,14 +137,6 @@ class LocalContrastiveRule(LearningRule):
     @abstractmethod
     def local_loss(self, y_pos: Tensor, y_neg: Tensor, block: int) -> Tensor:
         """Scalar local loss of one block from its positive and negative outputs."""
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            **super().describe(),
-            "theta": self.theta,
-            "lr": self.lr,
-            "prediction": self.prediction,
-        }
 
     def train_step(self, x: Tensor, y: Tensor) -> float:
         net = self.network
@@ -133,8 +148,8 @@ class LocalContrastiveRule(LearningRule):
 
         inputs = torch.cat([net.embed(x, y), net.embed(x, negatives)])
         loss, _ = train_blocks_locally(net, inputs, block_loss, self.optimizers)
-        if self.readout is not None:
-            self.readout.train_step(self._features(x), y)
+        if self.model.head is not None and self.head_optimizer is not None:
+            train_readout(self.model.head, self.head_optimizer, self._features(x), y)
         return loss
 
     def _features(self, x: Tensor) -> Tensor:
@@ -143,28 +158,22 @@ class LocalContrastiveRule(LearningRule):
         Run in eval mode: the neutral pass must not move the measurement statistics that the
         positive/negative training passes maintain, and it then matches prediction exactly.
         """
-        was_training = self.network.training
-        self.network.eval()
-        try:
-            with torch.no_grad():
-                return torch.cat(self.network(self.network.embed(x, None)), dim=1)
-        finally:
-            self.network.train(was_training)
+        with evaluating(self.model), torch.no_grad():
+            return torch.cat(self.model(x, None), dim=1)
 
     def goodness_per_label(self, x: Tensor) -> Tensor:
         """Goodness summed over blocks for every candidate label: ``[B, n_classes]``."""
-        net = self.network
-        n = net.n_classes
+        n = self.network.n_classes
         labels = torch.arange(n, device=x.device).repeat_interleave(x.shape[0])
-        with torch.no_grad():
-            outputs = net(net.embed(x.repeat(n, 1), labels))
+        with evaluating(self.model), torch.no_grad():
+            outputs = self.model(x.repeat(n, 1), labels)
             score = sum(self.goodness(o, i) for i, o in enumerate(outputs))
         return score.view(n, x.shape[0]).T
 
     def predict(self, x: Tensor) -> Tensor:
-        self.network.eval()
-        if self.readout is not None:
-            return self.readout.predict(self._features(x))
+        if self.model.head is not None:
+            with evaluating(self.model), torch.no_grad():
+                return self.model.head(self._features(x)).argmax(dim=1)
         return self.goodness_per_label(x).argmax(dim=1)
 
     def state_dict(self) -> dict[str, Any]:
@@ -172,15 +181,13 @@ class LocalContrastiveRule(LearningRule):
             **super().state_dict(),
             "optimizers": [opt.state_dict() for opt in self.optimizers],
         }
-        if self.readout is not None:
-            state["readout"] = self.readout.state_dict()
-            state["readout_optimizer"] = self.readout.optimizer.state_dict()
+        if self.head_optimizer is not None:
+            state["head_optimizer"] = self.head_optimizer.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         for opt, opt_state in zip(self.optimizers, state["optimizers"], strict=True):
             opt.load_state_dict(opt_state)
-        if self.readout is not None:
-            self.readout.load_state_dict(state["readout"])
-            self.readout.optimizer.load_state_dict(state["readout_optimizer"])
+        if self.head_optimizer is not None:
+            self.head_optimizer.load_state_dict(state["head_optimizer"])

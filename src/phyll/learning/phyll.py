@@ -29,9 +29,10 @@ log(1 + exp(-θ·δ)) loss on the positive–negative goodness gap δ, label emb
 prediction by the best total goodness) is what ``PhyLL()`` does by default, with θ = 4, Adam,
 |·| activation and a skip connection of the block input into the digital layer — the choices of
 the open reimplementation of the acoustic experiment. ``theta``, ``lr``, ``prediction`` are
-options here; ``skip``, ``activation`` and ``use_physics`` (the honesty ablation) are options of
-:func:`phyll.network.build_network`. The positive/negative loop, prediction and checkpoint
-state are shared with FF in :mod:`phyll.learning.local`.
+parameters here (:class:`~phyll.learning.local.LocalParams`); ``skip``, ``activation`` and
+``use_physics`` (the honesty ablation) are options of :func:`phyll.network.build_network`. The
+positive/negative loop, prediction and checkpoint state are shared with FF in
+:mod:`phyll.learning.local`.
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from phyll.learning.local import LocalContrastiveRule, Prediction, wrong_labels
-from phyll.network import PhysicalNetwork
+from phyll.learning.base import OptimizerFactory
+from phyll.learning.local import LocalContrastiveRule, LocalParams, wrong_labels
+from phyll.network import Model, PhysicalNetwork
 
 
 def cosine_goodness(y: Tensor, reference: Tensor) -> Tensor:
@@ -68,26 +70,25 @@ def contrastive_loss(g_pos: Tensor, g_neg: Tensor, theta: float) -> Tensor:
 class PhyLL(LocalContrastiveRule):
     """Physical local learning, supervised (see module docstring).
 
-    Args:
-        network: the physical network to train (its label embedding must have ≥ 2 classes).
-        seed: seeds the reference vectors and the negative labels.
-        theta: sharpness θ of the contrastive loss.
-        lr: Adam learning rate of every block's digital weights.
-        prediction: ``"goodness"`` (paper) or ``"readout"``.
+    Args: see :class:`~phyll.learning.base.LearningRule`; ``seed`` also draws the reference
+    vectors. Parameters (:class:`~phyll.learning.local.LocalParams`): ``theta`` (sharpness of
+    the contrastive loss, 4), ``lr``, ``optimizer``, ``prediction`` (``"goodness"``, the
+    paper's, or ``"readout"``).
     """
 
     name = "phyll"
 
     def __init__(
         self,
-        network: PhysicalNetwork,
+        model: Model,
+        params: LocalParams | None = None,
+        *,
         seed: int = 0,
-        theta: float = 4.0,
-        lr: float = 1e-2,
-        prediction: Prediction = "goodness",
+        optimizer: OptimizerFactory | None = None,
+        **overrides: Any,
     ) -> None:
-        super().__init__(network, seed, theta, lr, prediction)
-        self.references = random_references(network, seed)
+        super().__init__(model, params, seed=seed, optimizer=optimizer, **overrides)
+        self.references = random_references(self.network, seed)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "goodness": "cosine to a fixed random reference per block"}
@@ -99,7 +100,7 @@ class PhyLL(LocalContrastiveRule):
     def local_loss(self, y_pos: Tensor, y_neg: Tensor, block: int) -> Tensor:
         """softplus(−θ (G⁺ − G⁻)), averaged over the batch."""
         return contrastive_loss(
-            self.goodness(y_pos, block), self.goodness(y_neg, block), self.theta
+            self.goodness(y_pos, block), self.goodness(y_neg, block), self.params.theta
         )
 
 

@@ -4,7 +4,8 @@ The blocks are trained as in supervised PhyLL (:mod:`phyll.learning.phyll`, whos
 cosine goodness and loss softplus(−θ (G⁺ − G⁻)) are reused: Adam on each block's own digital
 weights, ``2B`` physical queries per block and step, no gradient through the physics or across
 blocks), but the positive and negative data are made without labels, and the network embeds
-no label (``embeds_labels = False``: the first block sees the data alone).
+no label (its :meth:`~PhyLLUnsupervised.model_spec` declares no label channels: the first
+block sees the data alone).
 
 Two label-free constructions (``pairs``), for a batch ``x`` of ``B`` samples in [0, 1]; the
 *corruption* of a sample is ``clip(x + ε, 0, 1)``, ``ε ~ N(0, noise²)`` per feature:
@@ -32,8 +33,9 @@ other real samples as negatives cannot be satisfied by a constant map (measured:
 regression on the layer-normalised concatenation of all block outputs) is trained *jointly*,
 one step per training step, on the detached block outputs of the first view (already measured
 by the block step: no extra physical query); labels are used by the readout only and never
-reach the blocks. The readout is registered on the network (``network.readout``), so the
-best-epoch weights, checkpoints and ``model.pt`` keep it together with the blocks it reads.
+reach the blocks. The readout is the model's head (declared by the rule, built by the
+experiment), so the best-epoch weights, checkpoints and ``model.pt`` keep it together with the
+blocks it reads.
 Prediction: one pass of the clean sample through the network (1 physical query per sample and
 block), readout argmax.
 """
@@ -41,17 +43,26 @@ block), readout argmax.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from phyll.learning.base import LearningRule
+from phyll.learning.base import (
+    LearningRule,
+    ModelSpec,
+    OptimizerFactory,
+    RuleParams,
+    evaluating,
+    optimizer_factory,
+)
 from phyll.learning.local import train_blocks_locally
 from phyll.learning.phyll import contrastive_loss, cosine_goodness, random_references
-from phyll.learning.readout import LinearReadout
-from phyll.network import PhysicalNetwork
+from phyll.learning.readout import train_readout
+from phyll.network import Model
+from phyll.params import check, finite_positive, param
 
 Pairs = Literal["instance", "hybrid"]
 
@@ -72,80 +83,74 @@ def blur_operator(n_features: int, passes: int) -> Tensor:
     return torch.kron(one_d, one_d) if n == side else one_d
 
 
+@dataclass(frozen=True)
+class UnsupervisedParams(RuleParams):
+    """Unsupervised PhyLL's parameters."""
+
+    theta: float = param(4.0, "sharpness θ of the contrastive loss")
+    readout_lr: float | None = param(None, "learning rate of the readout (None: lr)")
+    noise: float = param(0.05, "std of the Gaussian corruption of the positives", "features")
+    mask_blur: int = param(6, "blur passes making the hybrid masks (0: independent bits)")
+    pairs: Pairs = param("instance", "label-free pairs: instance (default) or hybrid (paper)")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.noise >= 0 and self.mask_blur >= 0, "noise and mask_blur must be >= 0")
+        check(
+            self.readout_lr is None or finite_positive(self.readout_lr),
+            f"readout_lr must be a finite number > 0, got {self.readout_lr}",
+        )
+
+
 class PhyLLUnsupervised(LearningRule):
     """Unsupervised PhyLL with a jointly trained linear readout (see module docstring).
 
-    Args:
-        network: a network that embeds no label (``n_classes == 0``).
-        n_classes: classes of the task, for the readout only.
-        seed: seeds the references, corruptions, partners and masks.
-        theta: sharpness θ of the contrastive loss.
-        lr: Adam learning rate of the blocks' digital weights.
-        readout_lr: Adam learning rate of the readout (default: ``lr``).
-        noise: std of the Gaussian corruption of the positives (features in [0, 1]).
-        mask_blur: blur passes making the hybrid masks (0: independent random bits).
+    Args: see :class:`~phyll.learning.base.LearningRule`; ``seed`` also draws the references,
+    corruptions, partners and masks. Parameters: :class:`UnsupervisedParams`.
     """
 
     name = "phyll-unsup"
     model_free = True
-    embeds_labels = False
-    prediction = "readout"
+    Params = UnsupervisedParams
+    params: UnsupervisedParams
+
+    @classmethod
+    def model_spec(cls, params: RuleParams) -> ModelSpec:
+        return ModelSpec(label_channels=False, head="readout", head_input="all")
 
     def __init__(
         self,
-        network: PhysicalNetwork,
-        n_classes: int,
+        model: Model,
+        params: UnsupervisedParams | None = None,
+        *,
         seed: int = 0,
-        theta: float = 4.0,
-        lr: float = 1e-2,
-        readout_lr: float | None = None,
-        noise: float = 0.05,
-        mask_blur: int = 6,
-        pairs: Pairs = "instance",
+        optimizer: OptimizerFactory | None = None,
+        **overrides: Any,
     ) -> None:
-        super().__init__(network, seed)
-        if network.n_classes != 0:
-            raise ValueError("unsupervised PhyLL needs a network that embeds no labels")
-        if n_classes < 2:
-            raise ValueError(f"the readout needs at least 2 classes, got {n_classes}")
-        if noise < 0 or mask_blur < 0:
-            raise ValueError("noise and mask_blur must be non-negative")
-        if pairs not in ("instance", "hybrid"):
-            raise ValueError(f"pairs must be 'instance' or 'hybrid', got {pairs!r}")
-        self.pairs = pairs
-        self.theta = theta
-        self.lr = lr
-        self.readout_lr = lr if readout_lr is None else readout_lr
-        self.noise = noise
-        self.mask_blur = mask_blur
-        self.references = random_references(network, seed)
-        self.optimizers = [torch.optim.Adam(b.parameters(), lr=lr) for b in network.blocks]
-        device = network.blocks[0].linear.weight.device
-        self.blur = blur_operator(network.n_features, mask_blur).to(device)
-        self.readout = LinearReadout(
-            sum(b.out_features for b in network.blocks), n_classes, self.readout_lr
-        ).to(device)
-        # registered on the network so that checkpoints, the best-epoch weights and model.pt
-        # hold the readout together with the blocks it reads
-        network.add_module("readout", self.readout)
+        super().__init__(model, params, seed=seed, optimizer=optimizer, **overrides)
+        if self.network.n_classes != 0 or model.head is None:
+            raise ValueError(
+                "unsupervised PhyLL needs a network that embeds no labels and a readout head"
+            )
+        self.head = model.head
+        p = self.params
+        self.references = random_references(self.network, seed)
+        self.optimizers = [self.make_optimizer(b.parameters()) for b in self.network.blocks]
+        readout_optimizer = (
+            optimizer_factory(p.optimizer, p.readout_lr) if p.readout_lr else self.make_optimizer
+        )
+        self.head_optimizer = readout_optimizer(self.head.parameters())
+        device = self.network.blocks[0].linear.weight.device
+        self.blur = blur_operator(self.network.n_features, p.mask_blur).to(device)
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            **super().describe(),
-            "theta": self.theta,
-            "lr": self.lr,
-            "readout_lr": self.readout_lr,
-            "n_classes": self.readout.linear.out_features,
-            "noise": self.noise,
-            "mask_blur": self.mask_blur,
-            "pairs": self.pairs,
-            "prediction": self.prediction,
-        }
+    @property
+    def prediction(self) -> str:
+        return "readout"
 
     def corrupt(self, x: Tensor) -> Tensor:
         """The sample under a small corruption: Gaussian noise of std ``noise``, clipped."""
         noise = torch.randn(x.shape, generator=self.generator).to(x.device)
-        return (x + self.noise * noise).clamp(0.0, 1.0)
+        return (x + self.params.noise * noise).clamp(0.0, 1.0)
 
     def hybrid(self, x: Tensor, partner: Tensor) -> Tensor:
         """``m ⊙ x + (1 − m) ⊙ partner`` with blurred random binary masks ``m``."""
@@ -153,54 +158,68 @@ class PhyLLUnsupervised(LearningRule):
         mask = (bits @ self.blur.T > 0.5).to(x.dtype)
         return mask * x + (1 - mask) * partner
 
-    def train_step(self, x: Tensor, y: Tensor) -> float:
-        net = self.network
-        x = net.embed(x, None)
-        batch = x.shape[0]
+    def negative_shift(self, batch: int) -> int:
+        """The cyclic shift pairing each sample with another one of the batch (never itself)."""
         if batch < 2:
             raise ValueError("unsupervised PhyLL needs batches of at least 2 samples")
-        shift = int(torch.randint(1, batch, (1,), generator=self.generator))  # never itself
-        if self.pairs == "hybrid":
-            inputs = torch.cat([self.corrupt(x), self.hybrid(x, torch.roll(x, shift, 0))])
+        return int(torch.randint(1, batch, (1,), generator=self.generator))
 
-            def block_loss(out: Tensor, index: int) -> Tensor:
-                ref = self.references[index]
-                g_pos = cosine_goodness(out[:batch], ref)
-                return contrastive_loss(g_pos, cosine_goodness(out[batch:], ref), self.theta)
+    def make_pairs(self, x: Tensor) -> tuple[Tensor, Tensor, int]:
+        """Positive and negative inputs (stacked as ``[positives; negatives]``) and the shift.
 
+        ``instance``: two corrupted views of every sample; the negative partner of view *i* is
+        the other view of sample ``(i - shift) mod B``. ``hybrid``: the corrupted sample and its
+        hybrid with sample ``(i - shift) mod B``.
+        """
+        shift = self.negative_shift(x.shape[0])
+        if self.params.pairs == "hybrid":
+            return self.corrupt(x), self.hybrid(x, torch.roll(x, shift, 0)), shift
+        return self.corrupt(x), self.corrupt(x), shift
+
+    def block_loss(self, out: Tensor, index: int, shift: int) -> Tensor:
+        """The contrastive loss of block ``index`` on its stacked outputs ``[pos; neg]``."""
+        batch = out.shape[0] // 2
+        first, second = out[:batch], out[batch:]
+        if self.params.pairs == "hybrid":
+            ref = self.references[index]
+            g_pos, g_neg = cosine_goodness(first, ref), cosine_goodness(second, ref)
         else:
-            inputs = torch.cat([self.corrupt(x), self.corrupt(x)])
+            g_pos = F.cosine_similarity(first, second, dim=1, eps=1e-8)
+            g_neg = F.cosine_similarity(first, torch.roll(second, shift, 0), dim=1, eps=1e-8)
+        return contrastive_loss(g_pos, g_neg, self.params.theta)
 
-            def block_loss(out: Tensor, index: int) -> Tensor:
-                view, other = out[:batch], out[batch:]
-                g_pos = F.cosine_similarity(view, other, dim=1, eps=1e-8)
-                g_neg = F.cosine_similarity(view, torch.roll(other, shift, 0), dim=1, eps=1e-8)
-                return contrastive_loss(g_pos, g_neg, self.theta)
-
-        loss, outputs = train_blocks_locally(net, inputs, block_loss, self.optimizers)
-        self.readout.train_step(torch.cat([o[:batch] for o in outputs], dim=1), y)
+    def train_step(self, x: Tensor, y: Tensor) -> float:
+        x = self.network.embed(x, None)
+        batch = x.shape[0]
+        first, second, shift = self.make_pairs(x)
+        loss, outputs = train_blocks_locally(
+            self.network,
+            torch.cat([first, second]),
+            lambda out, index: self.block_loss(out, index, shift),
+            self.optimizers,
+        )
+        features = torch.cat([o[:batch] for o in outputs], dim=1)
+        train_readout(self.head, self.head_optimizer, features, y)
         return loss
 
     def features(self, x: Tensor) -> Tensor:
         """Detached outputs of every block for clean samples (the readout's input)."""
         with torch.no_grad():
-            return torch.cat(self.network(self.network.embed(x, None)), dim=1)
+            return torch.cat(self.model(x, None), dim=1)
 
     def predict(self, x: Tensor) -> Tensor:
-        self.network.eval()
-        return self.readout.predict(self.features(x))
+        with evaluating(self.model), torch.no_grad():
+            return self.head(self.features(x)).argmax(dim=1)
 
     def state_dict(self) -> dict[str, Any]:
         return {
             **super().state_dict(),
             "optimizers": [opt.state_dict() for opt in self.optimizers],
-            "readout": self.readout.state_dict(),
-            "readout_optimizer": self.readout.optimizer.state_dict(),
+            "head_optimizer": self.head_optimizer.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         for opt, opt_state in zip(self.optimizers, state["optimizers"], strict=True):
             opt.load_state_dict(opt_state)
-        self.readout.load_state_dict(state["readout"])
-        self.readout.optimizer.load_state_dict(state["readout_optimizer"])
+        self.head_optimizer.load_state_dict(state["head_optimizer"])

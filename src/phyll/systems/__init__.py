@@ -1,15 +1,12 @@
 """Physical systems: what the hardware can do (drive it, measure it — nothing else).
 
-``make_system(name, n_inputs, n_outputs, seed=..., **params)`` builds a registered system by
-name; :data:`SYSTEMS` lists them. A new system is one module with a :class:`PhysicalSystem`
-subclass plus one entry here.
+:data:`SYSTEMS` maps the names of the simulated systems to their classes (a new system is one
+module with a :class:`PhysicalSystem` subclass and one line here); the command line's full
+registry, with the remote system, is :mod:`phyll.registry`.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from phyll.remote.client import RemoteBlockSystem
 from phyll.systems.acoustic import AcousticCavity
 from phyll.systems.base import (
     DriveError,
@@ -25,18 +22,7 @@ SYSTEMS: dict[str, type[PhysicalSystem]] = {
     "acoustic": AcousticCavity,
     "microwave": MicrowaveCavity,
     "optical": OpticalSystem,
-    "remote": RemoteBlockSystem,  # a system served by `phyll serve` (address=tcp://host:port)
 }
-
-
-def make_system(
-    name: str, n_inputs: int, n_outputs: int, seed: int = 0, **params: Any
-) -> PhysicalSystem:
-    """Build the registered system ``name`` with the given channel counts and seed."""
-    if name not in SYSTEMS:
-        raise ValueError(f"unknown system {name!r}; choose one of: {', '.join(sorted(SYSTEMS))}")
-    return SYSTEMS[name](n_inputs, n_outputs, seed=seed, **params)
-
 
 __all__ = [
     "SYSTEMS",
@@ -48,5 +34,4 @@ __all__ = [
     "OpticalSystem",
     "PhysicalSystem",
     "PhysicalSystemError",
-    "make_system",
 ]

@@ -190,6 +190,7 @@ class AcousticCavity(PhysicalSystem):
         self._noise = torch.Generator(device=self.device).manual_seed(seed + 1)
         self.temperature_c = temperature_c
         self._transfer = self._build_transfer()
+        self.calibration_queries = 2048  # the gain-staging drives below
         self._full_scale = calibrate_full_scale(
             self._power, n_inputs, 2048, torch.Generator().manual_seed(seed + 2), self.device, 1e-12
         )

@@ -18,11 +18,12 @@ import torch
 from torch import Tensor
 
 from phyll.accounting import physical_call
+from phyll.errors import UserError
 
 OutOfRange = Literal["clip", "raise"]
 
 
-class PhysicalSystemError(RuntimeError):
+class PhysicalSystemError(UserError, RuntimeError):
     """A physical system could not produce a valid measurement."""
 
 
@@ -30,7 +31,7 @@ class NonFiniteMeasurementError(PhysicalSystemError):
     """The system returned NaN or inf (a detector fault, a disconnected instrument...)."""
 
 
-class DriveError(ValueError):
+class DriveError(UserError, ValueError):
     """The drive signal has the wrong shape, is not finite, or is outside the declared range."""
 
 
@@ -56,6 +57,9 @@ class PhysicalSystem(ABC):
     range_tolerance: float = 1e-6
     #: Called with every validated (drive, measurement) pair; see phyll.systems.recording.
     recorder: Callable[[Tensor, Tensor], None] | None = None
+    #: Drives the system made of itself when it was built (gain staging, exposure): physical
+    #: queries the run's *setup* phase counts (:mod:`phyll.engine`).
+    calibration_queries: int = 0
 
     def __init__(
         self,

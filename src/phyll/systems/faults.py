@@ -3,6 +3,8 @@ r"""Imperfections as wrappers: each one is a :class:`PhysicalSystem` around any 
 ``MeasurementNoise(DriveQuantization(make_system("optical", 64, 128), bits=1), std=0.01)`` is a
 1-bit SLM optical system with extra detector noise; wrappers nest in any order, are seeded, and
 carry their state (random stream, drift position, burst in progress) in :meth:`state_dict`.
+Each declares its parameters (a ``Params`` dataclass, :mod:`phyll.params`), so a run's
+configuration can name them: ``faults=[{"name": "drift", "std": 1.0}]``.
 
 The black-box contract is kept: a wrapper declares its inner system's channels, drive range
 and out-of-range policy, validates the drive like any system, and is what the network calls.
@@ -39,24 +41,33 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
 
+from phyll.params import as_plain, build_params, check, param
 from phyll.systems.base import PhysicalSystem
 
 Target = Literal["system", "gain"]
 
 
+@dataclass(frozen=True)
+class FaultParams:
+    """A fault wrapper without parameters."""
+
+
 class FaultWrapper(PhysicalSystem):
     """Base of the fault wrappers: same channels, range and physics as ``inner``, plus a fault.
 
-    Subclasses override :meth:`_before` (change the drive or the system before the batch) and/or
-    :meth:`_after` (change the measurement).
+    Subclasses declare :attr:`Params` and override :meth:`_before` (change the drive or the
+    system before the batch) and/or :meth:`_after` (change the measurement).
     """
 
-    def __init__(self, inner: PhysicalSystem, seed: int = 0) -> None:
+    Params: ClassVar[type] = FaultParams
+
+    def __init__(self, inner: PhysicalSystem, params: Any = None, **overrides: Any) -> None:
         super().__init__(
             inner.n_inputs,
             inner.n_outputs,
@@ -65,12 +76,15 @@ class FaultWrapper(PhysicalSystem):
             energy_per_query_j=inner.energy_per_query_j,
             device=inner.device,
         )
+        base = as_plain(params) if params is not None else {}
+        self.params = build_params(
+            type(self).Params, {**base, **overrides}, f"fault {type(self).__name__}"
+        )
         self.inner = inner
         self.differentiable = inner.differentiable
         self.perturbation = inner.perturbation
         self.typical_perturbation = inner.typical_perturbation
-        self.seed = int(seed)
-        self._rng = torch.Generator().manual_seed(self.seed)
+        self._rng = torch.Generator().manual_seed(int(getattr(self.params, "seed", 0)))
 
     # ------------------------------------------------------------------ physics
     def _measure(self, drive: Tensor) -> Tensor:
@@ -99,14 +113,10 @@ class FaultWrapper(PhysicalSystem):
         """The design model of the inner system: faults are not part of the design."""
         return self.inner.nominal()
 
-    def fault(self) -> dict[str, Any]:
-        """This wrapper's parameters (for describe)."""
-        return {"seed": self.seed}
-
     def describe(self) -> dict[str, Any]:
         return {
             **super().describe(),
-            "fault": {"class": type(self).__name__, **self.fault()},
+            "fault": {"class": type(self).__name__, **as_plain(self.params)},
             "inner": self.inner.describe(),
         }
 
@@ -123,56 +133,57 @@ class FaultWrapper(PhysicalSystem):
         self.inner.load_state_dict(state["inner"])
 
 
+@dataclass(frozen=True)
+class NoiseParams:
+    std: float = param(0.01, "noise standard deviation", "measurement units (relative: fraction)")
+    relative: bool = param(False, "multiplicative noise z (1 + std ε) instead of additive")
+    seed: int = param(0, "seed of the noise stream")
+
+    def __post_init__(self) -> None:
+        check(self.std >= 0, f"noise std must be >= 0, got {self.std}")
+
+
 class MeasurementNoise(FaultWrapper):
     """Additive (or, with ``relative=True``, multiplicative) Gaussian measurement noise."""
 
-    def __init__(
-        self, inner: PhysicalSystem, std: float, relative: bool = False, seed: int = 0
-    ) -> None:
-        super().__init__(inner, seed)
-        if std < 0:
-            raise ValueError(f"noise std must be >= 0, got {std}")
-        self.std = float(std)
-        self.relative = relative
+    Params = NoiseParams
+    params: NoiseParams
 
     def _after(self, out: Tensor) -> Tensor:
-        noise = self.std * self._randn(out.shape).to(out.dtype)
-        return out * (1 + noise) if self.relative else out + noise
+        noise = self.params.std * self._randn(out.shape).to(out.dtype)
+        return out * (1 + noise) if self.params.relative else out + noise
 
-    def fault(self) -> dict[str, Any]:
-        return {**super().fault(), "std": self.std, "relative": self.relative}
+
+@dataclass(frozen=True)
+class QuantizationParams:
+    bits: int = param(1, "driver resolution: the drive takes 2**bits levels", "bits")
+
+    def __post_init__(self) -> None:
+        check(self.bits >= 1, f"bits must be >= 1, got {self.bits}")
 
 
 class DriveQuantization(FaultWrapper):
     """A ``bits``-bit driver: drive rounded to ``2**bits`` levels (straight-through gradient)."""
 
-    def __init__(self, inner: PhysicalSystem, bits: int) -> None:
-        super().__init__(inner)
-        if bits < 1:
-            raise ValueError(f"bits must be >= 1, got {bits}")
-        self.bits = int(bits)
+    Params = QuantizationParams
+    params: QuantizationParams
 
     def _before(self, drive: Tensor) -> Tensor:
         low, high = self.drive_range
-        levels = 2**self.bits - 1
+        levels = 2**self.params.bits - 1
         unit = (drive - low) / (high - low)
         q = low + (high - low) * torch.round(unit * levels) / levels
         return drive + (q - drive).detach()
-
-    def fault(self) -> dict[str, Any]:
-        return {"bits": self.bits}
 
 
 class _Perturbing(FaultWrapper):
     """Shared by drift and step: moves the system's perturbation parameter or the gain."""
 
-    def __init__(self, inner: PhysicalSystem, target: Target, seed: int) -> None:
-        super().__init__(inner, seed)
-        if target not in ("system", "gain"):
-            raise ValueError(f"target must be 'system' or 'gain', got {target!r}")
-        if target == "system" and not inner.perturbable:
+    def __init__(self, inner: PhysicalSystem, params: Any = None, **overrides: Any) -> None:
+        super().__init__(inner, params, **overrides)
+        self.target: Target = self.params.target
+        if self.target == "system" and not inner.perturbable:
             raise ValueError(f"{type(inner).__name__} has no perturbation model; use target='gain'")
-        self.target: Target = target
         self.log_gain = 0.0  # detector log-gain (target="gain")
         self.displacement = 0.0  # total perturbation applied so far (system units or log-gain)
 
@@ -199,6 +210,17 @@ class _Perturbing(FaultWrapper):
         self.displacement = float(state["displacement"])
 
 
+@dataclass(frozen=True)
+class DriftParams:
+    std: float = param(1.0, "random-walk std per per_queries queries", "perturbation unit")
+    per_queries: int = param(1000, "queries over which the walk has std `std`", "queries")
+    target: Target = param("system", "walk the system's perturbation (system) or the gain")
+    seed: int = param(0, "seed of the walk")
+
+    def __post_init__(self) -> None:
+        check(self.std >= 0 and self.per_queries >= 1, "drift std >= 0 and per_queries >= 1")
+
+
 class Drift(_Perturbing):
     """Random walk over queries of the system's perturbation parameter (or log-gain).
 
@@ -206,32 +228,21 @@ class Drift(_Perturbing):
     with σ = ``std`` and Q = ``per_queries``: after n queries its spread is σ √(n/Q).
     """
 
-    def __init__(
-        self,
-        inner: PhysicalSystem,
-        std: float,
-        per_queries: int = 1000,
-        target: Target = "system",
-        seed: int = 0,
-    ) -> None:
-        super().__init__(inner, target, seed)
-        if std < 0 or per_queries < 1:
-            raise ValueError("drift std must be >= 0 and per_queries >= 1")
-        self.std = float(std)
-        self.per_queries = int(per_queries)
+    Params = DriftParams
+    params: DriftParams
 
     def _before(self, drive: Tensor) -> Tensor:
-        step = self.std * math.sqrt(drive.shape[0] / self.per_queries)
+        step = self.params.std * math.sqrt(drive.shape[0] / self.params.per_queries)
         self._move(step * float(torch.randn((), generator=self._rng)))
         return drive
 
-    def fault(self) -> dict[str, Any]:
-        return {
-            **super().fault(),
-            "std": self.std,
-            "per_queries": self.per_queries,
-            "target": self.target,
-        }
+
+@dataclass(frozen=True)
+class StepParams:
+    strength: float = param(1.0, "size of the step (target gain: relative gain change)", "unit")
+    at_query: int | None = param(None, "the step applies from this query count (None: unarmed)")
+    at_epoch: int | None = param(None, "arm the step at the start of this epoch (after it)")
+    target: Target = param("system", "change the system's perturbation (system) or the gain")
 
 
 class StepPerturbation(_Perturbing):
@@ -239,19 +250,17 @@ class StepPerturbation(_Perturbing):
 
     It applies from the first call that starts at or after ``at_query`` queries (a batch is
     measured in one go, as an instrument would); :meth:`schedule` (re)arms it, e.g. at the
-    query count reached mid-training.
+    query count reached mid-training. ``at_epoch`` asks the training engine to arm it at the
+    start of that epoch (:class:`phyll.experiments.build.StepSchedule`).
     """
 
-    def __init__(
-        self,
-        inner: PhysicalSystem,
-        at_query: int | None,
-        strength: float = 1.0,
-        target: Target = "system",
-    ) -> None:
-        super().__init__(inner, target, seed=0)
-        self.strength = float(strength)
-        self.at_query = at_query
+    Params = StepParams
+    params: StepParams
+
+    def __init__(self, inner: PhysicalSystem, params: Any = None, **overrides: Any) -> None:
+        super().__init__(inner, params, **overrides)
+        self.at_query = self.params.at_query
+        self.at_epoch = self.params.at_epoch
         self.applied_at: int | None = None
 
     def schedule(self, at_query: int) -> None:
@@ -262,13 +271,10 @@ class StepPerturbation(_Perturbing):
 
     def _before(self, drive: Tensor) -> Tensor:
         if self.applied_at is None and self.at_query is not None and self.queries >= self.at_query:
-            amount = self.strength if self.target == "system" else math.log1p(self.strength)
-            self._move(amount)
+            strength = self.params.strength
+            self._move(strength if self.target == "system" else math.log1p(strength))
             self.applied_at = self.queries
         return drive
-
-    def fault(self) -> dict[str, Any]:
-        return {"at_query": self.at_query, "strength": self.strength, "target": self.target}
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "at_query": self.at_query, "applied_at": self.applied_at}
@@ -279,30 +285,36 @@ class StepPerturbation(_Perturbing):
         self.applied_at = state["applied_at"]
 
 
+@dataclass(frozen=True)
+class BurstParams:
+    rate: float = param(0.001, "probability that a sample starts a burst")
+    length: int = param(1, "samples per burst (bursts span calls)", "samples")
+    seed: int = param(0, "seed of the bursts")
+
+    def __post_init__(self) -> None:
+        check(0.0 <= self.rate <= 1.0 and self.length >= 1, "rate in [0, 1] and length >= 1")
+
+
 class NaNBursts(FaultWrapper):
     """Detector dropouts: bursts of ``length`` consecutive samples read NaN in every channel."""
 
-    def __init__(self, inner: PhysicalSystem, rate: float, length: int = 1, seed: int = 0) -> None:
-        super().__init__(inner, seed)
-        if not 0.0 <= rate <= 1.0 or length < 1:
-            raise ValueError("NaN burst rate must be in [0, 1] and length >= 1")
-        self.rate = float(rate)
-        self.length = int(length)
+    Params = BurstParams
+    params: BurstParams
+
+    def __init__(self, inner: PhysicalSystem, params: Any = None, **overrides: Any) -> None:
+        super().__init__(inner, params, **overrides)
         self._remaining = 0  # samples of a burst still to come (bursts span calls)
 
     def _after(self, out: Tensor) -> Tensor:
-        batch = out.shape[0]
+        batch, length = out.shape[0], self.params.length
         mask = torch.zeros(batch, dtype=torch.bool)
         mask[: self._remaining] = True
         end = self._remaining
-        for start in torch.nonzero(torch.rand(batch, generator=self._rng) < self.rate)[:, 0]:
-            mask[int(start) : int(start) + self.length] = True
-            end = max(end, int(start) + self.length)
+        for start in torch.nonzero(torch.rand(batch, generator=self._rng) < self.params.rate)[:, 0]:
+            mask[int(start) : int(start) + length] = True
+            end = max(end, int(start) + length)
         self._remaining = max(end - batch, 0)
         return out.masked_fill(mask.to(out.device)[:, None], float("nan"))
-
-    def fault(self) -> dict[str, Any]:
-        return {**super().fault(), "rate": self.rate, "length": self.length}
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "remaining": self._remaining}
@@ -312,25 +324,27 @@ class NaNBursts(FaultWrapper):
         self._remaining = int(state["remaining"])
 
 
+@dataclass(frozen=True)
+class LatencyParams:
+    per_call_s: float = param(0.0, "wait per call", "s")
+    per_sample_s: float = param(0.0, "wait per sample", "s")
+
+    def __post_init__(self) -> None:
+        check(self.per_call_s >= 0 and self.per_sample_s >= 0, "latencies must be >= 0")
+
+
 class Latency(FaultWrapper):
     """A slow instrument: waits ``per_call_s + per_sample_s × B`` seconds per call."""
 
-    def __init__(self, inner: PhysicalSystem, per_call_s: float = 0.0, per_sample_s: float = 0.0):
-        super().__init__(inner)
-        if per_call_s < 0 or per_sample_s < 0:
-            raise ValueError("latencies must be >= 0")
-        self.per_call_s = float(per_call_s)
-        self.per_sample_s = float(per_sample_s)
+    Params = LatencyParams
+    params: LatencyParams
 
     def _before(self, drive: Tensor) -> Tensor:
-        time.sleep(self.per_call_s + self.per_sample_s * drive.shape[0])
+        time.sleep(self.params.per_call_s + self.params.per_sample_s * drive.shape[0])
         return drive
 
-    def fault(self) -> dict[str, Any]:
-        return {"per_call_s": self.per_call_s, "per_sample_s": self.per_sample_s}
 
-
-#: fault wrappers by name (``FAULTS[name](system, **params)``)
+#: fault wrappers by name (``FAULTS[name](system, **params)``; ``faults`` in a run's config)
 FAULTS: dict[str, type[FaultWrapper]] = {
     "noise": MeasurementNoise,
     "quantize": DriveQuantization,

@@ -274,6 +274,7 @@ class MicrowaveCavity(PhysicalSystem):
 
         self._noise = torch.Generator(device=self.device).manual_seed(seed + 1)
         self._build_static()
+        self.calibration_queries = 512  # the gain-staging drives below
         self._full_scale = calibrate_full_scale(
             self._power, n_inputs, 512, torch.Generator().manual_seed(seed + 2), self.device, 1e-30
         )

@@ -203,6 +203,7 @@ class OpticalSystem(PhysicalSystem):
         self._noise = torch.Generator(device=self.device).manual_seed(seed + 1)
         self.theta = 0.0
         self._build_medium()
+        self.calibration_queries = 512  # the gain-staging drives below
         self._exposure = self._calibrate_exposure(torch.Generator().manual_seed(seed + 2))
 
     # ------------------------------------------------------------------ physics

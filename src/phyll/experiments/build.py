@@ -1,0 +1,202 @@
+"""From a configuration (and optional objects) to the pieces a run trains: data, systems, model,
+rule, splits and the experiment's own callbacks.
+
+Everything is built from objects or factories: a :class:`~phyll.data.Dataset` object (e.g.
+``phyll.data.from_arrays(x, y)``), a system factory ``(block, n_inputs, n_outputs) → system``,
+or, by default, what the registry names in the configuration (:mod:`phyll.registry`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from phyll.data import Dataset, load_dataset, stratified_split
+from phyll.engine import Callback, Engine, Splits
+from phyll.errors import ConfigError
+from phyll.experiments.config import TrainConfig
+from phyll.learning.base import LearningRule, model_for
+from phyll.network import Model, build_network
+from phyll.registry import make_system, rule_class
+from phyll.systems.base import PhysicalSystem
+from phyll.systems.faults import FAULTS, Drift, FaultWrapper, StepPerturbation
+
+SystemFactory = Callable[[int, int, int], PhysicalSystem]
+
+
+@dataclass
+class Experiment:
+    """The built pieces of a run."""
+
+    config: TrainConfig
+    dataset: Dataset
+    model: Model
+    rule: LearningRule
+    splits: Splits
+    callbacks: list[Callback] = field(default_factory=list)
+
+    @property
+    def systems(self) -> list[PhysicalSystem]:
+        return self.model.systems
+
+
+def registry_systems(config: TrainConfig) -> SystemFactory:
+    """Block ``i``'s system: ``config.system`` with its parameters, seeded ``1000·seed + i``."""
+
+    def factory(i: int, n_in: int, n_out: int) -> PhysicalSystem:
+        return make_system(
+            config.system,
+            n_in,
+            n_out,
+            seed=1000 * config.seed + i,
+            device=config.device,
+            **config.system_params,
+        )
+
+    return factory
+
+
+def build_experiment(
+    config: TrainConfig,
+    *,
+    dataset: Dataset | None = None,
+    system_factory: SystemFactory | None = None,
+) -> Experiment:
+    """Data, one physical system per block (wrapped in ``config.faults``), the model the rule
+    declares, the rule and the splits, all seeded from ``config.seed``."""
+    check_device(config.device)
+    cls = rule_class(config.rule)
+    params = cls.resolve_params(None, config.rule_params)
+    torch.manual_seed(config.seed)
+    if dataset is None:
+        dataset = load_dataset(config.dataset, seed=config.seed, data_path=config.data_path)
+    device = torch.device(config.device)
+    factory = system_factory or registry_systems(config)
+    spec = cls.model_spec(params)
+    n_labels = dataset.n_classes if spec.label_channels else 0
+    n_in = dataset.n_features + n_labels
+    systems: list[PhysicalSystem] = []
+    for i in range(config.blocks):
+        systems.append(with_faults(factory(i, n_in, config.measurements), config, i))
+        n_in = config.width
+    network = build_network(
+        systems,
+        dataset.n_features,
+        n_labels,
+        config.width,
+        skip=config.skip,
+        use_physics=config.use_physics,
+        conditioning=config.conditioning,  # type: ignore[arg-type]
+        activation=config.activation,  # type: ignore[arg-type]
+    ).to(device)
+    model = model_for(spec, network, dataset.n_classes, config.seed)
+    rule = cls(model, params, seed=config.seed)
+    return Experiment(
+        config, dataset, model, rule, make_splits(dataset, config), fault_callbacks(systems)
+    )
+
+
+def check_device(name: str) -> None:
+    """Refuse a device torch does not have, in one line."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"--device {name!r}: {exc}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"--device {name}: CUDA is not available on this machine (torch "
+            f"{torch.__version__}); use --device cpu"
+        )
+
+
+def make_splits(dataset: Dataset, config: TrainConfig) -> Splits:
+    """Training, validation (a stratified ``val_fraction`` of the training split) and test."""
+    x, y = dataset.x_train, dataset.y_train
+    if config.val_fraction > 0:
+        train_idx, val_idx = stratified_split(y.numpy(), config.val_fraction, config.seed)
+    else:
+        train_idx, val_idx = torch.arange(len(y)).numpy(), torch.arange(0).numpy()
+    device = torch.device(config.device)
+    return Splits(
+        x[train_idx].to(device),
+        y[train_idx].to(device),
+        x[val_idx].to(device),
+        y[val_idx].to(device),
+        dataset.x_test.to(device),
+        dataset.y_test.to(device),
+    )
+
+
+def with_faults(system: PhysicalSystem, config: TrainConfig, block: int) -> PhysicalSystem:
+    """``system`` wrapped in ``config.faults``, innermost first (random ones seeded per block)."""
+    for spec in config.faults:
+        name = spec["name"]
+        if name not in FAULTS:
+            raise ConfigError(f"unknown fault {name!r}; choose one of: {', '.join(FAULTS)}")
+        cls = FAULTS[name]
+        options = {k: v for k, v in spec.items() if k != "name"}
+        if "seed" in {f.name for f in dataclasses.fields(cls.Params)}:
+            options.setdefault("seed", 1000 * config.seed + block + 11)
+        system = cls(system, **options)
+    return system
+
+
+class FaultLog(Callback):
+    """Adds every drifting or stepping wrapper's displacement so far to each epoch's record."""
+
+    def __init__(self, wrappers: list[Drift | StepPerturbation]) -> None:
+        self.wrappers = wrappers
+
+    def on_epoch_end(self, engine: Engine, record: dict[str, Any]) -> None:
+        record["displacement"] = [w.displacement for w in self.wrappers]
+
+
+class StepSchedule(Callback):
+    """Arms step perturbations at the start of their epoch and measures the damage.
+
+    From the next physical query on, the step wrappers change their system; the weights trained
+    so far are then tested once, before any retraining (``right_after_step`` in the summary,
+    counted as evaluation).
+    """
+
+    def __init__(self, steps: list[StepPerturbation], at_epoch: int) -> None:
+        self.steps, self.at_epoch = steps, at_epoch
+        self.key = f"step_schedule_{at_epoch}"
+        self.right_after_step: dict[str, float | None] | None = None
+
+    def on_epoch_start(self, engine: Engine) -> None:
+        if engine.epoch == self.at_epoch and self.right_after_step is None:
+            for step in self.steps:
+                step.schedule(step.queries)
+            self.right_after_step = {"test_accuracy": engine.evaluate("test")}
+
+    def on_fit_end(self, engine: Engine, summary: dict[str, Any]) -> None:
+        summary["right_after_step"] = self.right_after_step
+        summary["applied_at_query"] = [s.applied_at for s in self.steps]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"right_after_step": self.right_after_step}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.right_after_step = state["right_after_step"]
+
+
+def fault_callbacks(systems: list[PhysicalSystem]) -> list[Callback]:
+    """The callbacks the systems' fault wrappers need: a log of the drift and steps, and the
+    arming of the steps at their epoch."""
+    moving: list[Drift | StepPerturbation] = []
+    steps: dict[int, list[StepPerturbation]] = {}
+    for system in systems:
+        wrapper: PhysicalSystem = system
+        while isinstance(wrapper, FaultWrapper):
+            if isinstance(wrapper, Drift | StepPerturbation):
+                moving.append(wrapper)
+            if isinstance(wrapper, StepPerturbation) and wrapper.at_epoch is not None:
+                steps.setdefault(wrapper.at_epoch, []).append(wrapper)
+            wrapper = wrapper.inner
+    callbacks: list[Callback] = [StepSchedule(group, e) for e, group in sorted(steps.items())]
+    return [FaultLog(moving), *callbacks] if moving else callbacks

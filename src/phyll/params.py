@@ -1,0 +1,213 @@
+"""Declared parameters: every physical system and learning rule lists its knobs as a dataclass.
+
+A parameter is a dataclass field made with :func:`param`: a type (the annotation), a default,
+a unit and a one-line help string. From that one declaration come
+
+* validation of user input (:func:`build_params`): an unknown name is one line listing the valid
+  ones, a value of the wrong type is one line naming the parameter and the expected type;
+* the ``KEY=VALUE`` parsing of the command line (:func:`parse_params`);
+* the listing of ``phyll list --params`` (:func:`describe_params`);
+* ``describe()`` records and design models (``dataclasses.replace``) of the systems.
+
+Values arrive from Python (already typed) or from the command line (strings, or literals such as
+``0.5``, ``None``, ``(1, 2)``); :func:`coerce` turns them into the declared type or refuses.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import math
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+
+from phyll.errors import ConfigError
+
+T = TypeVar("T")
+
+
+class ParamError(ConfigError):
+    """A parameter is unknown, of the wrong type or out of range."""
+
+
+def param(default: Any, help: str, unit: str = "") -> Any:
+    """A declared parameter: a dataclass field with its help text and unit."""
+    return dataclasses.field(default=default, metadata={"help": help, "unit": unit})
+
+
+def parse_params(pairs: Iterable[str]) -> dict[str, Any]:
+    """``["noise_std=0.01", "encoding=phase"]`` → ``{"noise_std": 0.01, "encoding": "phase"}``.
+
+    Values are Python literals where they parse as one (numbers, ``None``, tuples), else strings;
+    :func:`build_params` then checks them against the declared types.
+    """
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ParamError(f"expected KEY=VALUE, got {pair!r}")
+        try:
+            params[key] = ast.literal_eval(raw.strip())
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            params[key] = raw.strip()
+    return params
+
+
+def build_params(cls: type[T], values: Mapping[str, Any], owner: str) -> T:
+    """An instance of the parameter dataclass ``cls`` from ``values`` (checked and coerced).
+
+    ``owner`` names what the parameters belong to in messages, e.g. ``"system 'acoustic'"``.
+    """
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        listed = ", ".join(fields) or "(none)"
+        raise ParamError(
+            f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+            f"for {owner}; valid: {listed}"
+        )
+    hints = get_type_hints(cls)
+    typed = {
+        name: coerce(value, hints[name], f"{owner} parameter {name!r}")
+        for name, value in values.items()
+    }
+    try:
+        return cls(**typed)
+    except ParamError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ParamError(f"{owner}: {exc}") from None
+
+
+def coerce(value: Any, annotation: Any, what: str) -> Any:
+    """``value`` as the declared type ``annotation``, or a :class:`ParamError` naming ``what``."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        is_none = value is None or (isinstance(value, str) and value.lower() == "none")
+        if is_none and type(None) in args:
+            return None
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return coerce(value, arg, what)
+            except ParamError:
+                continue
+        raise ParamError(f"{what} must be {type_name(annotation)}, got {value!r}")
+    if origin is Literal:
+        if value in args:
+            return value
+        raise ParamError(f"{what} must be one of {', '.join(map(repr, args))}, got {value!r}")
+    if origin is tuple:
+        return _tuple(value, args, annotation, what)
+    if annotation is bool:
+        return _bool(value, what)
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ParamError(f"{what} must be an integer, got {value!r}")
+    if annotation is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ParamError(f"{what} must be a number, got {value!r}")
+    if annotation is str:
+        if isinstance(value, str):
+            return value
+        raise ParamError(f"{what} must be a string, got {value!r}")
+    if annotation is Any:
+        return value
+    raise TypeError(f"parameter type {annotation!r} is not supported by phyll.params")
+
+
+def _bool(value: Any, what: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "on", "off"):
+        return value.lower() in ("true", "yes", "on")
+    raise ParamError(f"{what} must be true or false, got {value!r}")
+
+
+def _tuple(value: Any, args: tuple[Any, ...], annotation: Any, what: str) -> tuple[Any, ...]:
+    if isinstance(value, str):
+        value = [v for v in value.replace(" ", ",").split(",") if v]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list | tuple):
+        raise ParamError(f"{what} must be {type_name(annotation)}, got {value!r}")
+    if len(args) == 2 and args[1] is Ellipsis:
+        element_types: list[Any] = [args[0]] * len(value)
+    else:
+        if len(value) != len(args):
+            raise ParamError(f"{what} must be {type_name(annotation)}, got {value!r}")
+        element_types = list(args)
+    return tuple(coerce(v, t, what) for v, t in zip(value, element_types, strict=True))
+
+
+def type_name(annotation: Any) -> str:
+    """A readable name of a declared type: ``float``, ``int | None``, ``'a' | 'b'``."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(type_name(a) for a in args)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"tuple[{type_name(args[0])}, ...]"
+        return f"tuple[{', '.join(type_name(a) for a in args)}]"
+    if annotation is type(None):
+        return "None"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+@dataclasses.dataclass(frozen=True)
+class ParamInfo:
+    """One declared parameter, as ``phyll list --params`` prints it."""
+
+    name: str
+    type: str
+    default: Any
+    unit: str
+    help: str
+
+
+def describe_params(cls: type) -> list[ParamInfo]:
+    """Every parameter declared by the dataclass ``cls``, in declaration order."""
+    hints = get_type_hints(cls)
+    return [
+        ParamInfo(
+            f.name,
+            type_name(hints[f.name]),
+            f.default,
+            f.metadata.get("unit", ""),
+            f.metadata.get("help", ""),
+        )
+        for f in dataclasses.fields(cls)
+    ]
+
+
+def as_plain(params: Any) -> dict[str, Any]:
+    """The parameters as JSON-ready plain data (tuples become lists)."""
+    return {
+        k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(params).items()
+    }
+
+
+def check(condition: bool, message: str) -> None:
+    """Raise :class:`ParamError` with ``message`` unless ``condition`` (for ``__post_init__``)."""
+    if not condition:
+        raise ParamError(message)
+
+
+def finite_positive(value: float) -> bool:
+    """True for a finite number > 0 (learning rates, times, sizes)."""
+    return math.isfinite(value) and value > 0
