@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from phyll.cli import build_parser
-from phyll.data import DatasetError, load_dataset, parse_dataset_spec, pool_images
+from phyll.data import DatasetError, file_sha256, load_dataset, parse_dataset_spec, pool_images
 from phyll.data import images as images_module
 from phyll.data.images import IDX_FILES, read_idx
 
@@ -68,6 +68,13 @@ def test_mnist_loader_keeps_the_standard_train_test_files(tmp_path, gz):
     assert torch.allclose(data.x_test, torch.full_like(data.x_test, 50 / 255))
     assert data.y_train.tolist() == [0, 1, 2, 3, 4, 5]
     assert data.y_test.tolist() == [3, 4, 5, 6]
+    suffix = ".gz" if gz else ""
+    assert data.provenance == {
+        "files": {
+            str((folder / f"{stem}{suffix}").resolve()): file_sha256(folder / f"{stem}{suffix}")
+            for stem in IDX_FILES.values()
+        }
+    }
 
 
 def test_fashion_mnist_reads_torchvision_layout(tmp_path):

@@ -24,7 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from phyll.data.base import Dataset, DatasetError, make_dataset, stratified_split
+from phyll.data.base import (
+    Dataset,
+    DatasetError,
+    file_provenance,
+    make_dataset,
+    stratified_split,
+)
 
 IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 IDX_FILES = {
@@ -146,6 +152,7 @@ def load_idx_dataset(name: str, data_path: str | os.PathLike[str] | None = None)
         FASHION_CLASSES if name == "fashion-mnist" else DIGITS,
         f"IDX files in {files['train_images'].parent}",
         image_shape=(int(height), int(width)),
+        provenance=file_provenance(*files.values()),
     )
 
 

@@ -6,20 +6,26 @@ Table II (men, women, children), for the 7 vowels of the physical-neural-network
 (/æ ɑ ɔ ɝ ɪ i u/, ARPAbet ae ah aw er ih iy uw). Each token is F1–F3 sampled at 4 points in
 time, like the real task; its variability is documented in :func:`synthesize_vowels`.
 
-``vowels7`` reads the real 7-vowel task (Hillenbrand et al. 1995 recordings as prepared for the
-physics-aware-training work: 12 normalised formant features, 7 classes, its own 210/49 split)
-from a CSV with columns ``f0..f11,label,split``.
+``vowels7`` is the real 7-vowel task (Hillenbrand et al. 1995 recordings as prepared for the
+physics-aware-training work: 12 normalised formant features, 7 classes, its own 210/49 split),
+a CSV with columns ``f0..f11,label,split`` shipped inside phyll (``files/``, CC BY 4.0).
 """
 
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 
 import numpy as np
 
-from phyll.data.base import Dataset, DatasetError, make_dataset, stratified_split
+from phyll.data.base import (
+    Dataset,
+    DatasetError,
+    file_provenance,
+    make_dataset,
+    stratified_split,
+)
+from phyll.data.tabular import assemble, label_codes, read_table, split_flags
 
 VOWELS = ["ae", "ah", "aw", "er", "ih", "iy", "uw"]
 GROUPS = ["men", "women", "children"]
@@ -87,50 +93,56 @@ def load_vowels(seed: int = 0, n_per_class: int = 100, test_fraction: float = 0.
     )
 
 
+def packaged_vowels7_path() -> Path:
+    """The copy of the real 7-vowel CSV shipped inside phyll (see ``files/README.md``)."""
+    return Path(__file__).with_name("files") / DEFAULT_VOWELS7_NAME
+
+
 def resolve_vowels7_path(data_path: str | os.PathLike[str] | None) -> Path:
-    """The CSV to read: ``data_path`` (file or folder), else ``$PHYLL_DATA_DIR``."""
-    candidates = []
-    if data_path is not None:
+    """The CSV to read: ``data_path`` (the file, or a folder holding it), else the packaged
+    copy."""
+    if data_path is None:
+        path, where = packaged_vowels7_path(), "the copy inside phyll"
+    else:
         p = Path(data_path)
-        candidates.append(p / DEFAULT_VOWELS7_NAME if p.is_dir() else p)
-    elif os.environ.get("PHYLL_DATA_DIR"):
-        candidates.append(Path(os.environ["PHYLL_DATA_DIR"]) / DEFAULT_VOWELS7_NAME)
-    for path in candidates:
-        if path.is_file():
-            return path
-    where = f" (looked for {candidates[0]})" if candidates else ""
+        path = p / DEFAULT_VOWELS7_NAME if p.is_dir() else p
+        where = str(path)
+    if path.is_file():
+        return path
     raise DatasetError(
-        f"the real 7-vowel task needs its CSV file{where}: pass --data-path PATH/TO/"
-        f"{DEFAULT_VOWELS7_NAME} (columns f0..f11,label,split) or set PHYLL_DATA_DIR to its folder"
+        f"the real 7-vowel task needs its CSV file (looked for {where}): pass --data-path "
+        f"PATH/TO/{DEFAULT_VOWELS7_NAME} (columns f0..f11,label,split)"
     )
 
 
 def load_vowels7(data_path: str | os.PathLike[str] | None = None, seed: int = 0) -> Dataset:
-    """The real 7-vowel formant task with its own train/test split (``seed`` is not used)."""
-    del seed  # the split is part of the data
+    """The real 7-vowel formant task with its own train/test split (``seed`` is not used).
+
+    Features are kept as they are (already in [0, 1]); class names stay ``vowel k``: the
+    data's documentation does not say which vowel each code is.
+    """
     path = resolve_vowels7_path(data_path)
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
+    table = read_table(path, "label")
     features = [f"f{i}" for i in range(12)]
-    if not rows or any(c not in rows[0] for c in [*features, "label", "split"]):
+    if table.feature_names != features or table.split is None:
         raise DatasetError(f"{path}: expected columns f0..f11,label,split")
-    try:
-        x = np.array([[float(r[c]) for c in features] for r in rows])
-        y = np.array([int(r["label"]) for r in rows])
-    except ValueError as exc:
-        raise DatasetError(f"{path}: non-numeric value ({exc})") from exc
-    split = np.array([r["split"].strip() for r in rows])
-    if set(split) - {"train", "test"}:
-        raise DatasetError(f"{path}: split must be 'train' or 'test'")
-    if x.min() < 0 or x.max() > 1:
+    assert table.labels is not None
+    codes, names = label_codes(table.labels, table.rows, "label", path)
+    if table.x.min() < 0 or table.x.max() > 1:
         raise DatasetError(f"{path}: features must lie in [0, 1]")
-    n_classes = int(y.max()) + 1
-    return make_dataset(
+    return assemble(
         "vowels7",
-        x,
-        y,
-        np.flatnonzero(split == "train"),
-        np.flatnonzero(split == "test"),
-        [f"vowel {k}" for k in range(n_classes)],
-        f"Hillenbrand et al. (1995) formants, {path.name}",
+        table.x,
+        codes,
+        [f"vowel {name}" for name in names],
+        is_test=split_flags(table.split, table.rows, "split", path),
+        groups=None,
+        feature_names=features,
+        rows=table.rows,
+        origin=path,
+        test_fraction=0.0,
+        seed=seed,
+        scale=False,
+        source=f"Hillenbrand et al. (1995) formants, {path.name}",
+        provenance=file_provenance(path),
     )
