@@ -19,7 +19,7 @@ import time
 import torch
 
 from phyll.remote import RemoteSystem
-from phyll.systems import make_system
+from phyll.registry import make_system
 
 N_IN, N_OUT = 64, 128
 

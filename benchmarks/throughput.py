@@ -13,7 +13,7 @@ import torch
 
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.train import Trainer, build_experiment
-from phyll.systems import SYSTEMS, make_system
+from phyll.registry import SYSTEMS, make_system
 
 #: the simulators (``remote`` needs a running server: benchmarks/remote_latency.py measures it)
 SIMULATED = sorted(name for name in SYSTEMS if name != "remote")

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+from phyll.experiments.build import registry_systems
+from phyll.experiments.config import TrainConfig
 from phyll.systems import CallableSystem
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -30,3 +35,26 @@ def numpy_square_law(n_inputs: int, n_outputs: int, seed: int = 0) -> CallableSy
         return np.abs(drive @ m.T) ** 2
 
     return CallableSystem(physics, n_inputs, n_outputs)
+
+
+def sigint_factory(config: TrainConfig, signal_at_call: int | None = None):
+    """The registry's systems, as a run builds them; optionally block 1's system sends this
+    process SIGINT at its ``signal_at_call``-th call (a real signal, the real handler)."""
+    calls = {"n": 0}
+    registry = registry_systems(config)
+
+    def factory(i: int, n_in: int, n_out: int):
+        system = registry(i, n_in, n_out)
+        physics = system._measure
+
+        def measure_and_maybe_signal(drive: torch.Tensor) -> torch.Tensor:
+            calls["n"] += 1
+            if calls["n"] == signal_at_call:
+                os.kill(os.getpid(), signal.SIGINT)
+            return physics(drive)
+
+        if i == 1:
+            system._measure = measure_and_maybe_signal
+        return system
+
+    return factory

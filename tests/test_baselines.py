@@ -9,11 +9,11 @@ import torch
 from phyll.accounting import Meter
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.train import train
-from phyll.learning import make_rule
 from phyll.learning.backprop import NotDifferentiableError
 from phyll.learning.ff import ForwardForward, mean_square_goodness
 from phyll.learning.pat import physics_aware
 from phyll.network import build_network
+from phyll.registry import make_rule
 from phyll.systems import AcousticCavity
 from phyll.twin import MLPTwin, relative_mse
 from tests.conftest import numpy_square_law
@@ -54,19 +54,20 @@ def test_each_rule_learns_well_above_chance(rule, params):
 
 @pytest.mark.parametrize("rule", ["backprop-ideal", "pat"])
 def test_classifier_head_is_saved_with_the_selected_weights(rule, tmp_path):
-    """The head is part of the network: model.pt and best-epoch restoring include it."""
+    """The head is part of the model: model.pt and best-epoch restoring include it."""
     params = {"twin_samples": 128, "twin_epochs": 2, "twin_hidden": (16,)} if rule == "pat" else {}
     config = TrainConfig(
         dataset="vowels", rule=rule, epochs=2, width=8, measurements=16, rule_params=params
     )
     train(config, tmp_path / "run", progress=False)
-    saved = torch.load(tmp_path / "run" / "model.pt", weights_only=False)["network"]
+    saved = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["model"]
     assert {"head.linear.weight", "head.linear.bias"} <= set(saved)
 
 
 # ---------------------------------------------------------------------- FF
 def test_ff_goodness_and_loss_follow_hinton():
-    rule = ForwardForward(acoustic_net(), theta=2.0)
+    rule = make_rule("ff", acoustic_net(), theta=2.0)
+    assert isinstance(rule, ForwardForward)
     y = torch.tensor([[1.0, 3.0], [0.0, 2.0]])
     assert torch.allclose(mean_square_goodness(y), torch.tensor([5.0, 2.0]))
     loss = rule.local_loss(y[:1], y[1:], block=0)  # G⁺ = 5, G⁻ = 2
@@ -76,7 +77,7 @@ def test_ff_goodness_and_loss_follow_hinton():
 
 def test_ff_queries_and_flops_match_a_hand_count():
     net = acoustic_net()
-    rule = ForwardForward(net)
+    rule = make_rule("ff", net)
     b = 5
     x, y = torch.rand(b, F_IN), torch.randint(0, C, (b,))
     meter = Meter()
@@ -150,9 +151,9 @@ def test_transfer_is_tested_on_the_real_system_and_ideal_on_the_model():
     net = acoustic_net(fabrication_std_m=0.05, noise_std=0.05)
     ideal = make_rule("backprop-ideal", net)
     transfer = make_rule("backprop-transfer", net)
-    transfer.head.load_state_dict(ideal.head.state_dict())
+    transfer.model.head.load_state_dict(ideal.model.head.state_dict())
     assert torch.equal(ideal.predict(x), ideal.predict(x))  # nominal model: deterministic
-    assert not torch.equal(ideal.logits(x, ideal.models), transfer.logits(x, net.systems))
+    assert not torch.equal(ideal.logits(x, in_silico=True), transfer.logits(x, in_silico=False))
 
 
 # ---------------------------------------------------------------------- PAT

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 
 from phyll.cli import main
+from phyll.experiments.build import build_experiment
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.run_folder import RunFolder
 from phyll.experiments.train import TrainingError, train
 from phyll.systems import CallableSystem
+from tests.conftest import numpy_square_law
 
 SUMMARY_KEYS = {
     "test_accuracy", "train_accuracy", "physical_queries", "digital_flops", "wall_time_s",
@@ -85,25 +87,25 @@ def test_missing_dataset_file_is_a_clear_cli_error(tmp_path, capsys):
 
 def test_nan_from_a_system_stops_naming_block_and_epoch_and_keeps_the_checkpoint(tmp_path):
     """Block 1's detector fails during epoch 2: stop, say where, keep epoch 1's checkpoint."""
-    n_train = 490 - 70  # vowels train split minus validation
-    fail_after = 2 * n_train + 100  # epoch 1 trains (2 × n_train) and evaluates; fails in epoch 2
+    config = TrainConfig(dataset="vowels", epochs=5, measurements=16)
+    splits = build_experiment(config).splits
+    n_classes = int(splits.y_train.max()) + 1
+    # epoch 1 trains (positives and negatives) and evaluates every label on the validation split
+    epoch_1 = 2 * len(splits.y_train) + n_classes * len(splits.y_val)
     calls = {"n": 0}
 
     def flaky(drive: np.ndarray) -> np.ndarray:
         calls["n"] += len(drive)
         out = np.abs(drive[:, :1]).repeat(16, axis=1) + drive.mean(1, keepdims=True)
-        if calls["n"] > fail_after + 2 * 7 * 512:
+        if calls["n"] > epoch_1 + 100:  # 100 samples into epoch 2
             out[0, 3] = np.nan
         return out
 
     def factory(i, n_in, n_out):
-        from tests.conftest import numpy_square_law
-
         return CallableSystem(flaky, n_in, 16) if i == 1 else numpy_square_law(n_in, n_out)
 
     out = tmp_path / "run"
-    config = TrainConfig(dataset="vowels", epochs=5, measurements=16)
-    with pytest.raises(TrainingError, match=r"epoch 2: the physical system of block 1") as exc:
+    with pytest.raises(TrainingError, match=r"in epoch 2: the physical system of block 1") as exc:
         train(config, out, progress=False, system_factory=factory)
     assert "last good checkpoint" in str(exc.value)
     state = RunFolder(out).load(out / "checkpoint.pt")

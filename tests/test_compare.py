@@ -7,7 +7,7 @@ import json
 import pytest
 
 from phyll.cli import main
-from phyll.experiments.compare import aggregate, entry_config, markdown_table, time_to_target
+from phyll.experiments.compare import aggregate, cost_to_target, entry_config, markdown_table
 from phyll.experiments.config import TrainConfig
 
 
@@ -61,21 +61,25 @@ def test_entries_share_everything_but_the_rule():
 
 def _run(seed, accs, wall_per_epoch=1.0):
     history = [
-        {"epoch": e + 1, "test_accuracy": a, "train_wall_time_s": wall_per_epoch * (e + 1)}
+        {"epoch": e + 1, "val_accuracy": a, "wall_time_s_training": wall_per_epoch * (e + 1),
+         "wall_time_s_setup": 0.5, "digital_flops_training": 400 * (e + 1),
+         "digital_flops_setup": 100, "physical_queries_training": 10 * (e + 1),
+         "physical_queries_setup": 5}
         for e, a in enumerate(accs)
-    ]
-    summary = {
-        "seed": seed, "test_accuracy": max(accs), "epochs": len(accs), "model_free": True,
-        "physical_queries": 100, "digital_flops": 1000, "wall_time_s": 5.0,
-        "physical_time_s": 1.0, "energy_j": 0.5, "train_physical_queries": 80,
-        "train_digital_flops": 800, "train_wall_time_s": 4.0, "train_energy_j": 0.4,
-    }  # fmt: skip
+    ]  # fmt: skip
+    summary = {"seed": seed, "test_accuracy": max(accs), "epochs": len(accs), "model_free": True}
+    for quantity in ("physical_queries", "digital_flops", "wall_time_s", "physical_time_s",
+                     "energy_j"):  # fmt: skip
+        for suffix, value in (("", 10), ("_setup", 1), ("_training", 8), ("_evaluation", 1)):
+            summary[quantity + suffix] = value * (100 if quantity == "digital_flops" else 1)
     return {"summary": summary, "history": history}
 
 
-def test_aggregate_means_stds_and_time_to_target():
-    assert time_to_target(_run(0, [0.5, 0.95, 0.97])["history"], 0.9) == (2, 2.0)
-    assert time_to_target(_run(0, [0.5, 0.6])["history"], 0.9) is None
+def test_aggregate_means_stds_and_cost_to_target_on_validation():
+    assert cost_to_target(_run(0, [0.5, 0.95, 0.97])["history"], 0.9) == {
+        "epochs": 2, "digital_flops": 900, "wall_time_s": 2.5, "physical_queries": 25,
+    }  # fmt: skip
+    assert cost_to_target(_run(0, [0.5, 0.6])["history"], 0.9) is None
     agg = aggregate([_run(0, [0.5, 0.9]), _run(1, [0.7, 0.8]), _run(2, [0.95, 0.9])], 0.9)
     assert agg["test_accuracy_mean"] == pytest.approx((0.9 + 0.8 + 0.95) / 3)
     assert agg["test_accuracy_std"] == pytest.approx(0.0763762615)  # sample std

@@ -11,12 +11,12 @@ import torch
 from phyll.accounting import Meter
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.train import TrainingError, train
+from phyll.registry import make_system
 from phyll.systems import (
     AcousticCavity,
     CallableSystem,
     DriveError,
     NonFiniteMeasurementError,
-    make_system,
 )
 from phyll.systems.faults import (
     FAULTS,

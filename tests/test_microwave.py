@@ -7,7 +7,8 @@ import pytest
 import torch
 from scipy.special import j0
 
-from phyll.systems import MicrowaveCavity, make_system
+from phyll.registry import make_system
+from phyll.systems import MicrowaveCavity
 
 
 def ideal(**kw) -> MicrowaveCavity:

@@ -7,7 +7,7 @@ import torch
 
 from phyll.accounting import Meter
 from phyll.network import MeasurementConditioner, build_network
-from phyll.systems import make_system
+from phyll.registry import make_system
 from tests.conftest import numpy_square_law
 
 

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from phyll.experiments.build import build_experiment
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.train import train
-from phyll.learning import make_rule
-from phyll.learning.phyll import PhyLL, wrong_labels
+from phyll.learning.phyll import wrong_labels
 from phyll.network import build_network
+from phyll.registry import make_rule
 from phyll.systems import AcousticCavity, PhysicalSystem
 from tests.conftest import numpy_square_law
 
@@ -51,7 +52,7 @@ def test_wrong_labels_are_never_the_true_label_and_cover_all_others():
 
 def test_train_step_drives_each_system_twice_per_sample_and_predict_once_per_label():
     net = net_for(lambda i, n: numpy_square_law(n, 10, seed=i))
-    rule = PhyLL(net, seed=0)
+    rule = make_rule("phyll", net, seed=0)
     x, y = torch.rand(6, 3), torch.tensor([0, 1, 2, 0, 1, 2])
     rule.train_step(x, y)
     assert [s.queries for s in net.systems] == [12, 12]  # 2 × batch: positives and negatives
@@ -61,7 +62,7 @@ def test_train_step_drives_each_system_twice_per_sample_and_predict_once_per_lab
 
 def test_each_block_is_updated_from_its_own_loss_only():
     net = net_for(lambda i, n: numpy_square_law(n, 10, seed=i))
-    rule = PhyLL(net, seed=0, lr=0.1)
+    rule = make_rule("phyll", net, seed=0, lr=0.1)
     before = [b.linear.weight.detach().clone() for b in net.blocks]
     # zero the second block's learning rate: its weights must not move, the first's must
     for group in rule.optimizers[1].param_groups:
@@ -77,18 +78,18 @@ def test_each_block_is_updated_from_its_own_loss_only():
 ])  # fmt: skip
 def test_training_and_prediction_never_touch_the_physics_with_autograd(make):
     net = net_for(make)
-    rule = PhyLL(net, seed=0)
+    rule = make_rule("phyll", net, seed=0)
     for _ in range(3):
         rule.train_step(torch.rand(8, 3), torch.randint(0, 3, (8,)))
     rule.predict(torch.rand(4, 3))
-    readout = PhyLL(net_for(make), seed=0, prediction="readout")
+    readout = make_rule("phyll", net_for(make), seed=0, prediction="readout")
     readout.train_step(torch.rand(8, 3), torch.randint(0, 3, (8,)))
     readout.predict(torch.rand(4, 3))
 
 
 def test_goodness_scores_have_one_column_per_label():
     net = net_for(lambda i, n: numpy_square_law(n, 10, seed=i))
-    scores = PhyLL(net).goodness_per_label(torch.rand(5, 3))
+    scores = make_rule("phyll", net).goodness_per_label(torch.rand(5, 3))
     assert scores.shape == (5, 3)
     assert (scores.abs() <= len(net.blocks) + 1e-5).all()  # sum of cosines
 
@@ -123,9 +124,12 @@ def test_readout_prediction_learns_too():
 def test_training_queries_equal_samples_driven():
     config = TrainConfig(dataset="vowels", epochs=2, seed=0, batch_size=50, blocks=3)
     summary = train(config, progress=False)
-    n_train = 490 - round(0.15 * 70) * 7  # vowels train split minus the validation split
-    assert summary["train_physical_queries"] == 2 * 2 * n_train * 3  # epochs × ± × samples × blocks
-    assert sum(summary["queries_per_system"]) == summary["physical_queries"]
+    n_train = len(build_experiment(config).splits.y_train)
+    # epochs × (positives, negatives) × samples × blocks
+    assert summary["physical_queries_training"] == 2 * 2 * n_train * 3
+    # every query driven (training, evaluation) plus the systems' calibration drives (setup)
+    assert summary["physical_queries_setup"] == 3 * 2048  # acoustic gain staging, per system
+    assert sum(summary["queries_per_system"]) + 3 * 2048 == summary["physical_queries"]
     assert np.isclose(
         summary["wall_time_s"], summary["physical_time_s"] + summary["digital_time_s"]
     )

@@ -11,11 +11,12 @@ import pytest
 import torch
 import zmq
 
+from phyll.registry import make_system
 from phyll.remote import DeviceServer, RemoteSystem
 from phyll.remote.client import RemoteProtocolError, RemoteSystemError, RemoteTimeoutError
 from phyll.remote.protocol import ProtocolError, decode, encode
 from phyll.remote.server import load_system
-from phyll.systems import CallableSystem, DriveError, NonFiniteMeasurementError, make_system
+from phyll.systems import CallableSystem, DriveError, NonFiniteMeasurementError
 from tests.conftest import numpy_square_law
 
 

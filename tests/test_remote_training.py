@@ -15,8 +15,8 @@ import torch
 from phyll.cli import main
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.run_folder import RunFolder
-from phyll.experiments.train import Trainer, TrainingError, build_experiment, train
-from phyll.remote import RemoteBlockSystem, RemoteSystem
+from phyll.experiments.train import TrainingError, resume, train
+from phyll.remote import RemoteBlockSystem, RemoteSystem, RemoteTimeoutError
 
 CHANNELS = 24  # the served cavity: 24 loudspeakers → 24 measured bins (fits every block)
 CONFIG = dict(dataset="vowels", epochs=3, width=CHANNELS, measurements=CHANNELS)
@@ -102,11 +102,14 @@ class KillingRemote(RemoteBlockSystem):
         return super()._measure(drive)
 
 
-def killing_factory(servers, params, restart):
+def killing_factory(servers, params, restart, built=None):
     def factory(i: int, n_in: int, n_out: int):
         kill_at = 20 if i == 0 else None  # block 0's 20th call: step 3 of epoch 2
-        return KillingRemote(n_in, n_out, servers=servers, kill_at=kill_at, restart=restart,
-                             **params)  # fmt: skip
+        system = KillingRemote(n_in, n_out, servers=servers, kill_at=kill_at, restart=restart,
+                               **params)  # fmt: skip
+        if built is not None:
+            built.append(system)
+        return system
 
     return factory
 
@@ -115,15 +118,14 @@ def test_server_killed_mid_epoch_and_restarted_training_continues(servers, tmp_p
     address = servers.start()
     params = {"address": address, "timeout_s": 2.0, "retries": 30}
     config = TrainConfig(**CONFIG, system="remote", system_params=params)
-    folder = RunFolder(tmp_path / "run")
-    folder.create()
-    experiment = build_experiment(config, killing_factory(servers, params, restart=True))
-    summary = Trainer(experiment, folder).run(progress=False)
+    systems: list = []
+    factory = killing_factory(servers, params, restart=True, built=systems)
+    summary = train(config, tmp_path / "run", progress=False, system_factory=factory)
     assert len(servers.procs) == 2 and summary["epochs"] == 3
     assert summary["test_accuracy"] > 0.8
-    assert all(s.server_restarts == 1 for s in experiment.systems)
-    assert experiment.systems[0].timeouts >= 1
-    assert [m["epoch"] for m in folder.read_metrics()] == [1, 2, 3]
+    assert all(s.server_restarts == 1 for s in systems)
+    assert systems[0].timeouts >= 1
+    assert [m["epoch"] for m in RunFolder(tmp_path / "run").read_metrics()] == [1, 2, 3]
 
 
 def test_server_killed_for_good_stops_with_one_line_and_a_resumable_checkpoint(
@@ -143,14 +145,19 @@ def test_server_killed_for_good_stops_with_one_line_and_a_resumable_checkpoint(
     assert (state["epoch"], state["global_step"]) == (1, 16)
     assert len(RunFolder(out).read_metrics()) == 1
 
-    # resuming while the device is still down: one clear line, exit status 2
+    # the CLI cannot rebuild systems made by a Python factory: one clear line, exit status 2
     capsys.readouterr()
     assert main(["train", "--resume", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "no reply from" in err and "Traceback" not in err
+    assert err.count("\n") == 1 and "resume it from Python" in err and "Traceback" not in err
 
+    def plain(i: int, n_in: int, n_out: int) -> RemoteBlockSystem:
+        return RemoteBlockSystem(n_in, n_out, **params)
+
+    with pytest.raises(RemoteTimeoutError, match="no reply from"):  # the device is still down
+        resume(out, progress=False, system_factory=plain)
     servers.start(port_of(address))  # the device is back
-    assert main(["train", "--resume", str(out), "--quiet"]) == 0
+    resume(out, progress=False, system_factory=plain)
     assert [m["epoch"] for m in RunFolder(out).read_metrics()] == [1, 2, 3]
     summary = RunFolder(out).read_json(out / "summary.json")
     assert summary["test_accuracy"] > 0.8

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import math
 import signal
 import subprocess
 import sys
@@ -13,39 +13,19 @@ import pytest
 import torch
 
 from phyll.cli import main
+from phyll.experiments.build import build_experiment
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.run_folder import RunFolder
 from phyll.experiments.train import TrainingInterrupted, resume, train
-from phyll.systems import make_system
+from phyll.registry import make_system
 from phyll.systems.recording import SystemRecorder, read_records, replay
+from tests.conftest import sigint_factory
 
 SMALL = dict(dataset="vowels", epochs=3, width=24, measurements=24, checkpoint_every=4)
 
 
-def default_factory(config: TrainConfig, signal_at_call: int | None = None):
-    """The registry's systems, as build_experiment makes them; optionally one of them sends
-    this process SIGINT at its ``signal_at_call``-th call (a real signal, the real handler)."""
-    calls = {"n": 0}
-
-    def factory(i: int, n_in: int, n_out: int):
-        system = make_system(config.system, n_in, n_out, seed=1000 * config.seed + i)
-        physics = system._measure
-
-        def measure_and_maybe_signal(drive: torch.Tensor) -> torch.Tensor:
-            calls["n"] += 1
-            if calls["n"] == signal_at_call:
-                os.kill(os.getpid(), signal.SIGINT)
-            return physics(drive)
-
-        if i == 1:
-            system._measure = measure_and_maybe_signal
-        return system
-
-    return factory
-
-
 def final_weights(out) -> dict[str, torch.Tensor]:
-    return RunFolder(out).load(out / "model.pt")["network"]
+    return RunFolder(out).load(out / "model.pt")["model"]
 
 
 def assert_identical_runs(a, b) -> None:
@@ -59,26 +39,30 @@ def assert_identical_runs(a, b) -> None:
     ma, mb = RunFolder(a).read_metrics(), RunFolder(b).read_metrics()
     assert [m["epoch"] for m in mb] == [m["epoch"] for m in ma]  # appended once each
     for x, y in zip(ma, mb, strict=True):
-        assert (x["loss"], x["test_accuracy"]) == (y["loss"], y["test_accuracy"])
+        assert (x["loss"], x["val_accuracy"]) == (y["loss"], y["val_accuracy"])
 
 
 def test_sigint_mid_epoch_then_resume_is_bit_identical_and_repeats_no_query(tmp_path):
     config = TrainConfig(**SMALL, record=True)
     reference = tmp_path / "reference"
-    train(config, reference, progress=False, system_factory=default_factory(config))
+    train(config, reference, progress=False, system_factory=sigint_factory(config))
 
     out = tmp_path / "interrupted"
-    # block 1 is called once per training step (14 per epoch) and 3 times per evaluation:
-    # its call 20 is step 3 of epoch 2
+    # block 1 is called once per training step and once per 512 samples evaluated (the
+    # validation split after each epoch): stop at step 3 of epoch 2
+    splits = build_experiment(config).splits
+    steps = math.ceil(len(splits.y_train) / config.batch_size)
+    evaluation_calls = math.ceil(len(splits.y_val) / 512)
+    at_call = steps + evaluation_calls + 3
     with pytest.raises(TrainingInterrupted, match="resume"):
-        train(config, out, progress=False, system_factory=default_factory(config, 20))
+        train(config, out, progress=False, system_factory=sigint_factory(config, at_call))
     state = RunFolder(out).load(out / "checkpoint.pt")
     assert state["epoch"] == 1 and state["epoch_progress"]["step"] == 3
-    assert state["global_step"] == 14 + 3
+    assert state["global_step"] == steps + 3
     queries_at_stop = state["systems"][0]["queries"]
     assert len(RunFolder(out).read_metrics()) == 1
 
-    resume(out, progress=False)
+    resume(out, progress=False, system_factory=sigint_factory(config))
     assert_identical_runs(reference, out)
     summary = RunFolder(out).read_json(out / "summary.json")
     ref_state = RunFolder(reference).load(reference / "checkpoint.pt")

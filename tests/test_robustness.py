@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
 from phyll.cli import main
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.robustness import RobustnessConfig, run_robustness
+from phyll.experiments.run_folder import RunFolder
 
 
 def small(**kw) -> RobustnessConfig:
@@ -55,3 +60,44 @@ def test_bad_requests_are_user_errors(tmp_path, capsys):
     assert "none of the rules ['nope'] is available" in capsys.readouterr().err
     with pytest.raises(ValueError, match="perturb_epoch"):
         small(perturb_epoch=4)
+
+
+def curves(folder) -> dict:
+    """Every curve of a robustness.json, timings left out (they differ between runs)."""
+    report = json.loads((folder / "robustness.json").read_text())
+    return {
+        (rule, scenario): (run["curve"], run["right_after_step"], run["applied_at_query"])
+        for rule, runs in report["results"].items()
+        for scenario, run in runs.items()
+    }
+
+
+def test_sigint_mid_run_then_resume_writes_the_same_curves(tmp_path):
+    args = ["robustness", "--dataset", "digits", "--rules", "phyll", "--scenarios", "none,step",
+            "--epochs", "3", "--blocks", "1", "--width", "16", "--measurements", "32",
+            "--checkpoint-every", "5", "--quiet"]  # fmt: skip
+    reference = tmp_path / "reference"
+    assert main([*args, "--out", str(reference)]) == 0
+
+    out = tmp_path / "interrupted"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "phyll.cli", *args, "--out", str(out)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    checkpoint = out / "runs" / "phyll-step" / "checkpoint.pt"
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            if checkpoint.exists() and RunFolder(checkpoint.parent).load(checkpoint)["global_step"]:
+                break  # the step scenario is training: interrupt it mid-run
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "SIGINT" in err and "Traceback" not in err
+    assert not (out / "robustness.json").exists()
+    assert main(["robustness", "--resume", str(out), "--quiet"]) == 0
+    assert curves(out) == curves(reference)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from phyll.systems import CallableSystem, DriveError, NonFiniteMeasurementError, make_system
+from phyll.registry import make_system
+from phyll.systems import CallableSystem, DriveError, NonFiniteMeasurementError
 from phyll.systems.base import PhysicalSystemError
 
 

@@ -13,10 +13,10 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from phyll import __version__
 from phyll.errors import UserError
 from phyll.experiments import compare, depth, robustness
 from phyll.experiments.arguments import (
@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="phyll",
         description="Train deep physical neural networks without backpropagation (PhyLL).",
     )
-    parser.add_argument("--version", action="version", version=f"phyll {__version__}")
+    parser.add_argument("--version", action="version", version=f"phyll {version('phyll')}")
     sub = parser.add_subparsers(dest="command", required=True)
     for register in COMMANDS:
         register(sub)

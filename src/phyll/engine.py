@@ -144,9 +144,12 @@ def accuracy(rule: LearningRule, x: Tensor, y: Tensor, batch: int = 512) -> floa
     return correct / len(y)
 
 
-def calibration_report(systems: Sequence[PhysicalSystem]) -> None:
-    """Report the calibration drives each system made when it was built, to the meters."""
-    for system in systems:
+def calibration_report(model: Model, rule: LearningRule) -> None:
+    """Report to the meters the calibration drives made by every physical system the run
+    drives (blocks that measure, with a rule that queries the hardware)."""
+    if not rule.drives_physics:
+        return
+    for system in (b.system for b in model.network.blocks if b.use_physics):
         if system.calibration_queries:
             with physical_call(system.calibration_queries, system.energy_per_query_j):
                 pass
@@ -228,14 +231,15 @@ class Engine:
                 cb.on_fit_start(self)
             if not self.setup_done:
                 with self.meters["setup"].measure():
-                    calibration_report(self.systems)
-                    self._physics(self.rule.setup)
+                    calibration_report(self.model, self.rule)
+                    self._physics(self.rule.setup, "during setup")
                 self.setup_done = True
             while self.epoch < self.epochs:
                 for cb in self.callbacks:
                     cb.on_epoch_start(self)
-                loss = self._physics(self.train_epoch)
-                scores = self._physics(self.evaluate_epoch)
+                where = f"in epoch {self.epoch + 1}"
+                loss = self._physics(self.train_epoch, where)
+                scores = self._physics(self.evaluate_epoch, f"evaluating {where}")
                 self.epoch += 1
                 record = self._record(loss, scores)
                 self.history.append(record)
@@ -243,7 +247,7 @@ class Engine:
                 for cb in self.callbacks:
                     cb.on_epoch_end(self, record)
                 self._stop_if_requested()
-            summary = self._physics(self.finish)
+            summary = self._physics(self.finish, "testing the selected weights")
             for cb in self.callbacks:
                 cb.on_fit_end(self, summary)
             return summary
@@ -394,15 +398,16 @@ class Engine:
             f"step {self.global_step}"
         )
 
-    def _physics(self, work: Any) -> Any:
-        """Run ``work()``; a failing physical system becomes a :class:`TrainingError`."""
+    def _physics(self, work: Any, where: str) -> Any:
+        """Run ``work()``; a failing physical system becomes a :class:`TrainingError` saying
+        ``where`` it failed."""
         try:
             return work()
         except PhysicalSystemError as exc:
-            raise TrainingError(self._failure(exc)) from exc
+            raise TrainingError(self._failure(exc, where)) from exc
 
-    def _failure(self, exc: PhysicalSystemError) -> str:
-        where = f"in epoch {self.epoch + 1}" if self.setup_done else "during setup"
+    @staticmethod
+    def _failure(exc: PhysicalSystemError, where: str) -> str:
         if isinstance(exc, BlockMeasurementError):
             return (
                 f"training stopped {where}: the physical system of block {exc.block_index} "

@@ -16,11 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from phyll.errors import UserError
+
 #: most classes a dataset may have; checked before anything is sized by a label value
 MAX_CLASSES = 10_000
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A dataset could not be loaded (missing file, bad format); the message says what to do."""
 
 
@@ -87,6 +89,10 @@ class Dataset:
             "n_classes": self.n_classes,
             "source": self.source,
             "image_shape": list(self.image_shape) if self.image_shape else None,
+            "class_names": list(self.class_names),
+            "feature_names": list(self.feature_names),
+            "scaling": self.scaling,
+            "provenance": self.provenance,
         }
 
     def validation_split(self, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

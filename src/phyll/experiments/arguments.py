@@ -85,7 +85,8 @@ def dataset_argument(spec: str) -> str:
     except DatasetError as exc:  # worded like argparse's own choices check
         raise argparse.ArgumentTypeError(
             f"invalid choice: {spec!r} (choose from {', '.join(sorted(DATASETS))}; "
-            "image datasets also as NAME:HxW, e.g. mnist5k:14x14)"
+            "image datasets also as NAME:HxW, e.g. mnist5k:14x14; your own data as "
+            "csv:PATH or npz:PATH)"
         ) from exc
     return spec
 
@@ -106,13 +107,20 @@ def add_experiment_arguments(
         type=dataset_argument,
         default=d.dataset,
         metavar="NAME[:HxW]",
-        help=f"dataset: {', '.join(sorted(DATASETS))}; image datasets take :HxW to "
-        "average-pool the images, e.g. mnist5k:14x14 (default: %(default)s)",
+        help=f"dataset: {', '.join(sorted(DATASETS))}, or your own csv:PATH / npz:PATH; "
+        "image datasets take :HxW to average-pool the images, e.g. mnist5k:14x14 "
+        "(default: %(default)s)",
     )
     g.add_argument(
         "--data-path",
         default=None,
         help="file or folder for datasets read from disk (e.g. mnist's IDX files)",
+    )
+    g.add_argument(
+        "--label-column",
+        default=d.label_column,
+        metavar="NAME",
+        help="label column of a csv:PATH dataset (default: %(default)s)",
     )
     if seed:
         g.add_argument(

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from phyll.data import Dataset, load_dataset, stratified_split
+from phyll.data import Dataset, load_dataset
 from phyll.engine import Callback, Engine, Splits
 from phyll.errors import ConfigError
 from phyll.experiments.config import TrainConfig
@@ -73,7 +73,12 @@ def build_experiment(
     params = cls.resolve_params(None, config.rule_params)
     torch.manual_seed(config.seed)
     if dataset is None:
-        dataset = load_dataset(config.dataset, seed=config.seed, data_path=config.data_path)
+        dataset = load_dataset(
+            config.dataset,
+            seed=config.seed,
+            data_path=config.data_path,
+            label_column=config.label_column,
+        )
     device = torch.device(config.device)
     factory = system_factory or registry_systems(config)
     spec = cls.model_spec(params)
@@ -114,12 +119,10 @@ def check_device(name: str) -> None:
 
 
 def make_splits(dataset: Dataset, config: TrainConfig) -> Splits:
-    """Training, validation (a stratified ``val_fraction`` of the training split) and test."""
+    """Training, validation (``val_fraction`` of the training split: stratified, or
+    group-disjoint when the data have groups) and test."""
     x, y = dataset.x_train, dataset.y_train
-    if config.val_fraction > 0:
-        train_idx, val_idx = stratified_split(y.numpy(), config.val_fraction, config.seed)
-    else:
-        train_idx, val_idx = torch.arange(len(y)).numpy(), torch.arange(0).numpy()
+    train_idx, val_idx = dataset.validation_split(config.val_fraction, config.seed)
     device = torch.device(config.device)
     return Splits(
         x[train_idx].to(device),

@@ -49,6 +49,8 @@ class TrainConfig:
     #: also measure the accuracy on this many training samples at every evaluation
     train_eval_samples: int = 0
     data_path: str | None = None
+    #: the label column of a ``csv:PATH`` dataset
+    label_column: str = "label"
     device: str = "cpu"
     #: write a checkpoint every this many training steps (0: at epoch ends only); epoch ends
     #: and Ctrl-C/SIGTERM always checkpoint

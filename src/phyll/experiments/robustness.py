@@ -185,7 +185,7 @@ def run_robustness(
     folder = Path(out)
     if (folder / CONFIG_FILE).exists() and not (overwrite or reuse):
         raise RunFolderError(f"{folder} already holds a robustness experiment: pass --resume")
-    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "runs").mkdir(parents=True, exist_ok=True)
     RunFolder(folder).write_json(folder / CONFIG_FILE, config.to_dict())
     results: dict[str, dict[str, Any]] = {}
     for rule in rules:

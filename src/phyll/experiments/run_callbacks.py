@@ -26,6 +26,16 @@ from phyll.plotting import plot_learning_curve
 from phyll.systems.recording import SystemRecorder
 
 
+class SummaryInfo(Callback):
+    """Adds descriptive keys (dataset, rule, seed, ...) to the summary, asked at the end."""
+
+    def __init__(self, info: Callable[[], dict[str, Any]]) -> None:
+        self.info = info
+
+    def on_fit_end(self, engine: Engine, summary: dict[str, Any]) -> None:
+        summary.update(self.info())
+
+
 class RunFolderWriter(Callback):
     """Writes the run folder as the engine trains (see module docstring).
 
@@ -33,7 +43,6 @@ class RunFolderWriter(Callback):
         folder: the run folder (created).
         config: the run's configuration (``TrainConfig.to_dict()``), in every checkpoint.
         config_record: what ``config.json`` holds (the configuration and what it resolved to).
-        run_info: the run's descriptive summary keys (dataset, rule, ...), asked at the end.
         checkpoint_every: checkpoint every this many training steps (0: epoch ends only).
         recorders: the systems' drive/measurement recorders, if any.
         title: the learning curve's title.
@@ -46,13 +55,11 @@ class RunFolderWriter(Callback):
         folder: RunFolder,
         config: dict[str, Any],
         config_record: dict[str, Any],
-        run_info: Callable[[Engine], dict[str, Any]],
         checkpoint_every: int,
         recorders: list[SystemRecorder] | None = None,
         title: str = "",
     ) -> None:
         self.folder, self.config, self.config_record = folder, config, config_record
-        self.run_info = run_info
         self.checkpoint_every = checkpoint_every
         self.recorders = recorders or []
         self.title = title
@@ -84,7 +91,6 @@ class RunFolderWriter(Callback):
         self.checkpoint(engine)
 
     def on_fit_end(self, engine: Engine, summary: dict[str, Any]) -> None:
-        summary.update(self.run_info(engine))
         self.checkpoint(engine)
         self.folder.write_json(self.folder.summary_file, summary)
         self.folder.save(

@@ -25,9 +25,10 @@ from typing import Any
 import torch
 
 from phyll.atomic import atomic_write_bytes
+from phyll.errors import UserError
 
 
-class RunFolderError(ValueError):
+class RunFolderError(UserError, ValueError):
     """The output folder cannot be used (missing parent, already holds a run...)."""
 
 
@@ -97,6 +98,20 @@ class RunFolder:
         atomic_write_bytes(path, lambda f: torch.save(state, f))
 
     def load(self, path: Path) -> dict[str, Any]:
+        """A checkpoint or model file: plain tensors, lists, dicts and numbers only.
+
+        ``weights_only=True``: nothing in the file is executed, so a run folder someone hands
+        you cannot run code; a file holding anything else is refused in one line.
+        """
         if not path.exists():
             raise RunFolderError(f"no checkpoint at {path}")
-        return torch.load(path, map_location="cpu", weights_only=False)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # truncated, random, foreign or crafted: all one answer
+            reason = " ".join(str(exc).split())[:200]
+            raise RunFolderError(
+                f"{path} is not a readable phyll checkpoint ({type(exc).__name__}: {reason})"
+            ) from None
+        if not isinstance(state, dict):
+            raise RunFolderError(f"{path} is not a phyll checkpoint (holds {type(state).__name__})")
+        return state

@@ -19,7 +19,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from phyll.data import Dataset
+from phyll.data import Dataset, provenance_changes
 from phyll.engine import (
     Callback,
     Engine,
@@ -32,7 +32,7 @@ from phyll.engine import (
 from phyll.errors import ConfigError
 from phyll.experiments.build import Experiment, SystemFactory, build_experiment
 from phyll.experiments.config import FORMAT, TrainConfig
-from phyll.experiments.run_callbacks import RunFolderWriter
+from phyll.experiments.run_callbacks import RunFolderWriter, SummaryInfo
 from phyll.experiments.run_folder import RunFolder, RunFolderError
 from phyll.systems.recording import record_systems
 
@@ -97,7 +97,11 @@ def resume(
             system=config.system.removeprefix(PYTHON),
         )
     exp = build_experiment(build_config, dataset=dataset, system_factory=system_factory)
-    expected = folder.read_json(folder.config_file).get("resolved", {}).get("data_fingerprint")
+    resolved = folder.read_json(folder.config_file).get("resolved", {})
+    changed = provenance_changes(resolved.get("dataset", {}).get("provenance") or {"files": {}})
+    if changed:
+        raise RunFolderError(f"cannot resume {folder.path}: {'; '.join(changed)}")
+    expected = resolved.get("data_fingerprint")
     if expected is not None and expected != data_fingerprint(exp.dataset):
         raise RunFolderError(
             f"the data of {folder.path} changed since the run started (fingerprint "
@@ -116,7 +120,7 @@ def run(
     state: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble the engine for ``exp`` (run-folder callbacks if ``folder``) and fit it."""
-    callbacks: list[Callback] = list(exp.callbacks)
+    callbacks: list[Callback] = [*exp.callbacks, SummaryInfo(lambda: run_info(config, exp))]
     writer = None
     if folder is not None:
         recorders = record_systems(exp.systems, folder.records_dir) if config.record else []
@@ -124,7 +128,6 @@ def run(
             folder,
             config.to_dict(),
             config_record(config, exp),
-            lambda engine: run_info(config, exp),
             config.checkpoint_every,
             recorders,
             title=f"{config.rule} · {config.dataset} · {config.system}",

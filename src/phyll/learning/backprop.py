@@ -193,6 +193,7 @@ class IdealBackprop(InSilicoBackprop):
 
     name = "backprop-ideal"
     mode = "ideal"
+    drives_physics = False
 
 
 class TransferBackprop(InSilicoBackprop):

@@ -90,6 +90,8 @@ class LearningRule(ABC):
     model_free: ClassVar[bool]
     #: the rule's parameter dataclass
     Params: ClassVar[type[RuleParams]] = RuleParams
+    #: False for rules that never drive the physical systems (trained and tested in silico)
+    drives_physics: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -6,7 +6,7 @@ import argparse
 import signal
 from typing import Any
 
-from phyll.experiments.arguments import parse_params
+from phyll.params import parse_params
 from phyll.remote.protocol import DEFAULT_MAX_BYTES
 from phyll.remote.server import DeviceServer, load_system
 

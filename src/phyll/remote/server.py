@@ -34,14 +34,13 @@ from phyll.remote.protocol import (
     encode,
     error_reply,
 )
+from phyll.systems import SYSTEMS
 from phyll.systems.base import DriveError, NonFiniteMeasurementError, PhysicalSystem
 
 
 def load_system(target: str, params: dict[str, Any]) -> PhysicalSystem:
     """Build the system to serve from ``MODULE:NAME`` (a PhysicalSystem subclass or a factory
     function returning one) or a registered system name, called with ``params``."""
-    from phyll.systems import SYSTEMS
-
     if ":" not in target:
         if target not in SYSTEMS:
             raise ValueError(
