@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from phyll.errors import ConfigError
 from phyll.systems.base import NonFiniteMeasurementError, PhysicalSystem
 
 Conditioning = Literal["standardize", "log-standardize", "unit-norm", "none"]
@@ -83,7 +84,7 @@ class MeasurementConditioner(nn.Module):
     ) -> None:
         super().__init__()
         if mode not in ("standardize", "log-standardize", "unit-norm", "none"):
-            raise ValueError(f"unknown conditioning {mode!r}")
+            raise ConfigError(f"unknown conditioning {mode!r}")
         self.mode = mode
         self.momentum = momentum
         self.eps = eps
@@ -138,14 +139,14 @@ class PhysicalBlock(nn.Module):
     ) -> None:
         super().__init__()
         if in_features > system.n_inputs:
-            raise ValueError(
+            raise ConfigError(
                 f"block input has {in_features} features but the system has only "
                 f"{system.n_inputs} drive channels"
             )
         if not (skip or use_physics):
-            raise ValueError("a block without physics needs the skip connection")
+            raise ConfigError("a block without physics needs the skip connection")
         if activation not in ("abs", "relu"):
-            raise ValueError(f"unknown activation {activation!r}")
+            raise ConfigError(f"unknown activation {activation!r}")
         self.system = system
         self.in_features = in_features
         self.out_features = out_features
@@ -161,7 +162,7 @@ class PhysicalBlock(nn.Module):
     def drive(self, h: Tensor) -> Tensor:
         """Map a representation into [0, 1] (then the system's range), zero-padding channels."""
         if h.shape[1] != self.in_features:
-            raise ValueError(
+            raise ConfigError(
                 f"block {self.index} expects {self.in_features} features, got {h.shape[1]}"
             )
         if self.normalise_input:
@@ -192,7 +193,7 @@ class PhysicalBlock(nn.Module):
         parts = []
         if self.use_physics:
             if z is None:
-                raise ValueError("this block uses physics: pass its measurement")
+                raise ConfigError("this block uses physics: pass its measurement")
             parts.append(self.conditioner(z))
         if self.skip:
             parts.append(self.drive(h)[:, : self.in_features])
@@ -223,15 +224,15 @@ class PhysicalNetwork(nn.Module):
     ) -> None:
         super().__init__()
         if not blocks:
-            raise ValueError("a network needs at least one block")
+            raise ConfigError("a network needs at least one block")
         if blocks[0].in_features != n_features + n_classes:
-            raise ValueError(
+            raise ConfigError(
                 f"first block expects {blocks[0].in_features} inputs, data + labels give "
                 f"{n_features + n_classes}"
             )
         for i, (a, b) in enumerate(itertools.pairwise(blocks)):
             if a.out_features != b.in_features:
-                raise ValueError(
+                raise ConfigError(
                     f"block {i} outputs {a.out_features}, block {i + 1} expects {b.in_features}"
                 )
         self.blocks = nn.ModuleList(blocks)
@@ -248,7 +249,7 @@ class PhysicalNetwork(nn.Module):
     def embed(self, x: Tensor, labels: Tensor | None) -> Tensor:
         """Append the label one-hot (or a neutral 1/C code when ``labels`` is None) to ``x``."""
         if x.dim() != 2 or x.shape[1] != self.n_features:
-            raise ValueError(
+            raise ConfigError(
                 f"expected data of shape [batch, {self.n_features}], got {list(x.shape)}"
             )
         if self.n_classes == 0:

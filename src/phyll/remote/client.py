@@ -38,6 +38,7 @@ import zmq
 from torch import Tensor
 
 from phyll.accounting import physical_call
+from phyll.errors import ConfigError
 from phyll.remote.protocol import DEFAULT_MAX_BYTES, ProtocolError, decode, encode
 from phyll.systems.base import (
     DriveError,
@@ -93,9 +94,9 @@ class RemoteSystem(PhysicalSystem):
         device: str | torch.device = "cpu",
     ) -> None:
         if nonfinite not in ("remeasure", "raise"):
-            raise ValueError(f"nonfinite must be 'remeasure' or 'raise', got {nonfinite!r}")
+            raise ConfigError(f"nonfinite must be 'remeasure' or 'raise', got {nonfinite!r}")
         if timeout_s <= 0 or retries < 0 or remeasure_attempts < 0:
-            raise ValueError("timeout_s must be positive; retries, remeasure_attempts >= 0")
+            raise ConfigError("timeout_s must be positive; retries, remeasure_attempts >= 0")
         self.address = address
         self.timeout_s = float(timeout_s)
         self.retries = int(retries)
@@ -127,7 +128,7 @@ class RemoteSystem(PhysicalSystem):
                 self._socket.connect(self.address)
             except zmq.ZMQError as exc:
                 self._drop_connection()
-                raise ValueError(
+                raise ConfigError(
                     f"cannot connect to {self.address!r} ({exc}); expected tcp://HOST:PORT"
                 ) from None
         return self._socket
@@ -318,17 +319,17 @@ class RemoteBlockSystem(RemoteSystem):
     ) -> None:
         del seed
         if address is None:
-            raise ValueError("the remote system needs --system-param address=tcp://HOST:PORT")
+            raise ConfigError("the remote system needs --system-param address=tcp://HOST:PORT")
         known = ("timeout_s", "retries", "nonfinite", "remeasure_attempts", "max_bytes")
         unknown = sorted(set(options) - set(known))
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"unknown remote system parameter(s) {', '.join(unknown)}; "
                 f"known: address, {', '.join(known)}"
             )
         super().__init__(address, device=device, **options)
         if self.n_inputs < n_inputs or self.n_outputs != n_outputs:
-            raise ValueError(
+            raise ConfigError(
                 f"the system served at {address} has {self.n_inputs} drive channels and "
                 f"{self.n_outputs} measurements; this block needs ≥ {n_inputs} and exactly "
                 f"{n_outputs} (set --measurements {self.n_outputs}, or serve a wider system)"

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import zmq
 
+from phyll.errors import ConfigError
 from phyll.remote.protocol import (
     DEFAULT_MAX_BYTES,
     OPS,
@@ -43,7 +44,7 @@ def load_system(target: str, params: dict[str, Any]) -> PhysicalSystem:
     function returning one) or a registered system name, called with ``params``."""
     if ":" not in target:
         if target not in SYSTEMS:
-            raise ValueError(
+            raise ConfigError(
                 f"{target!r} is neither MODULE:CLASS nor a registered system "
                 f"({', '.join(sorted(SYSTEMS))})"
             )
@@ -53,16 +54,16 @@ def load_system(target: str, params: dict[str, Any]) -> PhysicalSystem:
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
-            raise ValueError(f"cannot import module {module_name!r}: {exc}") from exc
+            raise ConfigError(f"cannot import module {module_name!r}: {exc}") from exc
         factory = getattr(module, name, None)
         if factory is None or not callable(factory):
-            raise ValueError(f"module {module_name!r} has no class or function {name!r}")
+            raise ConfigError(f"module {module_name!r} has no class or function {name!r}")
     try:
         system = factory(**params)
     except TypeError as exc:
-        raise ValueError(f"cannot build {target} with parameters {params}: {exc}") from exc
+        raise ConfigError(f"cannot build {target} with parameters {params}: {exc}") from exc
     if not isinstance(system, PhysicalSystem):
-        raise ValueError(
+        raise ConfigError(
             f"{target} built a {type(system).__name__}, not a phyll PhysicalSystem: subclass "
             "phyll.systems.PhysicalSystem (or wrap your driver in phyll.CallableSystem)"
         )
@@ -101,7 +102,7 @@ class DeviceServer:
             self._socket.bind(address)
         except zmq.ZMQError as exc:
             self.close()
-            raise ValueError(f"cannot listen on {address}: {exc}") from None
+            raise ConfigError(f"cannot listen on {address}: {exc}") from None
         self.address = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
 
     def info(self) -> dict[str, Any]:

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
 
 from phyll.accounting import physical_call
-from phyll.errors import UserError
+from phyll.errors import ConfigError, UserError
+from phyll.params import as_plain, build_params
 
 OutOfRange = Literal["clip", "raise"]
 
@@ -57,6 +58,9 @@ class PhysicalSystem(ABC):
     range_tolerance: float = 1e-6
     #: Called with every validated (drive, measurement) pair; see phyll.systems.recording.
     recorder: Callable[[Tensor, Tensor], None] | None = None
+    #: The system's declared parameters (a dataclass of :func:`phyll.params.param` fields);
+    #: None for systems without any
+    Params: ClassVar[type | None] = None
     #: Drives the system made of itself when it was built (gain staging, exposure): physical
     #: queries the run's *setup* phase counts (:mod:`phyll.engine`).
     calibration_queries: int = 0
@@ -71,14 +75,14 @@ class PhysicalSystem(ABC):
         device: str | torch.device = "cpu",
     ) -> None:
         if n_inputs < 1 or n_outputs < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"n_inputs and n_outputs must be positive, got {n_inputs}, {n_outputs}"
             )
         low, high = drive_range
         if not high > low:
-            raise ValueError(f"drive_range must be (low, high) with high > low, got {drive_range}")
+            raise ConfigError(f"drive_range must be (low, high) with high > low, got {drive_range}")
         if out_of_range not in ("clip", "raise"):
-            raise ValueError(f"out_of_range must be 'clip' or 'raise', got {out_of_range!r}")
+            raise ConfigError(f"out_of_range must be 'clip' or 'raise', got {out_of_range!r}")
         self.n_inputs = int(n_inputs)
         self.n_outputs = int(n_outputs)
         self.drive_range = (float(low), float(high))
@@ -86,6 +90,15 @@ class PhysicalSystem(ABC):
         self.energy_per_query_j = float(energy_per_query_j)
         self.device = torch.device(device)
         self._queries = 0
+
+    @classmethod
+    def resolve_params(cls, params: Any, overrides: dict[str, Any]) -> Any:
+        """``params`` (or the declared defaults) with ``overrides`` applied and checked: an
+        unknown name or a wrong type is one :class:`~phyll.params.ParamError` line."""
+        if cls.Params is None:
+            raise TypeError(f"{cls.__name__} declares no parameters (Params)")
+        base = as_plain(params) if params is not None else {}
+        return build_params(cls.Params, {**base, **overrides}, f"system {cls.__name__}")
 
     # ------------------------------------------------------------------ public interface
     @property

@@ -47,7 +47,8 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor
 
-from phyll.params import as_plain, build_params, check, param
+from phyll.errors import ConfigError
+from phyll.params import as_plain, check, param
 from phyll.systems.base import PhysicalSystem
 
 Target = Literal["system", "gain"]
@@ -65,7 +66,7 @@ class FaultWrapper(PhysicalSystem):
     system before the batch) and/or :meth:`_after` (change the measurement).
     """
 
-    Params: ClassVar[type] = FaultParams
+    Params: ClassVar[type | None] = FaultParams
 
     def __init__(self, inner: PhysicalSystem, params: Any = None, **overrides: Any) -> None:
         super().__init__(
@@ -76,10 +77,7 @@ class FaultWrapper(PhysicalSystem):
             energy_per_query_j=inner.energy_per_query_j,
             device=inner.device,
         )
-        base = as_plain(params) if params is not None else {}
-        self.params = build_params(
-            type(self).Params, {**base, **overrides}, f"fault {type(self).__name__}"
-        )
+        self.params = self.resolve_params(params, overrides)
         self.inner = inner
         self.differentiable = inner.differentiable
         self.perturbation = inner.perturbation
@@ -183,7 +181,9 @@ class _Perturbing(FaultWrapper):
         super().__init__(inner, params, **overrides)
         self.target: Target = self.params.target
         if self.target == "system" and not inner.perturbable:
-            raise ValueError(f"{type(inner).__name__} has no perturbation model; use target='gain'")
+            raise ConfigError(
+                f"{type(inner).__name__} has no perturbation model; use target='gain'"
+            )
         self.log_gain = 0.0  # detector log-gain (target="gain")
         self.displacement = 0.0  # total perturbation applied so far (system units or log-gain)
 
@@ -266,7 +266,7 @@ class StepPerturbation(_Perturbing):
     def schedule(self, at_query: int) -> None:
         """Arm the step for the first call starting at or after ``at_query`` queries."""
         if self.applied_at is not None:
-            raise ValueError(f"the step perturbation was already applied at {self.applied_at}")
+            raise ConfigError(f"the step perturbation was already applied at {self.applied_at}")
         self.at_query = int(at_query)
 
     def _before(self, drive: Tensor) -> Tensor:
