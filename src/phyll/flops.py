@@ -10,9 +10,9 @@ operation of a training step needs a formula, and ``FlopCounterMode`` pays on ea
 work a total does not need: it builds a set of 15 metadata overloads to test the call against,
 re-enters itself to try a decomposition of every operator outside its registry, tallies per
 module (with global module hooks) and maps arguments to shapes with a pytree traversal. Here a
-call costs one dict lookup (each operator overload is classified once) and one formula; the
-counter costs no more than an empty dispatch mode, about 3× faster than ``FlopCounterMode`` on
-a small training step.
+call costs one dict lookup (each operator overload is classified once) and one formula: the
+counter costs about as much as an empty dispatch mode, and its overhead on a small Linear +
+Adam training step is about a third of ``FlopCounterMode``'s.
 
 Sources of the conventions (the last column of the table):
 
