@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from phyll.accounting import Meter
+from phyll.accounting import Meter, count_flops
 from phyll.systems import AcousticCavity
 
 
@@ -18,12 +18,15 @@ def test_matmul_flops_are_counted_as_two_per_multiply_accumulate():
 
 def test_physical_system_work_is_excluded_from_digital_flops_and_counted_as_queries():
     system = AcousticCavity(16, 32)
-    w = torch.rand(32, 5)
+    x, w = torch.rand(10, 16), torch.rand(32, 5)
+    physics = count_flops(system._measure, x)  # the simulation alone
+    harness = count_flops(system, x) - physics  # checking drive and measurement: digital
+    assert physics >= 8 * 10 * 16 * 32  # a complex matmul inside: physics, not digital
     meter = Meter()
     with meter.measure():
-        z = system(torch.rand(10, 16))  # a complex matmul inside: physics, not digital
+        z = system(x)
         z @ w
-    assert meter.costs.digital_flops == 2 * 10 * 32 * 5
+    assert meter.costs.digital_flops == harness + 2 * 10 * 32 * 5
     assert meter.costs.physical_queries == 10
     assert meter.costs.physical_energy_j == 10 * system.energy_per_query_j
     assert 0 < meter.costs.physical_time_s <= meter.costs.wall_time_s
@@ -35,8 +38,9 @@ def test_backward_flops_are_counted():
     meter = Meter()
     with meter.measure():
         (x @ w).sum().backward()
-    # forward 2·8·16·4, backward w.r.t. w: another 2·8·16·4 (no grad for x)
-    assert meter.costs.digital_flops == 4 * 8 * 16 * 4
+    # forward 2·8·16·4 and the sum's 8·4 adds, backward w.r.t. w: another 2·8·16·4 (no grad
+    # for x; the sum's backward only broadcasts)
+    assert meter.costs.digital_flops == 4 * 8 * 16 * 4 + 8 * 4
 
 
 def test_nested_meters_both_count():
@@ -48,6 +52,37 @@ def test_nested_meters_both_count():
             a @ a
     assert inner.costs.digital_flops == 128
     assert outer.costs.digital_flops == 256
+
+
+def test_nested_meters_both_exclude_the_physics_and_count_its_queries():
+    system = AcousticCavity(16, 32)
+    x = torch.rand(10, 16)
+    digital = count_flops(system, x) - count_flops(system._measure, x)
+    outer, inner = Meter(), Meter()
+    with outer.measure():
+        torch.exp(x)
+        with inner.measure():
+            system(x)
+    assert inner.costs.digital_flops == digital
+    assert outer.costs.digital_flops == digital + 8 * x.numel()
+    assert inner.costs.physical_queries == outer.costs.physical_queries == 10
+
+
+def test_the_meter_counts_by_the_same_rules_as_count_flops():
+    layer = torch.nn.Linear(6, 3)
+    optimizer = torch.optim.Adam(layer.parameters())
+    x, y = torch.rand(5, 6), torch.randint(0, 3, (5,))
+
+    def step() -> None:
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(torch.nn.functional.silu(layer(x)), y).backward()
+        optimizer.step()
+
+    step()  # Adam's state exists from here on: every later step does the same work
+    meter = Meter()
+    with meter.measure():
+        step()
+    assert meter.costs.digital_flops == count_flops(step) > 22 * (6 * 3 + 3)
 
 
 def test_costs_subtract_to_windows_and_meters_accumulate():

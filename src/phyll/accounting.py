@@ -2,11 +2,12 @@
 
 These figures are phyll's main claim, so they are measured, never estimated:
 
-* **digital FLOPs** come from :class:`torch.utils.flop_counter.FlopCounterMode` running around the
-  learner's digital work (forward, backward, twin fitting). It counts matrix-class operations
-  (matmul, addmm, bmm, convolutions, attention) as 2 FLOPs per multiply-accumulate; elementwise
-  operations (activations, the optimizer's update) are not counted by PyTorch and are therefore
-  not in the figure either.
+* **digital FLOPs** come from :class:`phyll.flops.FlopCounter` running around the learner's
+  digital work (forward, backward, twin fitting, the optimizer's update): every aten operation
+  counted by a documented formula (table in :mod:`phyll.flops`): matrix-class operations as
+  PyTorch's ``FlopCounterMode`` counts them (2 per multiply-accumulate, 8 per complex one), FFTs
+  as 5·N·log2 N, linear solves as ⅔·n³ + 2·n²·k, elementwise operations and reductions per
+  element (transcendental functions 8), data movement 0. :func:`count_flops` counts a call.
 * the **simulation of the physics** is *not* digital work of the learner: every
   :class:`~phyll.systems.base.PhysicalSystem` call reports itself to the active meters through
   :func:`physical_call`, and the FLOPs and seconds spent inside it are moved from the digital to
@@ -27,7 +28,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
-from torch.utils.flop_counter import FlopCounterMode
+from phyll.flops import FlopCounter, count_flops
+
+__all__ = ["DEFAULT_ENERGY_PER_FLOP_J", "Costs", "Meter", "count_flops", "physical_call"]
 
 #: Energy of one digital FLOP on a conventional processor, in joules. Horowitz, "Computing's
 #: energy problem", ISSCC 2014: a 32-bit float multiply costs 3.7 pJ and an add 0.9 pJ at 45 nm,
@@ -85,49 +88,61 @@ class Costs:
 class Meter:
     """Accumulates costs while :meth:`measure` is active; one meter per run and phase.
 
-    Meters nest: while an outer and an inner meter are active, both count the work.
+    Meters nest: while an outer and an inner meter are active, both count the work. Nested
+    meters share the outermost meter's :class:`~phyll.flops.FlopCounter` (each reads its own
+    window of the running total), so every operation is dispatched through one counter however
+    deep the nesting.
     """
 
     costs: Costs = field(default_factory=Costs)
-    _counter: FlopCounterMode | None = field(default=None, repr=False)
+    _counter: FlopCounter | None = field(default=None, repr=False)
+    _flops_at_start: int = field(default=0, repr=False)
     _excluded_flops: int = field(default=0, repr=False)
 
     @contextlib.contextmanager
     def measure(self) -> Iterator[Meter]:
         """Count FLOPs and wall time of everything run inside the block."""
-        counter = FlopCounterMode(display=False)
-        self._counter, self._excluded_flops = counter, 0
+        shared = _ACTIVE[-1]._counter if _ACTIVE else None
+        counter = shared if shared is not None else FlopCounter()
+        self._counter, self._flops_at_start, self._excluded_flops = counter, counter.total, 0
         start = time.perf_counter()
         _ACTIVE.append(self)
         try:
-            with counter:
+            with counter if shared is None else contextlib.nullcontext():
                 yield self
         finally:
             _ACTIVE.remove(self)
             self.costs.wall_time_s += time.perf_counter() - start
-            self.costs.digital_flops += counter.get_total_flops() - self._excluded_flops
+            self.costs.digital_flops += self._window_flops()
             self._counter = None
 
     def snapshot(self) -> Costs:
         """Cumulative costs so far, including the FLOPs of a block still running."""
         costs = Costs(**asdict(self.costs))
-        if self._counter is not None:
-            costs.digital_flops += self._counter.get_total_flops() - self._excluded_flops
+        costs.digital_flops += self._window_flops()
         return costs
+
+    def _window_flops(self) -> int:
+        """Digital FLOPs of the running block (0 if none): the counter's advance less physics'."""
+        if self._counter is None:
+            return 0
+        return self._counter.total - self._flops_at_start - self._excluded_flops
 
 
 @contextlib.contextmanager
 def physical_call(n_samples: int, energy_per_query_j: float) -> Iterator[None]:
     """Mark a block as physics: its FLOPs and seconds go to the physical column of every meter."""
-    flops_before = [m._counter.get_total_flops() if m._counter else 0 for m in _ACTIVE]
+    meters = list(_ACTIVE)
+    counter = meters[-1]._counter if meters else None
+    flops_before = counter.total if counter is not None else 0
     start = time.perf_counter()
     try:
         yield
     finally:
         elapsed = time.perf_counter() - start
-        for meter, before in zip(_ACTIVE, flops_before, strict=True):
-            if meter._counter is not None:
-                meter._excluded_flops += meter._counter.get_total_flops() - before
+        physics_flops = counter.total - flops_before if counter is not None else 0
+        for meter in meters:
+            meter._excluded_flops += physics_flops
             meter.costs.physical_time_s += elapsed
             meter.costs.physical_queries += n_samples
             meter.costs.physical_energy_j += n_samples * energy_per_query_j
