@@ -100,9 +100,9 @@ def main() -> None:
             "test_accuracy": summary["test_accuracy"],
             "best_epoch": summary["best_epoch"],
             "wall_time_s": summary["wall_time_s"],
-            "train_wall_time_s": summary["train_wall_time_s"],
+            "train_wall_time_s": summary["wall_time_s_training"],
             "physical_queries": summary["physical_queries"],
-            "train_physical_queries": summary["train_physical_queries"],
+            "train_physical_queries": summary["physical_queries_training"],
             "digital_flops": summary["digital_flops"],
             "target": target,
             "met": None

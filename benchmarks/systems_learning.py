@@ -51,7 +51,7 @@ def main() -> None:
                 "chance_accuracy": s["chance_accuracy"],
                 "x_chance": s["test_accuracy"] / s["chance_accuracy"],
                 "best_epoch": s["best_epoch"],
-                "train_wall_time_s": s["train_wall_time_s"],
+                "train_wall_time_s": s["wall_time_s_training"],
                 "wall_time_s": s["wall_time_s"],
                 "physical_queries": s["physical_queries"],
             }

@@ -58,3 +58,12 @@ def sigint_factory(config: TrainConfig, signal_at_call: int | None = None):
         return system
 
     return factory
+
+
+def matmul_flops(meter) -> int:
+    """A meter's matrix-product FLOPs (what a hand count of the matmuls gives), after checking
+    that its total is the sum of its kinds and holds elementwise work too."""
+    kinds = meter.costs.digital_flops_by_kind
+    assert meter.costs.digital_flops == sum(kinds.values())
+    assert kinds["elementwise"] > 0 or kinds["matmul"] == 0  # activations, losses, updates
+    return kinds["matmul"]

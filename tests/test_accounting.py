@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from phyll.accounting import Meter, count_flops
@@ -19,17 +20,25 @@ def test_matmul_flops_are_counted_as_two_per_multiply_accumulate():
 def test_physical_system_work_is_excluded_from_digital_flops_and_counted_as_queries():
     system = AcousticCavity(16, 32)
     x, w = torch.rand(10, 16), torch.rand(32, 5)
-    physics = count_flops(system._measure, x)  # the simulation alone
-    harness = count_flops(system, x) - physics  # checking drive and measurement: digital
+    physics = count_flops(system, x)  # the simulation and the drive/measurement checks
     assert physics >= 8 * 10 * 16 * 32  # a complex matmul inside: physics, not digital
     meter = Meter()
     with meter.measure():
         z = system(x)
         z @ w
-    assert meter.costs.digital_flops == harness + 2 * 10 * 32 * 5
+    assert meter.costs.digital_flops == 2 * 10 * 32 * 5  # the learner's matmul only
+    assert meter.costs.digital_flops_by_kind == {
+        "matmul": 2 * 10 * 32 * 5, "fft": 0, "linalg": 0, "elementwise": 0,
+    }  # fmt: skip
     assert meter.costs.physical_queries == 10
-    assert meter.costs.physical_energy_j == 10 * system.energy_per_query_j
-    assert 0 < meter.costs.physical_time_s <= meter.costs.wall_time_s
+    # device time: the 10 ms acoustic window per query; energy: power × that same time
+    assert meter.costs.device_time_s == pytest.approx(10 * 0.01)
+    assert meter.costs.physical_energy_j == pytest.approx(system.power_w * 10 * 0.01)
+    assert meter.costs.physical_energy_j == pytest.approx(10 * system.energy_per_query_j)
+    assert 0 < meter.costs.simulation_time_s <= meter.costs.wall_time_s
+    assert meter.costs.projected_time_s == pytest.approx(
+        meter.costs.device_time_s + meter.costs.digital_time_s
+    )
 
 
 def test_backward_flops_are_counted():
@@ -57,14 +66,13 @@ def test_nested_meters_both_count():
 def test_nested_meters_both_exclude_the_physics_and_count_its_queries():
     system = AcousticCavity(16, 32)
     x = torch.rand(10, 16)
-    digital = count_flops(system, x) - count_flops(system._measure, x)
     outer, inner = Meter(), Meter()
     with outer.measure():
         torch.exp(x)
         with inner.measure():
             system(x)
-    assert inner.costs.digital_flops == digital
-    assert outer.costs.digital_flops == digital + 8 * x.numel()
+    assert inner.costs.digital_flops == 0  # the system call, its checks included, is physics
+    assert outer.costs.digital_flops == 8 * x.numel()
     assert inner.costs.physical_queries == outer.costs.physical_queries == 10
 
 

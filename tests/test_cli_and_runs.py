@@ -17,7 +17,8 @@ from tests.conftest import numpy_square_law
 
 SUMMARY_KEYS = {
     "test_accuracy", "train_accuracy", "physical_queries", "digital_flops", "wall_time_s",
-    "physical_time_s", "epochs", "dataset", "system", "rule", "seed",
+    "simulation_time_s", "device_time_s", "projected_time_s", "epochs", "dataset", "system",
+    "rule", "seed",
 }  # fmt: skip
 
 

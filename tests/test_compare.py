@@ -7,7 +7,13 @@ import json
 import pytest
 
 from phyll.cli import main
-from phyll.experiments.compare import aggregate, cost_to_target, entry_config, markdown_table
+from phyll.experiments.compare import (
+    QUANTITIES,
+    aggregate,
+    cost_to_target,
+    entry_config,
+    markdown_table,
+)
 from phyll.experiments.config import TrainConfig
 
 
@@ -68,8 +74,7 @@ def _run(seed, accs, wall_per_epoch=1.0):
         for e, a in enumerate(accs)
     ]  # fmt: skip
     summary = {"seed": seed, "test_accuracy": max(accs), "epochs": len(accs), "model_free": True}
-    for quantity in ("physical_queries", "digital_flops", "wall_time_s", "physical_time_s",
-                     "energy_j"):  # fmt: skip
+    for quantity in QUANTITIES:
         for suffix, value in (("", 10), ("_setup", 1), ("_training", 8), ("_evaluation", 1)):
             summary[quantity + suffix] = value * (100 if quantity == "digital_flops" else 1)
     return {"summary": summary, "history": history}

@@ -30,7 +30,7 @@ from phyll.systems.faults import (
 
 
 def identity(n: int = 4) -> CallableSystem:
-    return CallableSystem(lambda d: d.copy(), n, n, energy_per_query_j=1e-3)
+    return CallableSystem(lambda d: d.copy(), n, n, power_w=1.0, measurement_time_s=1e-3)
 
 
 def quiet_acoustic() -> AcousticCavity:
@@ -154,14 +154,16 @@ def test_nan_bursts_stop_training_naming_the_block():
         train(TrainConfig(epochs=3), progress=False, system_factory=factory)
 
 
-def test_latency_is_counted_as_physical_time():
+def test_latency_is_counted_as_device_time():
     slow = Latency(identity(), per_call_s=0.02, per_sample_s=0.001)
     meter = Meter()
     start = time.perf_counter()
     with meter.measure():
         slow(torch.rand(10, 4))
     assert time.perf_counter() - start >= 0.03
-    assert meter.costs.physical_time_s >= 0.03
+    assert meter.costs.simulation_time_s >= 0.03
+    # the inner device's 1 ms per query, plus the wait: 10 ms + 20 ms + 10 × 1 ms
+    assert meter.costs.device_time_s == pytest.approx(0.04)
 
 
 def test_wrappers_compose_delegate_and_restore_their_state():

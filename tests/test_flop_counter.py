@@ -13,7 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from phyll import flops
 from phyll.accounting import Meter, count_flops
 from phyll.experiments.config import TrainConfig
-from phyll.experiments.train import build_experiment
+from phyll.experiments.build import build_experiment
 
 
 # ---------------------------------------------------------------------------------- FFTs
@@ -264,7 +264,7 @@ def test_training_runs_no_operator_without_a_formula(rule, system, params, monke
         exp = build_experiment(config)
         meter = Meter()
         with meter.measure():
-            exp.rule.train_step(exp.x_train[:8], exp.y_train[:8])
-            exp.rule.predict(exp.x_val[:8])
+            exp.rule.train_step(exp.splits.x_train[:8], exp.splits.y_train[:8])
+            exp.rule.predict(exp.splits.x_val[:8])
     assert meter.costs.digital_flops > 0
     assert not [r.getMessage() for r in caplog.records if r.name == "phyll.flops"]

@@ -8,7 +8,7 @@ import torch
 from phyll.accounting import Meter
 from phyll.network import MeasurementConditioner, build_network
 from phyll.registry import make_system
-from tests.conftest import numpy_square_law
+from tests.conftest import matmul_flops, numpy_square_law
 
 
 def small_net(width: int = 8, blocks: int = 2, **kw):
@@ -66,7 +66,7 @@ def test_digital_flops_scale_with_width_as_the_matmuls_predict():
         meter = Meter()
         with meter.measure():
             net(net.embed(torch.rand(4, 3), None))
-        return meter.costs.digital_flops
+        return matmul_flops(meter)
 
     # block 1: (10 + 6) → w ; block 2: (10 + w) → w ; 2 FLOPs per MAC, batch 4
     for width in (4, 8, 16):

@@ -131,5 +131,5 @@ def test_training_queries_equal_samples_driven():
     assert summary["physical_queries_setup"] == 3 * 2048  # acoustic gain staging, per system
     assert sum(summary["queries_per_system"]) + 3 * 2048 == summary["physical_queries"]
     assert np.isclose(
-        summary["wall_time_s"], summary["physical_time_s"] + summary["digital_time_s"]
+        summary["wall_time_s"], summary["simulation_time_s"] + summary["digital_time_s"]
     )

@@ -200,7 +200,7 @@ def test_served_nan_measurements_are_remeasured_or_reported_per_policy(serve):
 
 
 HELLO = {"ok": True, "n_inputs": 2, "n_outputs": 3, "drive_range": [0.0, 1.0],
-         "out_of_range": "clip", "energy_per_query_j": 0.0, "instance": "x",
+         "out_of_range": "clip", "power_w": 0.0, "instance": "x",
          "server_queries": 0, "max_bytes": 1 << 20}  # fmt: skip
 
 

@@ -1,4 +1,4 @@
-"""Instrumented cost accounting: physical queries, digital FLOPs, wall time, energy.
+"""Instrumented cost accounting: physical queries, digital FLOPs, device and wall time, energy.
 
 These figures are phyll's main claim, so they are measured, never estimated:
 
@@ -7,30 +7,48 @@ These figures are phyll's main claim, so they are measured, never estimated:
   counted by a documented formula (table in :mod:`phyll.flops`): matrix-class operations as
   PyTorch's ``FlopCounterMode`` counts them (2 per multiply-accumulate, 8 per complex one), FFTs
   as 5·N·log2 N, linear solves as ⅔·n³ + 2·n²·k, elementwise operations and reductions per
-  element (transcendental functions 8), data movement 0. :func:`count_flops` counts a call.
+  element (transcendental functions 8), data movement 0; also broken down by kind
+  (``digital_flops_by_kind``: matmul, fft, linalg, elementwise). :func:`count_flops` counts a
+  call.
 * the **simulation of the physics** is *not* digital work of the learner: every
-  :class:`~phyll.systems.base.PhysicalSystem` call reports itself to the active meters through
-  :func:`physical_call`, and the FLOPs and seconds spent inside it are moved from the digital to
-  the physical column.
+  :class:`~phyll.systems.base.PhysicalSystem` call (its drive and measurement checks included)
+  reports itself to the active meters through :func:`physical_call`, and the FLOPs and CPU
+  seconds spent inside it are moved out of the digital column: the seconds are
+  ``simulation_time_s``.
+* **device time** (``device_time_s``) is what the hardware would take: each system declares its
+  measurement time per query (the acoustic window, the camera exposure, the analyser's sweep),
+  or, for a device whose time is not declared (a remote or user-wrapped instrument), the call's
+  measured duration. **Energy** of the physics is the system's power × that same device time,
+  so device time and energy can never disagree; digital energy is FLOPs × energy per FLOP.
+* **projected time** (``projected_time_s``) = device time + digital time (the wall time spent
+  outside the systems, on this CPU): what the run would take with the hardware in the loop,
+  the figure to compare across rules.
 * a simulator used as a **digital model** by an in-silico learner
   (:meth:`~phyll.systems.base.PhysicalSystem.as_digital_model`, e.g. in-silico backprop)
   queries no hardware: its calls do not enter :func:`physical_call`, so its forward FLOPs and
   the FLOPs of its autograd backward pass (which always runs outside any call's context) are
   the learner's digital FLOPs, and no physical query is reported.
 * **physical queries** are samples driven through a system, reported by the system itself.
-* **energy** = queries × energy per query + FLOPs × energy per FLOP (constants below).
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
-from phyll.flops import FlopCounter, count_flops
+from phyll.flops import KINDS, FlopCounter, count_flops
 
-__all__ = ["DEFAULT_ENERGY_PER_FLOP_J", "Costs", "Meter", "count_flops", "physical_call"]
+__all__ = [
+    "DEFAULT_ENERGY_PER_FLOP_J",
+    "Costs",
+    "Meter",
+    "count_flops",
+    "physical_call",
+    "report_queries",
+]
 
 #: Energy of one digital FLOP on a conventional processor, in joules. Horowitz, "Computing's
 #: energy problem", ISSCC 2014: a 32-bit float multiply costs 3.7 pJ and an add 0.9 pJ at 45 nm,
@@ -40,6 +58,14 @@ DEFAULT_ENERGY_PER_FLOP_J = 2.3e-12
 _ACTIVE: list[Meter] = []
 
 
+def _no_flops() -> dict[str, int]:
+    return dict.fromkeys(KINDS, 0)
+
+
+def _merge(a: dict[str, int], b: dict[str, int], sign: int = 1) -> dict[str, int]:
+    return {k: a.get(k, 0) + sign * b.get(k, 0) for k in KINDS}
+
+
 @dataclass
 class Costs:
     """A snapshot of accumulated costs (all cumulative; subtract two snapshots for a window)."""
@@ -47,41 +73,47 @@ class Costs:
     physical_queries: int = 0
     digital_flops: int = 0
     wall_time_s: float = 0.0
-    physical_time_s: float = 0.0
+    simulation_time_s: float = 0.0
+    device_time_s: float = 0.0
     physical_energy_j: float = 0.0
+    digital_flops_by_kind: dict[str, int] = field(default_factory=_no_flops)
 
     @property
     def digital_time_s(self) -> float:
-        """Wall time not spent inside physical systems."""
-        return max(self.wall_time_s - self.physical_time_s, 0.0)
+        """Wall time not spent inside physical systems (the learner's digital work)."""
+        return max(self.wall_time_s - self.simulation_time_s, 0.0)
+
+    @property
+    def projected_time_s(self) -> float:
+        """Device time plus digital time: the run's duration with the hardware in the loop."""
+        return self.device_time_s + self.digital_time_s
 
     def energy_j(self, energy_per_flop_j: float = DEFAULT_ENERGY_PER_FLOP_J) -> float:
-        """Physical energy (declared per system and query) plus digital energy."""
+        """Physical energy (power × device time) plus digital energy."""
         return self.physical_energy_j + self.digital_flops * energy_per_flop_j
 
+    def _combine(self, other: Costs, sign: int) -> Costs:
+        numbers = {
+            k: v + sign * getattr(other, k)
+            for k, v in asdict(self).items()
+            if k != "digital_flops_by_kind"
+        }
+        kinds = _merge(self.digital_flops_by_kind, other.digital_flops_by_kind, sign)
+        return Costs(**numbers, digital_flops_by_kind=kinds)
+
     def __sub__(self, other: Costs) -> Costs:
-        return Costs(
-            physical_queries=self.physical_queries - other.physical_queries,
-            digital_flops=self.digital_flops - other.digital_flops,
-            wall_time_s=self.wall_time_s - other.wall_time_s,
-            physical_time_s=self.physical_time_s - other.physical_time_s,
-            physical_energy_j=self.physical_energy_j - other.physical_energy_j,
-        )
+        return self._combine(other, -1)
 
     def __add__(self, other: Costs) -> Costs:
-        return Costs(
-            physical_queries=self.physical_queries + other.physical_queries,
-            digital_flops=self.digital_flops + other.digital_flops,
-            wall_time_s=self.wall_time_s + other.wall_time_s,
-            physical_time_s=self.physical_time_s + other.physical_time_s,
-            physical_energy_j=self.physical_energy_j + other.physical_energy_j,
-        )
+        return self._combine(other, 1)
 
-    def as_dict(self, prefix: str = "") -> dict[str, float]:
-        out = asdict(self)
+    def as_dict(self) -> dict[str, Any]:
+        """Every figure, the derived ones (digital and projected time, energy) included."""
+        out: dict[str, Any] = asdict(self)
         out["digital_time_s"] = self.digital_time_s
+        out["projected_time_s"] = self.projected_time_s
         out["energy_j"] = self.energy_j()
-        return {f"{prefix}{k}": v for k, v in out.items()}
+        return out
 
 
 @dataclass
@@ -96,15 +128,16 @@ class Meter:
 
     costs: Costs = field(default_factory=Costs)
     _counter: FlopCounter | None = field(default=None, repr=False)
-    _flops_at_start: int = field(default=0, repr=False)
-    _excluded_flops: int = field(default=0, repr=False)
+    _at_start: dict[str, int] = field(default_factory=_no_flops, repr=False)
+    _excluded: dict[str, int] = field(default_factory=_no_flops, repr=False)
 
     @contextlib.contextmanager
     def measure(self) -> Iterator[Meter]:
         """Count FLOPs and wall time of everything run inside the block."""
         shared = _ACTIVE[-1]._counter if _ACTIVE else None
         counter = shared if shared is not None else FlopCounter()
-        self._counter, self._flops_at_start, self._excluded_flops = counter, counter.total, 0
+        self._counter, self._at_start = counter, dict(counter.by_kind)
+        self._excluded = _no_flops()
         start = time.perf_counter()
         _ACTIVE.append(self)
         try:
@@ -113,36 +146,57 @@ class Meter:
         finally:
             _ACTIVE.remove(self)
             self.costs.wall_time_s += time.perf_counter() - start
-            self.costs.digital_flops += self._window_flops()
+            self._add_window(self.costs)
             self._counter = None
 
     def snapshot(self) -> Costs:
         """Cumulative costs so far, including the FLOPs of a block still running."""
-        costs = Costs(**asdict(self.costs))
-        costs.digital_flops += self._window_flops()
+        costs = Costs(**{**asdict(self.costs), "digital_flops_by_kind": {}})
+        costs.digital_flops_by_kind = dict(self.costs.digital_flops_by_kind)
+        self._add_window(costs)
         return costs
 
-    def _window_flops(self) -> int:
-        """Digital FLOPs of the running block (0 if none): the counter's advance less physics'."""
+    def _add_window(self, costs: Costs) -> None:
+        """Add the running block's digital FLOPs (the counter's advance less physics')."""
         if self._counter is None:
-            return 0
-        return self._counter.total - self._flops_at_start - self._excluded_flops
+            return
+        window = _merge(_merge(self._counter.by_kind, self._at_start, -1), self._excluded, -1)
+        costs.digital_flops += sum(window.values())
+        costs.digital_flops_by_kind = _merge(costs.digital_flops_by_kind, window)
 
 
 @contextlib.contextmanager
-def physical_call(n_samples: int, energy_per_query_j: float) -> Iterator[None]:
-    """Mark a block as physics: its FLOPs and seconds go to the physical column of every meter."""
+def physical_call(
+    n_samples: int, power_w: float, device_time: Callable[[float], float] | None = None
+) -> Iterator[None]:
+    """Mark a block as physics: its FLOPs and CPU seconds leave the digital column of every
+    active meter, which count ``n_samples`` queries, their device time
+    (``device_time(elapsed)``; by default the block's measured duration) and energy (power ×
+    device time)."""
     meters = list(_ACTIVE)
     counter = meters[-1]._counter if meters else None
-    flops_before = counter.total if counter is not None else 0
+    before = dict(counter.by_kind) if counter is not None else _no_flops()
     start = time.perf_counter()
     try:
         yield
     finally:
         elapsed = time.perf_counter() - start
-        physics_flops = counter.total - flops_before if counter is not None else 0
+        physics = _merge(counter.by_kind, before, -1) if counter is not None else _no_flops()
+        device = elapsed if device_time is None else device_time(elapsed)
         for meter in meters:
-            meter._excluded_flops += physics_flops
-            meter.costs.physical_time_s += elapsed
-            meter.costs.physical_queries += n_samples
-            meter.costs.physical_energy_j += n_samples * energy_per_query_j
+            meter._excluded = _merge(meter._excluded, physics)
+            meter.costs.simulation_time_s += elapsed
+            _report(meter.costs, n_samples, power_w, device)
+
+
+def report_queries(n_samples: int, power_w: float, device_time_s: float) -> None:
+    """Count queries made outside any call (e.g. a system's calibration drives at build time)
+    in every active meter, with their device time and energy."""
+    for meter in _ACTIVE:
+        _report(meter.costs, n_samples, power_w, device_time_s)
+
+
+def _report(costs: Costs, n_samples: int, power_w: float, device_time_s: float) -> None:
+    costs.physical_queries += n_samples
+    costs.device_time_s += device_time_s
+    costs.physical_energy_j += power_w * device_time_s

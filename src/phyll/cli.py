@@ -44,8 +44,9 @@ def command_train(args: argparse.Namespace) -> int:
         f"test accuracy {summary['test_accuracy']:.3f} (chance {summary['chance_accuracy']:.3f}, "
         f"best epoch {summary['best_epoch']}/{summary['epochs']}) · "
         f"{summary['physical_queries']:,} physical queries · "
-        f"{summary['digital_flops']:,} digital FLOPs · {summary['wall_time_s']:.1f} s "
-        f"({summary['physical_time_s']:.1f} s physical)"
+        f"{summary['digital_flops']:,} digital FLOPs · {summary['wall_time_s']:.1f} s wall "
+        f"({summary['simulation_time_s']:.1f} s simulating the physics) · projected with the "
+        f"hardware: {summary['projected_time_s']:.1f} s"
     )
     print(f"run folder: {out}")
     return 0

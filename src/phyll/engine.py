@@ -38,7 +38,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from phyll.accounting import Costs, Meter, physical_call
+from phyll.accounting import Costs, Meter, report_queries
 from phyll.errors import ConfigError, UserError
 from phyll.learning.base import LearningRule
 from phyll.network import BlockMeasurementError, Model
@@ -150,9 +150,9 @@ def calibration_report(model: Model, rule: LearningRule) -> None:
     if not rule.drives_physics:
         return
     for system in (b.system for b in model.network.blocks if b.use_physics):
-        if system.calibration_queries:
-            with physical_call(system.calibration_queries, system.energy_per_query_j):
-                pass
+        n = system.calibration_queries
+        if n:
+            report_queries(n, system.power_w, system.device_time(n, 0.0))
 
 
 class Engine:

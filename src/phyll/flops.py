@@ -179,8 +179,14 @@ COMPLEX_FN = 4  # a complex function ≈ 4 real ones
 COMPLEX_MAC = 4  # a complex multiply-accumulate = 4 real ones (8 FLOPs)
 
 
+#: the kinds of work a count is broken into (:attr:`FlopCounter.by_kind`)
+KINDS = ("matmul", "fft", "linalg", "elementwise")
+
+
 class FlopCounter(TorchDispatchMode):
-    """Counts the FLOPs of every aten operation run while active into ``total``.
+    """Counts the FLOPs of every aten operation run while active into ``total``, and by kind
+    of work into ``by_kind`` (:data:`KINDS`: matrix products, FFTs, linear algebra, and
+    elementwise work, reductions included).
 
     Nested counters (and other dispatch modes) each see every operation, so each counts it.
     """
@@ -188,20 +194,24 @@ class FlopCounter(TorchDispatchMode):
     def __init__(self) -> None:
         super().__init__()
         self.total = 0
+        self.by_kind = dict.fromkeys(KINDS, 0)
 
     def __torch_dispatch__(
         self, func: OpOverload, types: Any, args: Any = (), kwargs: Any = None
     ) -> Any:
         kwargs = kwargs or {}
-        rule = _RULES.get(func)
-        if rule is None:
-            rule = _RULES[func] = _classify(func)
+        known = _RULES.get(func)
+        if known is None:
+            known = _RULES[func] = (_classify(func), _work_kind(func))
+        rule, kind = known
         if rule is _decompose:
             with self:
                 return func.decompose(*args, **kwargs)
         out = func(*args, **kwargs)
         if rule is not _free:
-            self.total += rule(args, kwargs, out)
+            flops = rule(args, kwargs, out)
+            self.total += flops
+            self.by_kind[kind] += flops
         return out
 
 
@@ -844,7 +854,22 @@ _FOREACH_COSTS: dict[str, tuple[int, int]] = {
     "norm": (2 * ADD, DIV),
 }
 
-_RULES: dict[OpOverload, Rule] = {}
+_RULES: dict[OpOverload, tuple[Rule, str]] = {}
+_LINALG = {"geqrf", "orgqr", "triangular_solve", "cholesky", "cholesky_solve", "cholesky_inverse"}
+
+
+def _work_kind(op: OpOverload) -> str:
+    """Which of :data:`KINDS` an operator's work is."""
+    name = op._opname
+    if getattr(torch.ops.aten, name.rstrip("_"), None) in flop_registry:
+        return "matmul"
+    if name.startswith("_fft"):
+        return "fft"
+    if name.startswith(("linalg_", "_linalg_")) or name.rstrip("_") in _LINALG:
+        return "linalg"
+    return "elementwise"
+
+
 _COMPOSITE = torch._C.DispatchKey.CompositeImplicitAutograd
 
 

@@ -53,7 +53,15 @@ DEFAULT_RULES = ("phyll", "ff", "pat", "backprop-ideal", "backprop-transfer")
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "phyll-nophysics": ("phyll", {"use_physics": False}),
 }
-QUANTITIES = ("physical_queries", "digital_flops", "wall_time_s", "physical_time_s", "energy_j")
+QUANTITIES = (
+    "physical_queries",
+    "digital_flops",
+    "wall_time_s",
+    "simulation_time_s",
+    "device_time_s",
+    "projected_time_s",
+    "energy_j",
+)
 PHASE_SUFFIXES = ("", "_setup", "_training", "_evaluation")
 
 

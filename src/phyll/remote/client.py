@@ -114,8 +114,9 @@ class RemoteSystem(PhysicalSystem):
             info["n_outputs"],
             tuple(info["drive_range"]),
             info["out_of_range"],
-            info["energy_per_query_j"],
-            device,
+            power_w=info["power_w"],
+            measurement_time_s=None,  # a remote device's time is its measured round trips
+            device=device,
         )
 
     # ------------------------------------------------------------------ transport
@@ -202,7 +203,7 @@ class RemoteSystem(PhysicalSystem):
     def _adopt_greeting(self, head: dict[str, Any]) -> dict[str, Any]:
         """Check a hello reply; refuse a restarted server that serves a different system."""
         self._check_reply(head)
-        missing = [k for k in (*IDENTITY, "instance", "energy_per_query_j") if k not in head]
+        missing = [k for k in (*IDENTITY, "instance", "power_w") if k not in head]
         if missing:
             raise RemoteProtocolError(f"{self.address} greeting lacks {', '.join(missing)}")
         if self.server_info:
@@ -265,7 +266,7 @@ class RemoteSystem(PhysicalSystem):
             except NonFiniteMeasurementError as exc:
                 problem = str(exc)
             if attempt + 1 < attempts:  # the wasted batch was physical work: count it
-                with physical_call(len(drive), self.energy_per_query_j):
+                with physical_call(len(drive), self.power_w):
                     self._queries += len(drive)
                 self.remeasured += len(drive)
                 log.warning("%s; re-measuring (%d/%d)", problem, attempt + 1, attempts - 1)

@@ -127,7 +127,8 @@ class AcousticCavity(PhysicalSystem):
             n_outputs,
             drive_range=(0.0, 1.0),
             out_of_range=out_of_range,
-            energy_per_query_j=n_inputs * channel_power_w * window_s,
+            power_w=n_inputs * channel_power_w,
+            measurement_time_s=window_s,
             device=device,
         )
         if encoding not in ("amplitude", "phase"):

@@ -44,8 +44,11 @@ class PhysicalSystem(ABC):
         n_outputs: number of measured channels (microphones × frequencies, camera pixels...).
         drive_range: admissible drive interval ``(low, high)``.
         out_of_range: ``"clip"`` to clip drive into range, ``"raise"`` to refuse it.
-        energy_per_query_j: physical energy of one sample (drive + measurement), used for the
-            energy estimate; each system documents where its default comes from.
+        power_w: the device's power while it measures (sources, drivers, detectors), in W.
+        measurement_time_s: the device time of one query (a measurement window, an exposure,
+            a sweep), in s; None for a device whose time is measured per call (a remote or a
+            wrapped instrument). Device time and energy (power × device time) of every query
+            follow from these two; each system documents where its values come from.
         device: torch device the simulation runs on (ignored by real instruments).
     """
 
@@ -71,7 +74,8 @@ class PhysicalSystem(ABC):
         n_outputs: int,
         drive_range: tuple[float, float] = (0.0, 1.0),
         out_of_range: OutOfRange = "clip",
-        energy_per_query_j: float = 0.0,
+        power_w: float = 0.0,
+        measurement_time_s: float | None = None,
         device: str | torch.device = "cpu",
     ) -> None:
         if n_inputs < 1 or n_outputs < 1:
@@ -87,7 +91,10 @@ class PhysicalSystem(ABC):
         self.n_outputs = int(n_outputs)
         self.drive_range = (float(low), float(high))
         self.out_of_range: OutOfRange = out_of_range
-        self.energy_per_query_j = float(energy_per_query_j)
+        if power_w < 0 or (measurement_time_s is not None and measurement_time_s < 0):
+            raise ConfigError("power_w and measurement_time_s must be >= 0")
+        self.power_w = float(power_w)
+        self.measurement_time_s = None if measurement_time_s is None else float(measurement_time_s)
         self.device = torch.device(device)
         self._queries = 0
 
@@ -106,14 +113,30 @@ class PhysicalSystem(ABC):
         """Samples driven through this system since it was built (or restored)."""
         return self._queries
 
+    @property
+    def energy_per_query_j(self) -> float | None:
+        """Energy of one query (power × measurement time); None when the time is measured."""
+        if self.measurement_time_s is None:
+            return None
+        return self.power_w * self.measurement_time_s
+
+    def device_time(self, n_samples: int, elapsed_s: float) -> float:
+        """Device time of a call of ``n_samples`` that took ``elapsed_s`` here: the declared
+        measurement time per query, or the measured duration when none is declared."""
+        if self.measurement_time_s is None:
+            return elapsed_s
+        return n_samples * self.measurement_time_s
+
     def __call__(self, drive: Tensor) -> Tensor:
         """Drive the system with a batch and return the measurements ``[B, n_outputs]``."""
-        drive = self._validate_drive(drive)
         if self.digital_model:  # a simulator run by a digital learner: its FLOPs are digital
+            drive = self._validate_drive(drive)
             return self._validate_measurement(self._run(drive), drive.shape[0])
-        with physical_call(drive.shape[0], self.energy_per_query_j):
-            out = self._run(drive)
-        out = self._validate_measurement(out, drive.shape[0])
+        with physical_call(0, 0.0, lambda elapsed: 0.0):  # the interface's checks, not learning
+            drive = self._validate_drive(drive)
+        n = drive.shape[0]
+        with physical_call(n, self.power_w, lambda elapsed: self.device_time(n, elapsed)):
+            out = self._validate_measurement(self._run(drive), n)
         if self.recorder is not None:
             self.recorder(drive, out)
         return out
@@ -148,6 +171,9 @@ class PhysicalSystem(ABC):
             "n_outputs": self.n_outputs,
             "drive_range": list(self.drive_range),
             "differentiable": self.differentiable,
+            "power_w": self.power_w,
+            "measurement_time_s": self.measurement_time_s,
+            "calibration_queries": self.calibration_queries,
         }
 
     def nominal(self) -> PhysicalSystem:

@@ -33,7 +33,7 @@ NaNBursts               detector dropouts: each sample starts a burst with proba
                         ``rate``; a burst makes ``length`` consecutive samples (across calls)
                         read NaN in every channel, which the base class refuses loudly
 Latency                 a slow instrument: ``per_call_s + per_sample_s × B`` seconds per call,
-                        counted as physical time
+                        counted as device time
 ======================= ======================================================================
 """
 
@@ -74,7 +74,8 @@ class FaultWrapper(PhysicalSystem):
             inner.n_outputs,
             drive_range=inner.drive_range,
             out_of_range=inner.out_of_range,
-            energy_per_query_j=inner.energy_per_query_j,
+            power_w=inner.power_w,
+            measurement_time_s=inner.measurement_time_s,
             device=inner.device,
         )
         self.params = self.resolve_params(params, overrides)
@@ -110,6 +111,10 @@ class FaultWrapper(PhysicalSystem):
     def nominal(self) -> PhysicalSystem:
         """The design model of the inner system: faults are not part of the design."""
         return self.inner.nominal()
+
+    def device_time(self, n_samples: int, elapsed_s: float) -> float:
+        """The inner device's time (a fault adds none, unless it is a delay)."""
+        return self.inner.device_time(n_samples, elapsed_s)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -334,14 +339,23 @@ class LatencyParams:
 
 
 class Latency(FaultWrapper):
-    """A slow instrument: waits ``per_call_s + per_sample_s × B`` seconds per call."""
+    """A slow instrument: waits ``per_call_s + per_sample_s × B`` seconds per call, which the
+    device time counts on top of the inner device's."""
 
     Params = LatencyParams
     params: LatencyParams
 
+    def delay(self, n_samples: int) -> float:
+        return self.params.per_call_s + self.params.per_sample_s * n_samples
+
     def _before(self, drive: Tensor) -> Tensor:
-        time.sleep(self.params.per_call_s + self.params.per_sample_s * drive.shape[0])
+        time.sleep(self.delay(drive.shape[0]))
         return drive
+
+    def device_time(self, n_samples: int, elapsed_s: float) -> float:
+        if self.measurement_time_s is None:
+            return elapsed_s  # measured: the wait is in it
+        return super().device_time(n_samples, elapsed_s) + self.delay(n_samples)
 
 
 #: fault wrappers by name (``FAULTS[name](system, **params)``; ``faults`` in a run's config)

@@ -180,7 +180,8 @@ class MicrowaveCavity(PhysicalSystem):
             n_outputs,
             drive_range=(0.0, 1.0),
             out_of_range=out_of_range,
-            energy_per_query_j=transmit_power_w * dwell_s * n_freqs * n_antennas,
+            power_w=transmit_power_w,
+            measurement_time_s=dwell_s * n_freqs * n_antennas,
             device=device,
         )
         if control not in ("continuous", "1-bit"):

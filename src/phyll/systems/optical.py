@@ -147,7 +147,8 @@ class OpticalSystem(PhysicalSystem):
             n_outputs,
             drive_range=(0.0, 1.0),
             out_of_range=out_of_range,
-            energy_per_query_j=laser_power_w * exposure_s,
+            power_w=laser_power_w,
+            measurement_time_s=exposure_s,
             device=device,
         )
         n_modes = grid * grid
