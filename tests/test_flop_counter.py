@@ -12,8 +12,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from phyll import flops
 from phyll.accounting import Meter, count_flops
-from phyll.experiments.config import TrainConfig
 from phyll.experiments.build import build_experiment
+from phyll.experiments.config import TrainConfig
 
 
 # ---------------------------------------------------------------------------------- FFTs

@@ -52,6 +52,8 @@ DEFAULT_RULES = ("phyll", "ff", "pat", "backprop-ideal", "backprop-transfer")
 #: compare entries that are not rule names: entry → (rule, config overrides)
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "phyll-nophysics": ("phyll", {"use_physics": False}),
+    # PhyLL predicting with its one-pass linear readout instead of goodness over every label
+    "phyll-readout": ("phyll", {"rule_params": {"prediction": "readout"}}),
 }
 QUANTITIES = (
     "physical_queries",
@@ -74,6 +76,8 @@ def entry_config(entry: str, base: TrainConfig, seed: int) -> TrainConfig:
     else:
         known = ", ".join([*sorted(RULES), *sorted(VARIANTS)])
         raise ConfigError(f"unknown rule {entry!r} in --rules; choose from: {known}")
+    if "rule_params" in overrides:
+        overrides = {**overrides, "rule_params": {**base.rule_params, **overrides["rule_params"]}}
     return dataclasses.replace(base, rule=rule, seed=seed, **overrides)
 
 

@@ -239,5 +239,6 @@ def run_info(config: TrainConfig, exp: Experiment) -> dict[str, Any]:
         "prediction": exp.rule.prediction,
         "model_free": exp.rule.model_free,
         "class_names": list(exp.dataset.class_names),
+        "systems": [s.describe() for s in exp.systems],
         "rule_details": exp.rule.describe(),
     }
