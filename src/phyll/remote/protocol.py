@@ -168,31 +168,30 @@ REQUIRED = {"request": ("v", "op"), "reply": ("v", "ok")}
 
 
 # ---------------------------------------------------------------------- parsing
-_SIGNIFICANT = re.compile(rb'[\[\]{}"\\]')
+_TOKEN = re.compile(rb'[\[\]{}"]')
+#: the rest of a JSON string after its opening quote (escapes skip one byte, as in JSON)
+_STRING_REST = re.compile(rb'(?:[^"\\]|\\.)*"', re.DOTALL)
 
 
 def nesting_depth(raw: bytes, limit: int) -> int:
-    """Deepest bracket nesting of JSON text outside strings, scanned on the raw bytes (linear,
-    no recursion); stops counting once past ``limit``. Multi-byte UTF-8 never contains these
-    ASCII bytes, so the scan sees what the JSON parser will see."""
-    depth = deepest = 0
-    in_string, escaped_at = False, -1
-    for match in _SIGNIFICANT.finditer(raw):
-        at, char = match.start(), raw[match.start()]
-        if at == escaped_at:
-            continue
-        if in_string:
-            if char == ord("\\"):
-                escaped_at = at + 1
-            in_string = char != ord('"')
-        elif char == ord('"'):
-            in_string = True
+    """Deepest bracket nesting of JSON text outside strings, scanned on the raw bytes in linear
+    time without recursion; stops once past ``limit``. Multi-byte UTF-8 never contains these
+    ASCII bytes, and strings end where JSON ends them, so the parser can nest no deeper."""
+    depth = deepest = pos = 0
+    while (token := _TOKEN.search(raw, pos)) is not None:
+        pos = token.end()
+        char = raw[token.start()]
+        if char == ord('"'):
+            rest = _STRING_REST.match(raw, pos)
+            if rest is None:  # an unterminated string: the parser stops there
+                break
+            pos = rest.end()
         elif char in b"[{":
             depth += 1
             deepest = max(deepest, depth)
             if deepest > limit:
                 break
-        elif char in b"]}":
+        else:
             depth -= 1
     return deepest
 
