@@ -1,12 +1,21 @@
-"""Hardware in the loop, end to end: `phyll serve` in a subprocess, training through it, faults."""
+"""Hardware in the loop, end to end: `phyll serve` in a subprocess, training through it, faults.
+
+Nothing here depends on machine load (these tests pass beside a CPU burner on every core):
+a server is used once it has printed its "serving ... on tcp://..." line, a killed server is
+restarted only once the client has noticed it (its first timeout), and the reply timeout is
+scaled from round trips measured against the live server, with a generous floor. Only a failing
+test waits for a deadline.
+"""
 
 from __future__ import annotations
 
+import math
 import select
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +29,10 @@ from phyll.remote import RemoteBlockSystem, RemoteSystem, RemoteTimeoutError
 
 CHANNELS = 24  # the served cavity: 24 loudspeakers → 24 measured bins (fits every block)
 CONFIG = dict(dataset="vowels", epochs=3, width=CHANNELS, measurements=CHANNELS)
+#: seconds a `phyll serve` may take to start (importing torch on a saturated machine: ~45 s)
+STARTUP_S = 300.0
+#: the reply timeout is this many times the slowest measured round trip, and at least...
+TIMEOUT_FACTOR, TIMEOUT_FLOOR_S = 50, 3.0
 
 
 class Servers:
@@ -37,7 +50,7 @@ class Servers:
             stdout=subprocess.PIPE, stderr=log, text=True,
         )  # fmt: skip
         self.procs.append(proc)
-        ready, _, _ = select.select([proc.stdout], [], [], 90)
+        ready, _, _ = select.select([proc.stdout], [], [], STARTUP_S)
         line = proc.stdout.readline() if ready else ""
         if " on tcp://" not in line:
             pytest.fail(f"phyll serve did not start: {line!r}")
@@ -65,6 +78,29 @@ def port_of(address: str) -> int:
     return int(address.rsplit(":", 1)[1])
 
 
+def patient_timeout(address: str) -> float:
+    """A reply timeout no load can reach by itself: the slowest of a few round trips (a
+    measurement of a full batch) to the live server, times :data:`TIMEOUT_FACTOR`, at least
+    :data:`TIMEOUT_FLOOR_S` (under 8 busy loops on 2 cores the slowest was ~60 ms)."""
+    probe = RemoteSystem(address, timeout_s=STARTUP_S)
+    slowest = 0.0
+    for _ in range(5):
+        start = time.monotonic()
+        probe(torch.rand(32, CHANNELS))
+        slowest = max(slowest, time.monotonic() - start)
+    probe.close()
+    return max(TIMEOUT_FLOOR_S, math.ceil(TIMEOUT_FACTOR * slowest))
+
+
+def wait_until(condition: Callable[[], bool], what: str, limit_s: float = STARTUP_S) -> None:
+    """Poll ``condition`` until it holds (a deadline only a broken test reaches)."""
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what} after {limit_s:g} s")
+        time.sleep(0.01)
+
+
 def test_training_through_phyll_serve_reaches_the_in_process_accuracy(servers, tmp_path):
     address = servers.start()
     local = train(TrainConfig(**CONFIG), progress=False)
@@ -75,7 +111,8 @@ def test_training_through_phyll_serve_reaches_the_in_process_accuracy(servers, t
     driven = ("physical_queries_training", "physical_queries_evaluation")
     assert [remote[k] for k in driven] == [local[k] for k in driven]
     # no fault: the server drove exactly the samples the clients counted
-    assert RemoteSystem(address, timeout_s=10).server_queries() == sum(remote[k] for k in driven)
+    served = RemoteSystem(address, timeout_s=STARTUP_S).server_queries()
+    assert served == sum(remote[k] for k in driven)
     config = RunFolder(tmp_path / "remote").read_json(tmp_path / "remote" / "config.json")
     assert config["resolved"]["systems"][0]["served"]["class"] == "AcousticCavity"
 
@@ -86,7 +123,8 @@ def test_training_through_phyll_serve_reaches_the_in_process_accuracy(servers, t
 
 
 class KillingRemote(RemoteBlockSystem):
-    """Kills the server at a given call of block 0 (mid-epoch), optionally restarting it."""
+    """Kills the server at a given call of block 0 (mid-epoch), optionally restarting it once
+    this client has timed out on it (so the timeout path runs whatever the load)."""
 
     def __init__(self, *args, servers, kill_at, restart, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -96,11 +134,14 @@ class KillingRemote(RemoteBlockSystem):
         self.calls += 1
         if self.calls == self.kill_at:
             self.servers.procs[-1].kill()
-            self.servers.procs[-1].wait(timeout=10)
+            self.servers.procs[-1].wait(timeout=STARTUP_S)
             if self.restart:
-                port = port_of(self.address)
-                threading.Thread(target=self.servers.start, args=(port,), daemon=True).start()
+                threading.Thread(target=self._restart_after_a_timeout, daemon=True).start()
         return super()._measure(drive)
+
+    def _restart_after_a_timeout(self) -> None:
+        wait_until(lambda: self.timeouts >= 1, "the client to time out on the killed server")
+        self.servers.start(port_of(self.address))
 
 
 def killing_factory(servers, params, restart, built=None):
@@ -117,7 +158,13 @@ def killing_factory(servers, params, restart, built=None):
 
 def test_server_killed_mid_epoch_and_restarted_training_continues(servers, tmp_path):
     address = servers.start()
-    params = {"address": address, "timeout_s": 2.0, "retries": 30}
+    timeout_s = patient_timeout(address)
+    # retries cover a restart that takes up to STARTUP_S; only the restart consumes them
+    params = {
+        "address": address,
+        "timeout_s": timeout_s,
+        "retries": math.ceil(STARTUP_S / timeout_s),
+    }
     config = TrainConfig(**CONFIG, system="remote", system_params=params)
     systems: list = []
     factory = killing_factory(servers, params, restart=True, built=systems)
@@ -133,7 +180,9 @@ def test_server_killed_for_good_stops_with_one_line_and_a_resumable_checkpoint(
     servers, tmp_path, capsys
 ):
     address = servers.start()
-    params = {"address": address, "timeout_s": 0.5, "retries": 1}
+    # two attempts: giving up on the dead server takes 2 timeouts (twice), a spurious give-up
+    # would take two consecutive stalls of 50x the slowest round trip
+    params = {"address": address, "timeout_s": patient_timeout(address), "retries": 1}
     config = TrainConfig(**CONFIG, system="remote", system_params=params, checkpoint_every=2)
     out = tmp_path / "run"
     with pytest.raises(TrainingError) as exc:

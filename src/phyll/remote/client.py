@@ -10,11 +10,15 @@ Faults it survives (lazy-pirate pattern on a DEALER socket):
   connects, the server is greeted again and the request resent, at most ``retries`` times; then
   :class:`RemoteTimeoutError` says where nothing answered. Replies to abandoned requests are
   recognised by their id and dropped.
-* **server restart**: noticed by the instance token every reply carries; the client continues if
-  the restarted server serves the same system (channels, drive range and policy), else refuses.
+* **server restart**: noticed by the instance token every reply carries; the client continues
+  only if the restarted server is the same device: its whole greeting, ``describe()`` included,
+  must equal the one this client first adopted (see :func:`identity`), else a one-line
+  :class:`RemoteSystemError` names what differs (``seed: 0 → 1``). Checkpoints carry that
+  identity too, so resuming a run against a different device is refused the same way.
 * **refusals** (malformed request, drive of the wrong shape or out of range) raise a
   :class:`~phyll.systems.base.DriveError` or :class:`RemoteProtocolError` with the server's
-  message; a malformed or oversized *reply* is refused here the same way.
+  message; a malformed, oversized or out-of-bounds *reply* (see :mod:`phyll.remote.protocol`)
+  is refused here the same way, before anything is allocated for it.
 * **NaN/inf measurements** (``nonfinite`` policy): ``"remeasure"`` drives the batch again up to
   ``remeasure_attempts`` times (each wasted batch counts as physical queries), ``"raise"``
   reports at once; either way a persistent fault ends in a
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import time
 from typing import Any, Literal
 
@@ -39,7 +44,16 @@ from torch import Tensor
 
 from phyll.accounting import physical_call
 from phyll.errors import ConfigError
-from phyll.remote.protocol import DEFAULT_MAX_BYTES, ProtocolError, decode, encode
+from phyll.remote.protocol import (
+    DEFAULT_MAX_BYTES,
+    ProtocolError,
+    check_greeting,
+    check_max_bytes,
+    decode_reply,
+    encode,
+    one_line,
+    shorten,
+)
 from phyll.systems.base import (
     DriveError,
     NonFiniteMeasurementError,
@@ -50,8 +64,10 @@ from phyll.systems.base import (
 log = logging.getLogger("phyll.remote")
 
 NonFinitePolicy = Literal["remeasure", "raise"]
-#: the hello fields that must not change when the server restarts
-IDENTITY = ("n_inputs", "n_outputs", "drive_range", "out_of_range")
+#: greeting fields that change while the device stays the same: not part of its identity
+VOLATILE = ("v", "id", "ok", "server_queries", "max_bytes", "instance")
+#: longest accepted ``timeout_s`` (one day)
+MAX_TIMEOUT_S = 86400.0
 
 
 class RemoteSystemError(PhysicalSystemError):
@@ -66,18 +82,82 @@ class RemoteProtocolError(RemoteSystemError):
     """A message broke the wire format (either side's refusal)."""
 
 
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as one dict of dotted keys: ``{"inner": {"seed": 0}}`` → ``{"inner.seed": 0}``
+    (the keys a difference is reported by)."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def identity(greeting: dict[str, Any]) -> dict[str, Any]:
+    """What makes a served device itself: its ``describe()`` (flattened) and the greeting's
+    channels, range, policy and energy; not the :data:`VOLATILE` fields.
+
+    State that :meth:`~phyll.systems.base.PhysicalSystem.perturb` moves (an acoustic cavity's
+    ``temperature_c``) is part of it: a server restarted in another physical state is another
+    device for the trained weights. It is compared only across a restart (a new instance token),
+    against the greeting first adopted, so a server whose system drifts while it runs is fine.
+    """
+    fields = {k: v for k, v in greeting.items() if k not in (*VOLATILE, "describe")}
+    return {**flatten(greeting.get("describe", {})), **fields}
+
+
+def identity_changes(was: dict[str, Any], now: dict[str, Any], shown: int = 6) -> str:
+    """``"seed: 0 → 1, t60_s: 0.6 → 0.5"``: the first ``shown`` differences ("" if none)."""
+    keys = [*was, *(k for k in now if k not in was)]
+    changed = [k for k in keys if k not in was or k not in now or was[k] != now[k]]
+
+    def show(data: dict[str, Any], key: str) -> str:
+        return shorten(data[key], 40) if key in data else "(absent)"
+
+    parts = [f"{k}: {show(was, k)} → {show(now, k)}" for k in changed[:shown]]
+    if len(changed) > shown:
+        parts.append(f"and {len(changed) - shown} more")
+    return ", ".join(parts)
+
+
+def check_timeout(value: Any) -> float:
+    """``value`` in seconds if finite, positive and at most :data:`MAX_TIMEOUT_S`."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 < value <= MAX_TIMEOUT_S  # False for NaN too
+    ):
+        raise ConfigError(
+            f"timeout_s must be a number of seconds in (0, {MAX_TIMEOUT_S:g}], got {shorten(value)}"
+        )
+    return float(value)
+
+
+def check_count(name: str, value: Any) -> int:
+    """``value`` if it is a non-negative integer."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{name} must be a non-negative integer, got {shorten(value)}")
+    return value
+
+
 class RemoteSystem(PhysicalSystem):
     """Client of a ``phyll serve`` server (see module docstring).
 
     Args:
         address: the server's endpoint, e.g. ``"tcp://lab-pc:5555"``.
-        timeout_s: seconds to wait for each reply.
+        timeout_s: seconds to wait for each reply (finite, in (0, 86400]).
         retries: resend attempts after a timeout (with a fresh connection each).
         nonfinite: ``"remeasure"`` or ``"raise"`` for NaN/inf measurements.
         remeasure_attempts: re-measurements of a NaN/inf batch before giving up.
-        max_bytes: largest message sent or accepted; larger batches are split to fit both this
-            and the server's limit.
+        max_bytes: largest message sent or accepted, 64 KiB..2 GiB; larger batches are split
+            to fit both this and the server's limit.
         device: torch device of the returned measurements.
+
+    Raises:
+        ValueError: an argument is out of range or the address is not ``tcp://HOST:PORT``.
+        RemoteSystemError: the server cannot be reached, refuses, or its greeting breaks the
+            wire format (:class:`RemoteProtocolError`).
     """
 
     differentiable = False
@@ -95,19 +175,18 @@ class RemoteSystem(PhysicalSystem):
     ) -> None:
         if nonfinite not in ("remeasure", "raise"):
             raise ConfigError(f"nonfinite must be 'remeasure' or 'raise', got {nonfinite!r}")
-        if timeout_s <= 0 or retries < 0 or remeasure_attempts < 0:
-            raise ConfigError("timeout_s must be positive; retries, remeasure_attempts >= 0")
         self.address = address
-        self.timeout_s = float(timeout_s)
-        self.retries = int(retries)
+        self.timeout_s = check_timeout(timeout_s)
+        self.retries = check_count("retries", retries)
         self.nonfinite: NonFinitePolicy = nonfinite
-        self.remeasure_attempts = int(remeasure_attempts)
-        self.max_bytes = int(max_bytes)
+        self.remeasure_attempts = check_count("remeasure_attempts", remeasure_attempts)
+        self.max_bytes = check_max_bytes(max_bytes)
         self.timeouts = self.reconnects = self.server_restarts = self.remeasured = 0
         self._ids = itertools.count()
         self._context = zmq.Context.instance()
         self._socket: zmq.Socket | None = None
         self.server_info: dict[str, Any] = {}
+        self._identity: dict[str, Any] = {}  # of the first greeting: what restarts must match
         info = self._hello()
         super().__init__(
             info["n_inputs"],
@@ -146,18 +225,21 @@ class RemoteSystem(PhysicalSystem):
         sock = self._connect()
         sock.send_multipart(frames, copy=False)
         deadline = time.monotonic() + self.timeout_s
-        while (remaining := deadline - time.monotonic()) > 0:
-            if not sock.poll(max(1, int(remaining * 1000)), zmq.POLLIN):
-                break
-            reply = sock.recv_multipart()
+        while True:
+            # past the deadline, one last look without waiting: this process may itself have
+            # been descheduled (a loaded machine) while the reply arrived in time
+            remaining = deadline - time.monotonic()
+            if not sock.poll(max(0, math.ceil(remaining * 1000)), zmq.POLLIN):
+                return {}, None
             try:
-                head, data = decode(reply, self.max_bytes)
+                head, data = decode_reply(sock.recv_multipart(), self.max_bytes)
             except ProtocolError as exc:
                 raise RemoteProtocolError(f"malformed reply from {self.address}: {exc}") from None
             if head.get("id") == rid:
                 return head, data
             log.debug("dropped a stale reply (id %s, waiting for %s)", head.get("id"), rid)
-        return {}, None
+            if remaining <= 0:
+                return {}, None
 
     def _request(self, header: dict[str, Any], array: np.ndarray | None = None) -> tuple[dict, Any]:
         """Send with retries; reconnect (and greet the server again) after each timeout."""
@@ -201,29 +283,33 @@ class RemoteSystem(PhysicalSystem):
         return True
 
     def _adopt_greeting(self, head: dict[str, Any]) -> dict[str, Any]:
-        """Check a hello reply; refuse a restarted server that serves a different system."""
+        """Check a hello reply; refuse a restarted server that is not the same device."""
         self._check_reply(head)
-        missing = [k for k in (*IDENTITY, "instance", "power_w") if k not in head]
-        if missing:
-            raise RemoteProtocolError(f"{self.address} greeting lacks {', '.join(missing)}")
-        if self.server_info:
-            if any(head[k] != self.server_info[k] for k in IDENTITY):
-                now = {k: head[k] for k in IDENTITY}
-                was = {k: self.server_info[k] for k in IDENTITY}
-                raise RemoteSystemError(
-                    f"the server at {self.address} restarted with a different system: "
-                    f"{now}, was {was}"
-                )
-            if head["instance"] != self.server_info["instance"]:
-                self.server_restarts += 1
-                log.warning("%s restarted (same system); continuing", self.address)
+        try:
+            check_greeting(head)
+        except ProtocolError as exc:
+            raise RemoteProtocolError(f"malformed reply from {self.address}: {exc}") from None
+        if not self._identity:
+            self._identity = identity(head)
+        elif head["instance"] != self.server_info["instance"]:
+            self._check_identity(head, "restarted as a different device")
+            self.server_restarts += 1
+            log.warning("%s restarted (same device); continuing", self.address)
         self.server_info = head
         return head
+
+    def _check_identity(self, head: dict[str, Any], what: str) -> None:
+        changes = identity_changes(self._identity, identity(head))
+        if changes:
+            raise RemoteSystemError(
+                f"the server at {self.address} {what} ({changes}); serve the original device "
+                "again (same class and parameters), or start a new run"
+            )
 
     def _check_reply(self, head: dict[str, Any]) -> None:
         if head.get("ok") is True:
             return
-        kind, message = head.get("error"), head.get("message", "(no message)")
+        kind, message = head.get("error"), one_line(head.get("message", "(no message)"))
         if kind == "DriveError":
             raise DriveError(f"{self.address} refused the drive: {message}")
         if kind == "NonFiniteMeasurement":
@@ -237,7 +323,12 @@ class RemoteSystem(PhysicalSystem):
         array = drive.detach().cpu().numpy()
         limit = min(self.max_bytes, int(self.server_info.get("max_bytes", self.max_bytes)))
         row_bytes = 4 * max(self.n_inputs, self.n_outputs) * (2 if array.dtype == np.float64 else 1)
-        rows = max(1, (limit - 8192) // row_bytes)
+        rows = (limit - 8192) // row_bytes
+        if rows < 1:
+            raise RemoteProtocolError(
+                f"one sample ({row_bytes:,} bytes) does not fit the message limit of "
+                f"{limit:,} bytes: raise max_bytes here and --max-bytes on the server"
+            )
         parts = [self._measure_chunk(array[i : i + rows]) for i in range(0, len(array), rows)]
         return torch.from_numpy(np.concatenate(parts)).to(self.device)
 
@@ -276,6 +367,17 @@ class RemoteSystem(PhysicalSystem):
             else "(policy: raise)"
         )
         raise NonFiniteMeasurementError(f"{problem} {policy}")
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """The counter and the device's identity (a resumed run checks it is the same device)."""
+        return {**super().state_dict(), "identity": self._identity}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("identity"):
+            self._identity = state["identity"]
+            self._check_identity(self.server_info, "is not the device this run was trained on")
+        super().load_state_dict(state)
 
     # ------------------------------------------------------------------ reports
     def server_queries(self) -> int:

@@ -7,8 +7,23 @@ import signal
 from typing import Any
 
 from phyll.params import parse_params
-from phyll.remote.protocol import DEFAULT_MAX_BYTES
+from phyll.remote.protocol import DEFAULT_MAX_BYTES, MAX_MAX_BYTES, MIN_MAX_BYTES
 from phyll.remote.server import DeviceServer, load_system
+
+
+def integer_in(name: str, low: int, high: int, meaning: str) -> Any:
+    """argparse type: an integer in ``[low, high]`` (``meaning`` says what the range is)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {name} {text!r}: not an integer") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{name} {value} is outside {low}..{high} ({meaning})")
+        return value
+
+    return parse
 
 
 def command_serve(args: argparse.Namespace) -> int:
@@ -63,12 +78,16 @@ def register(sub: Any) -> None:
         "every interface: the protocol has no authentication, use a trusted lab network)",
     )
     p.add_argument(
-        "--port", type=int, default=5555, help="TCP port, 0 = any free one (default: %(default)s)"
+        "--port",
+        type=integer_in("port", 0, 65535, "0 = any free port"),
+        default=5555,
+        help="TCP port 0..65535, 0 = any free one (default: %(default)s)",
     )
     p.add_argument(
         "--max-bytes",
-        type=int,
+        type=integer_in("message limit", MIN_MAX_BYTES, MAX_MAX_BYTES, "64 KiB..2 GiB"),
         default=DEFAULT_MAX_BYTES,
-        help="largest request/reply in bytes; larger ones are refused (default: %(default)s)",
+        help="largest request/reply in bytes, 64 KiB..2 GiB; larger ones are refused "
+        "(default: %(default)s)",
     )
     p.set_defaults(func=command_serve)

@@ -2,7 +2,9 @@
 
 The server drives its system one request at a time (a device measures one batch at a time),
 in request order. Every request is answered: a measurement, or a refusal naming what was wrong
-(:mod:`phyll.remote.protocol`). A refused or failed request never stops the server.
+(:mod:`phyll.remote.protocol`, whose limits are checked before anything is parsed deeply or
+allocated). A refused or failed request never stops the server. Only a message over 4× the
+message limit goes unanswered: ZeroMQ drops it (and the connection) unread.
 
 Accounting: the server's own counter (:attr:`DeviceServer.samples`, and the served system's
 ``queries``) counts every sample the device was driven with, *including* requests whose reply
@@ -28,10 +30,12 @@ import zmq
 from phyll.errors import ConfigError
 from phyll.remote.protocol import (
     DEFAULT_MAX_BYTES,
-    OPS,
     ProtocolError,
     best_effort_id,
-    decode,
+    check_greeting,
+    check_max_bytes,
+    decode_reply,
+    decode_request,
     encode,
     error_reply,
 )
@@ -77,9 +81,15 @@ class DeviceServer:
         system: the physical system to expose.
         address: ZeroMQ endpoint to bind, e.g. ``tcp://127.0.0.1:5555`` (``:*`` = a free port;
             :attr:`address` then holds the one bound).
-        max_bytes: largest accepted request (and reply) in bytes; larger requests are refused
-            with an error reply. ZeroMQ itself drops messages over 4× this without reading them.
+        max_bytes: largest accepted request (and reply) in bytes, 64 KiB..2 GiB; larger
+            requests are refused with an error reply. ZeroMQ itself drops messages over 4× this
+            without reading them.
         log: where one-line events (refusals, start, stop) go.
+
+    Raises:
+        ValueError: ``max_bytes`` is out of range, the address cannot be bound, or the system's
+            greeting (its ``describe()`` included) would break the wire format's limits, so
+            that no client could accept it.
     """
 
     def __init__(
@@ -90,10 +100,11 @@ class DeviceServer:
         log: Callable[[str], None] | None = None,
     ) -> None:
         self.system = system
-        self.max_bytes = int(max_bytes)
+        self.max_bytes = check_max_bytes(max_bytes)
         self.log = log or (lambda line: print(f"phyll serve: {line}", file=sys.stderr, flush=True))
         self.instance = secrets.token_hex(8)  # changes when the server restarts
         self.requests = self.samples = self.refused = 0
+        self._check_greeting()
         self._context = zmq.Context()
         self._socket = self._context.socket(zmq.ROUTER)
         self._socket.setsockopt(zmq.LINGER, 0)
@@ -121,28 +132,47 @@ class DeviceServer:
             "instance": self.instance,
         }
 
+    def _check_greeting(self) -> None:
+        """Refuse to serve a system whose greeting its clients would refuse."""
+        try:
+            head, _ = decode_reply(encode({"id": 0, "ok": True, **self.info()}), self.max_bytes)
+            check_greeting(head)
+        except ValueError as exc:  # a ProtocolError, or NaN/inf in describe()
+            raise ConfigError(
+                f"cannot serve {type(self.system).__name__}: its greeting breaks the wire "
+                f"format ({exc}); make describe() small plain data"
+            ) from None
+
     # ------------------------------------------------------------------ one request
     def handle(self, frames: list[bytes]) -> list[bytes]:
-        """The reply frames for one request's frames (never raises)."""
+        """The reply frames for one request's frames (never raises).
+
+        A request that breaks the wire format is refused before the system sees it; a reply
+        the server cannot build (a failing driver, a describe() grown too big) is a refusal of
+        kind ``SystemError``.
+        """
         self.requests += 1
         try:
-            header, array = decode(frames, self.max_bytes)
-            rid, op = header.get("id"), header.get("op")
-            if op not in OPS:
-                raise ProtocolError(f"unknown op {op!r}; expected one of {', '.join(OPS)}")
-            if op == "hello":
-                return encode({"id": rid, "ok": True, **self.info()})
-            return self._measure(rid, array)
+            header, array = decode_request(frames, self.max_bytes)
         except ProtocolError as exc:
             return self._refuse(best_effort_id(frames), "ProtocolError", str(exc))
+        rid = header.get("id")
+        try:
+            if header["op"] == "hello":
+                return self._hello(rid, array)
+            return self._measure(rid, array)
         except Exception as exc:  # a user's driver may fail in any way; keep serving
-            message = f"{type(exc).__name__}: {exc}"
-            return self._refuse(best_effort_id(frames), "SystemError", message)
+            return self._refuse(rid, "SystemError", f"{type(exc).__name__}: {exc}")
+
+    def _hello(self, rid: int | None, array: np.ndarray | None) -> list[bytes]:
+        if array is not None:
+            return self._refuse(rid, "ProtocolError", "hello takes no array frame")
+        return encode({"id": rid, "ok": True, **self.info()})
 
     def _measure(self, rid: int | None, drive: np.ndarray | None) -> list[bytes]:
         system = self.system
         if drive is None:
-            raise ProtocolError("measure needs a drive array frame")
+            return self._refuse(rid, "ProtocolError", "measure needs a drive array frame")
         if drive.shape[1] != system.n_inputs or drive.shape[0] == 0:
             return self._refuse(
                 rid,
