@@ -11,8 +11,9 @@ import time
 
 import torch
 
+from phyll.engine import Engine
+from phyll.experiments.build import build_experiment
 from phyll.experiments.config import TrainConfig
-from phyll.experiments.train import Trainer, build_experiment
 from phyll.registry import SYSTEMS, make_system
 
 #: the simulators (``remote`` needs a running server: benchmarks/remote_latency.py measures it)
@@ -39,12 +40,13 @@ def phyll_epoch_seconds(
 ) -> float:
     """Median wall time of one PhyLL training epoch (default architecture, instrumentation on)."""
     config = TrainConfig(dataset=dataset, system=system, device=device)
-    trainer = Trainer(build_experiment(config))
+    exp = build_experiment(config)
+    engine = Engine(exp.model, exp.rule, exp.splits, epochs=epochs, batch_size=config.batch_size)
     times = []
     for _ in range(epochs):
-        before = trainer.train_meter.costs.wall_time_s
-        trainer.train_epoch()
-        times.append(trainer.train_meter.costs.wall_time_s - before)
+        before = engine.meters["training"].costs.wall_time_s
+        engine.train_epoch()
+        times.append(engine.meters["training"].costs.wall_time_s - before)
     return sorted(times)[len(times) // 2]
 
 
