@@ -18,8 +18,8 @@ import time
 
 import torch
 
-from phyll.remote import RemoteSystem
 from phyll.registry import make_system
+from phyll.remote import RemoteSystem
 
 N_IN, N_OUT = 64, 128
 
