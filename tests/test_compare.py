@@ -70,19 +70,22 @@ def _run(seed, accs, wall_per_epoch=1.0):
         {"epoch": e + 1, "val_accuracy": a, "wall_time_s_training": wall_per_epoch * (e + 1),
          "wall_time_s_setup": 0.5, "digital_flops_training": 400 * (e + 1),
          "digital_flops_setup": 100, "physical_queries_training": 10 * (e + 1),
-         "physical_queries_setup": 5}
+         "physical_queries_setup": 5, "projected_time_s_setup": 1.0,
+         "projected_time_s_training": 2.0 * (e + 1)}
         for e, a in enumerate(accs)
     ]  # fmt: skip
     summary = {"seed": seed, "test_accuracy": max(accs), "epochs": len(accs), "model_free": True}
     for quantity in QUANTITIES:
         for suffix, value in (("", 10), ("_setup", 1), ("_training", 8), ("_evaluation", 1)):
             summary[quantity + suffix] = value * (100 if quantity == "digital_flops" else 1)
+    summary["device_time_s_training"] = 0.8
     return {"summary": summary, "history": history}
 
 
 def test_aggregate_means_stds_and_cost_to_target_on_validation():
     assert cost_to_target(_run(0, [0.5, 0.95, 0.97])["history"], 0.9) == {
         "epochs": 2, "digital_flops": 900, "wall_time_s": 2.5, "physical_queries": 25,
+        "projected_time_s": 5.0,
     }  # fmt: skip
     assert cost_to_target(_run(0, [0.5, 0.6])["history"], 0.9) is None
     agg = aggregate([_run(0, [0.5, 0.9]), _run(1, [0.7, 0.8]), _run(2, [0.95, 0.9])], 0.9)
@@ -91,5 +94,6 @@ def test_aggregate_means_stds_and_cost_to_target_on_validation():
     assert agg["seeds_reaching_target"] == 2
     assert agg["epochs_to_target"] == pytest.approx(1.5)
     assert agg["digital_flops_per_epoch"] == 400
+    assert agg["projected_time_to_target_s"] == pytest.approx((5.0 + 3.0) / 2)
     table = markdown_table({"phyll": agg}, 3)
     assert "| phyll | 88.3 ± 7.6 | 1.5 ± 0.7 (2/3) |" in table
