@@ -35,6 +35,7 @@ import itertools
 import logging
 import math
 import time
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -44,6 +45,7 @@ from torch import Tensor
 
 from phyll.accounting import physical_call
 from phyll.errors import ConfigError
+from phyll.params import as_plain, check, param
 from phyll.remote.protocol import (
     DEFAULT_MAX_BYTES,
     ProtocolError,
@@ -401,6 +403,24 @@ class RemoteSystem(PhysicalSystem):
             self._drop_connection()
 
 
+@dataclass(frozen=True)
+class RemoteParams:
+    """Parameters of the registry's remote system (``--system remote``)."""
+
+    address: str = param("", "the server's endpoint, tcp://HOST:PORT (required)")
+    timeout_s: float = param(10.0, "seconds to wait for each reply", "s")
+    retries: int = param(3, "resend attempts after a timeout, each on a fresh connection")
+    nonfinite: NonFinitePolicy = param("remeasure", "NaN/inf measurements: remeasure or raise")
+    remeasure_attempts: int = param(2, "re-measurements of a NaN/inf batch before giving up")
+    max_bytes: int = param(DEFAULT_MAX_BYTES, "largest message sent or accepted", "bytes")
+
+    def __post_init__(self) -> None:
+        check(
+            bool(self.address),
+            "the remote system needs --system-param address=tcp://HOST:PORT",
+        )
+
+
 class RemoteBlockSystem(RemoteSystem):
     """Registry form (``--system remote --system-param address=tcp://host:port``).
 
@@ -410,30 +430,25 @@ class RemoteBlockSystem(RemoteSystem):
     channels. ``seed`` is ignored: a device's noise is its own.
     """
 
+    Params = RemoteParams
+
     def __init__(
         self,
         n_inputs: int,
         n_outputs: int,
+        params: RemoteParams | None = None,
         *,
-        address: str | None = None,
         seed: int = 0,
         device: str | torch.device = "cpu",
-        **options: Any,
+        **overrides: Any,
     ) -> None:
         del seed
-        if address is None:
-            raise ConfigError("the remote system needs --system-param address=tcp://HOST:PORT")
-        known = ("timeout_s", "retries", "nonfinite", "remeasure_attempts", "max_bytes")
-        unknown = sorted(set(options) - set(known))
-        if unknown:
-            raise ConfigError(
-                f"unknown remote system parameter(s) {', '.join(unknown)}; "
-                f"known: address, {', '.join(known)}"
-            )
-        super().__init__(address, device=device, **options)
+        p: RemoteParams = self.resolve_params(params, overrides)
+        options = {k: v for k, v in as_plain(p).items() if k != "address"}
+        super().__init__(p.address, device=device, **options)
         if self.n_inputs < n_inputs or self.n_outputs != n_outputs:
             raise ConfigError(
-                f"the system served at {address} has {self.n_inputs} drive channels and "
+                f"the system served at {p.address} has {self.n_inputs} drive channels and "
                 f"{self.n_outputs} measurements; this block needs ≥ {n_inputs} and exactly "
                 f"{n_outputs} (set --measurements {self.n_outputs}, or serve a wider system)"
             )

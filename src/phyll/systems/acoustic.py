@@ -75,11 +75,13 @@ channel driven for a 10 ms window (≈100 Hz frequency resolution), i.e. 0.1 mJ 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
+from phyll.params import as_plain, check, param
 from phyll.systems.base import OutOfRange, PhysicalSystem
 from phyll.systems.detection import calibrate_full_scale, detect
 
@@ -92,104 +94,111 @@ def speed_of_sound(temperature_c: float) -> float:
     return SPEED_OF_SOUND_0C * math.sqrt(1.0 + temperature_c / 273.15)
 
 
+@dataclass(frozen=True)
+class AcousticParams:
+    """The acoustic cavity's parameters (module docstring: their physical meaning)."""
+
+    n_freqs: int = param(4, "tones per speaker")
+    n_mics: int | None = param(None, "microphones; if given, n_freqs = ceil(n_outputs / n_mics)")
+    room_size_m: tuple[float, float, float] = param((4.0, 3.2, 2.6), "room dimensions", "m")
+    t60_s: float = param(0.6, "reverberation time T60", "s")
+    band_hz: tuple[float, float] = param((400.0, 2000.0), "lowest and highest tone", "Hz")
+    n_paths: int = param(48, "propagation paths per speaker–microphone pair")
+    temperature_c: float = param(20.0, "air temperature (sets the speed of sound)", "°C")
+    fabrication_std_m: float = param(0.005, "path-length error of the built room", "m")
+    encoding: Literal["amplitude", "phase"] = param("amplitude", "the drive sets amplitude/phase")
+    speaker_saturation: float | None = param(None, "loudspeaker excursion limit (None: linear)")
+    noise_std: float = param(1e-3, "detector noise std", "fraction of full scale")
+    adc_bits: int | None = param(12, "converter resolution (None: ideal)", "bits")
+    channel_power_w: float = param(0.01, "electrical power of one speaker at full drive", "W")
+    window_s: float = param(0.01, "measurement window per sample (the device time)", "s")
+    out_of_range: OutOfRange = param("clip", "drive outside [0, 1]: clip or raise")
+
+    def __post_init__(self) -> None:
+        check(self.n_mics is None or self.n_mics >= 1, f"n_mics must be >= 1, got {self.n_mics}")
+        check(
+            self.t60_s > 0 and self.n_paths >= 1 and self.n_freqs >= 1,
+            "t60_s, n_paths and n_freqs must be positive",
+        )
+        check(self.noise_std >= 0 and self.fabrication_std_m >= 0, "noise and errors >= 0")
+        check(
+            self.speaker_saturation is None or self.speaker_saturation > 0,
+            "speaker_saturation must be positive or None",
+        )
+        check(self.window_s > 0 and self.channel_power_w >= 0, "window_s > 0, power >= 0")
+
+
 class AcousticCavity(PhysicalSystem):
-    """Loudspeakers → reverberant room → microphone power spectra (see module docstring)."""
+    """Loudspeakers → reverberant room → microphone power spectra (see module docstring).
+
+    Args:
+        n_inputs, n_outputs: loudspeakers and measured (microphone, frequency) bins.
+        params: :class:`AcousticParams` (default: their defaults); ``**overrides`` by name.
+        seed: positions, paths, tone phases and noise stream.
+        device: torch device of the simulation.
+    """
 
     differentiable = True
     perturbation = "air temperature change (°C); re-phases every propagation path"
     typical_perturbation = 10.0
+    Params = AcousticParams
 
     def __init__(
         self,
         n_inputs: int,
         n_outputs: int,
+        params: AcousticParams | None = None,
         *,
-        n_freqs: int = 4,
-        n_mics: int | None = None,
-        room_size_m: tuple[float, float, float] = (4.0, 3.2, 2.6),
-        t60_s: float = 0.6,
-        band_hz: tuple[float, float] = (400.0, 2000.0),
-        n_paths: int = 48,
-        temperature_c: float = 20.0,
-        fabrication_std_m: float = 0.005,
-        encoding: Literal["amplitude", "phase"] = "amplitude",
-        speaker_saturation: float | None = None,
-        noise_std: float = 1e-3,
-        adc_bits: int | None = 12,
-        channel_power_w: float = 0.01,
-        window_s: float = 0.01,
         seed: int = 0,
-        out_of_range: OutOfRange = "clip",
         device: str | torch.device = "cpu",
+        **overrides: Any,
     ) -> None:
+        p: AcousticParams = self.resolve_params(params, overrides)
         super().__init__(
             n_inputs,
             n_outputs,
             drive_range=(0.0, 1.0),
-            out_of_range=out_of_range,
-            power_w=n_inputs * channel_power_w,
-            measurement_time_s=window_s,
+            out_of_range=p.out_of_range,
+            power_w=n_inputs * p.channel_power_w,
+            measurement_time_s=p.window_s,
             device=device,
         )
-        if encoding not in ("amplitude", "phase"):
-            raise ValueError(f"encoding must be 'amplitude' or 'phase', got {encoding!r}")
-        if n_mics is not None:
-            if n_mics < 1:
-                raise ValueError(f"n_mics must be positive, got {n_mics}")
-            n_freqs = math.ceil(n_outputs / n_mics)
-        if t60_s <= 0 or n_paths < 1 or n_freqs < 1 or noise_std < 0 or fabrication_std_m < 0:
-            raise ValueError(
-                "t60_s, n_paths, n_freqs must be positive; noise_std, fabrication_std_m >= 0"
-            )
-        if speaker_saturation is not None and speaker_saturation <= 0:
-            raise ValueError("speaker_saturation must be positive or None")
-        self.params: dict[str, Any] = {
-            "n_freqs": n_freqs,
-            "room_size_m": tuple(room_size_m),
-            "t60_s": t60_s,
-            "band_hz": tuple(band_hz),
-            "n_paths": n_paths,
-            "fabrication_std_m": fabrication_std_m,
-            "encoding": encoding,
-            "speaker_saturation": speaker_saturation,
-            "noise_std": noise_std,
-            "adc_bits": adc_bits,
-            "channel_power_w": channel_power_w,
-            "window_s": window_s,
-            "seed": seed,
-        }
+        self.params, self.seed = p, seed
+        n_freqs = p.n_freqs if p.n_mics is None else math.ceil(n_outputs / p.n_mics)
         self.n_freqs = n_freqs
         self.n_mics = math.ceil(n_outputs / n_freqs)
-        self.encoding = encoding
-        self.speaker_saturation = speaker_saturation
-        self.noise_std = noise_std
-        self.adc_bits = adc_bits
+        self.encoding = p.encoding
+        self.speaker_saturation = p.speaker_saturation
+        self.noise_std = p.noise_std
+        self.adc_bits = p.adc_bits
 
         geometry = torch.Generator().manual_seed(seed)
-        room = torch.tensor(room_size_m, dtype=torch.float64)
+        room = torch.tensor(p.room_size_m, dtype=torch.float64)
         margin = 0.3
         speakers = margin + (room - 2 * margin) * torch.rand(n_inputs, 3, generator=geometry)
         mics = margin + (room - 2 * margin) * torch.rand(self.n_mics, 3, generator=geometry)
         direct = torch.cdist(mics, speakers)  # [M, N] metres
         c0 = speed_of_sound(20.0)
-        delay = t60_s * torch.rand(self.n_mics, n_inputs, n_paths, generator=geometry) ** (1 / 3)
+        delay = p.t60_s * torch.rand(self.n_mics, n_inputs, p.n_paths, generator=geometry) ** (
+            1 / 3
+        )
         delay[..., 0] = 0.0  # the direct path
         lengths = direct[..., None] + c0 * delay  # [M, N, P]
         signs = torch.where(torch.rand(lengths.shape, generator=geometry) < 0.5, -1.0, 1.0)
         signs[..., 0] = 1.0
-        if fabrication_std_m > 0:
+        if p.fabrication_std_m > 0:
             built = torch.Generator().manual_seed(seed + 3)
-            lengths = lengths + fabrication_std_m * torch.randn(lengths.shape, generator=built)
+            lengths = lengths + p.fabrication_std_m * torch.randn(lengths.shape, generator=built)
         self._path_lengths = lengths
-        self._path_amplitudes = signs * torch.exp(-DECAY_60DB * delay / t60_s) / lengths
-        self.freqs_hz = torch.linspace(band_hz[0], band_hz[1], n_freqs, dtype=torch.float64)
+        self._path_amplitudes = signs * torch.exp(-DECAY_60DB * delay / p.t60_s) / lengths
+        self.freqs_hz = torch.linspace(p.band_hz[0], p.band_hz[1], n_freqs, dtype=torch.float64)
         self._tone_phases = 2 * math.pi * torch.rand(n_inputs, n_freqs, generator=geometry)
         # output bin j ↔ (microphone j // n_freqs, frequency j % n_freqs)
         self._bin_mic = torch.arange(n_outputs) // n_freqs
         self._bin_freq = torch.arange(n_outputs) % n_freqs
 
         self._noise = torch.Generator(device=self.device).manual_seed(seed + 1)
-        self.temperature_c = temperature_c
+        self.temperature_c = p.temperature_c
         self._transfer = self._build_transfer()
         self.calibration_queries = 2048  # the gain-staging drives below
         self._full_scale = calibrate_full_scale(
@@ -226,15 +235,12 @@ class AcousticCavity(PhysicalSystem):
         )
 
     def nominal(self) -> AcousticCavity:
-        """The design: same room and seed, no fabrication error, no noise, ideal ADC."""
-        params = {**self.params, "fabrication_std_m": 0.0, "noise_std": 0.0, "adc_bits": None}
+        """The design: same room and seed at 20 °C, no fabrication error, no noise, ideal ADC."""
+        design = replace(
+            self.params, fabrication_std_m=0.0, noise_std=0.0, adc_bits=None, temperature_c=20.0
+        )
         return AcousticCavity(
-            self.n_inputs,
-            self.n_outputs,
-            temperature_c=20.0,
-            out_of_range=self.out_of_range,
-            device=self.device,
-            **params,
+            self.n_inputs, self.n_outputs, design, seed=self.seed, device=self.device
         )
 
     # ------------------------------------------------------------------ knobs
@@ -262,7 +268,9 @@ class AcousticCavity(PhysicalSystem):
     def describe(self) -> dict[str, Any]:
         return {
             **super().describe(),
-            **self.params,
+            **as_plain(self.params),
+            "seed": self.seed,
+            "n_freqs": self.n_freqs,
             "n_mics": self.n_mics,
             "temperature_c": self.temperature_c,
         }

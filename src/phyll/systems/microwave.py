@@ -90,6 +90,7 @@ dwelling 100 µs per frequency point (a vector network analyser sweep), once per
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -97,6 +98,7 @@ import torch
 from scipy.special import hankel1
 from torch import Tensor
 
+from phyll.params import as_plain, check, param
 from phyll.systems.base import OutOfRange, PhysicalSystem
 from phyll.systems.detection import calibrate_full_scale, detect, quantize_straight_through
 
@@ -140,78 +142,87 @@ def pairs_needed(n_pairs: int) -> int:
     return max(2, math.ceil((1 + math.sqrt(1 + 8 * n_pairs)) / 2))
 
 
+@dataclass(frozen=True)
+class MicrowaveParams:
+    """The microwave cavity's parameters (module docstring: their physical meaning)."""
+
+    n_freqs: int = param(4, "frequencies of the sweep")
+    band_hz: tuple[float, float] = param((5.0e9, 5.4e9), "lowest and highest frequency", "Hz")
+    cavity_m: tuple[float, float] = param((0.30, 0.24), "cavity width and depth", "m")
+    wall_spacing: float = param(0.25, "wall dipole spacing", "centre wavelengths")
+    wall_loss: float = param(0.05, "absorption of a wall dipole (sets the reverberation time)")
+    n_scatterers: int = param(10, "scatterers inside the cavity")
+    moving_scatterers: int = param(3, "scatterers moved by perturb()")
+    element_f_on_off: tuple[float, float] = param(
+        (1.0, 0.9), "element resonance in states 1 / 0", "fractions of the band centre"
+    )
+    element_kappa: float = param(10.0, "Lorentzian strength κ of the elements")
+    element_loss: float = param(0.05, "absorption of an element (diode resistance)")
+    antenna_loss: float = param(0.25, "absorption of an antenna (its matched load)")
+    control: Control = param("continuous", "varactor (continuous) or PIN-diode (1-bit) elements")
+    fabrication_std: float = param(0.005, "relative error of each element's resonances")
+    noise_std: float = param(1e-3, "detector noise std", "fraction of full scale")
+    adc_bits: int | None = param(12, "converter resolution (None: ideal)", "bits")
+    transmit_power_w: float = param(0.01, "power fed to the transmitting antenna", "W")
+    dwell_s: float = param(1e-4, "measurement time per frequency point", "s")
+    out_of_range: OutOfRange = param("clip", "drive outside [0, 1]: clip or raise")
+
+    def __post_init__(self) -> None:
+        losses = (self.wall_loss, self.element_loss, self.antenna_loss)
+        check(
+            min(*losses, self.noise_std, self.fabrication_std) >= 0,
+            "losses, noise_std and fabrication_std must be >= 0",
+        )
+        check(
+            0 <= self.moving_scatterers <= self.n_scatterers and self.n_freqs >= 1,
+            "need 0 <= moving_scatterers <= n_scatterers and n_freqs >= 1",
+        )
+        check(self.dwell_s > 0 and self.transmit_power_w >= 0, "dwell_s > 0, power >= 0")
+
+
 class MicrowaveCavity(PhysicalSystem):
-    """Metasurface-programmed chaotic microwave cavity (see module docstring)."""
+    """Metasurface-programmed chaotic microwave cavity (see module docstring).
+
+    Args:
+        n_inputs, n_outputs: metasurface elements and measured (antenna pair, frequency) bins.
+        params: :class:`MicrowaveParams` (default: their defaults); ``**overrides`` by name.
+        seed: geometry, fabrication and noise stream.
+        device: torch device of the per-sample solves.
+    """
 
     differentiable = True
     perturbation = "displacement (cm) of the cavity's moving scatterers"
     typical_perturbation = 1.0
+    Params = MicrowaveParams
 
     def __init__(
         self,
         n_inputs: int,
         n_outputs: int,
+        params: MicrowaveParams | None = None,
         *,
-        n_freqs: int = 4,
-        band_hz: tuple[float, float] = (5.0e9, 5.4e9),
-        cavity_m: tuple[float, float] = (0.30, 0.24),
-        wall_spacing: float = 0.25,
-        wall_loss: float = 0.05,
-        n_scatterers: int = 10,
-        moving_scatterers: int = 3,
-        element_f_on_off: tuple[float, float] = (1.0, 0.9),
-        element_kappa: float = 10.0,
-        element_loss: float = 0.05,
-        antenna_loss: float = 0.25,
-        control: Control = "continuous",
-        fabrication_std: float = 0.005,
-        noise_std: float = 1e-3,
-        adc_bits: int | None = 12,
-        transmit_power_w: float = 0.01,
-        dwell_s: float = 1e-4,
         seed: int = 0,
-        out_of_range: OutOfRange = "clip",
         device: str | torch.device = "cpu",
+        **overrides: Any,
     ) -> None:
+        p: MicrowaveParams = self.resolve_params(params, overrides)
+        n_freqs = p.n_freqs
         n_pairs = math.ceil(n_outputs / n_freqs)
         n_antennas = pairs_needed(n_pairs)
         super().__init__(
             n_inputs,
             n_outputs,
             drive_range=(0.0, 1.0),
-            out_of_range=out_of_range,
-            power_w=transmit_power_w,
-            measurement_time_s=dwell_s * n_freqs * n_antennas,
+            out_of_range=p.out_of_range,
+            power_w=p.transmit_power_w,
+            measurement_time_s=p.dwell_s * n_freqs * n_antennas,
             device=device,
         )
-        if control not in ("continuous", "1-bit"):
-            raise ValueError(f"control must be 'continuous' or '1-bit', got {control!r}")
-        if min(wall_loss, element_loss, antenna_loss, noise_std, fabrication_std) < 0:
-            raise ValueError("losses, noise_std and fabrication_std must be >= 0")
-        if not 0 <= moving_scatterers <= n_scatterers or n_freqs < 1:
-            raise ValueError("need 0 <= moving_scatterers <= n_scatterers and n_freqs >= 1")
-        self.params: dict[str, Any] = {
-            "n_freqs": n_freqs,
-            "band_hz": tuple(band_hz),
-            "cavity_m": tuple(cavity_m),
-            "wall_spacing": wall_spacing,
-            "wall_loss": wall_loss,
-            "n_scatterers": n_scatterers,
-            "moving_scatterers": moving_scatterers,
-            "element_f_on_off": tuple(element_f_on_off),
-            "element_kappa": element_kappa,
-            "element_loss": element_loss,
-            "antenna_loss": antenna_loss,
-            "control": control,
-            "fabrication_std": fabrication_std,
-            "noise_std": noise_std,
-            "adc_bits": adc_bits,
-            "transmit_power_w": transmit_power_w,
-            "dwell_s": dwell_s,
-            "seed": seed,
-        }
+        self.params, self.seed = p, seed
+        band_hz, cavity_m, control = p.band_hz, p.cavity_m, p.control
+        n_scatterers, wall_loss, antenna_loss = p.n_scatterers, p.wall_loss, p.antenna_loss
         self.n_freqs, self.n_antennas, self.control = n_freqs, n_antennas, control
-        self.noise_std, self.adc_bits = noise_std, adc_bits
+        self.noise_std, self.adc_bits = p.noise_std, p.adc_bits
         self.freqs_hz = np.linspace(band_hz[0], band_hz[1], n_freqs)
         f_c = 0.5 * (band_hz[0] + band_hz[1])
         wavelength = SPEED_OF_LIGHT / f_c
@@ -220,7 +231,7 @@ class MicrowaveCavity(PhysicalSystem):
         # geometry (seeded): walls, metasurface lining them, antennas and scatterers inside
         rng = np.random.default_rng(seed)
         width, depth = cavity_m
-        walls = _wall_ring(width, depth, wall_spacing * wavelength, 0.0)
+        walls = _wall_ring(width, depth, p.wall_spacing * wavelength, 0.0)
         inset = wavelength / 4
         elements = _wall_ring(width, depth, 2 * (width + depth - 4 * inset) / n_inputs, inset)
         elements = elements[:n_inputs]
@@ -239,7 +250,7 @@ class MicrowaveCavity(PhysicalSystem):
             walls,
         )
         self._elements = elements
-        angles = rng.uniform(0, 2 * np.pi, moving_scatterers)
+        angles = rng.uniform(0, 2 * np.pi, p.moving_scatterers)
         self._move_dirs = np.stack([np.cos(angles), np.sin(angles)], axis=1)
         self.displacement_cm = 0.0
 
@@ -259,12 +270,12 @@ class MicrowaveCavity(PhysicalSystem):
             ]
         )
         # metasurface element resonances (Hz) in states 1 and 0, with fabrication error
-        f_on, f_off = (f_c * element_f_on_off[0], f_c * element_f_on_off[1])
+        f_on, f_off = (f_c * p.element_f_on_off[0], f_c * p.element_f_on_off[1])
         built = np.random.default_rng(seed + 3)
-        errors = 1 + fabrication_std * built.standard_normal((2, n_inputs))
+        errors = 1 + p.fabrication_std * built.standard_normal((2, n_inputs))
         self._f_on = torch.tensor(f_on * errors[0], dtype=torch.float64)
         self._f_off = torch.tensor(f_off * errors[1], dtype=torch.float64)
-        self.element_kappa, self.element_loss = element_kappa, element_loss
+        self.element_kappa, self.element_loss = p.element_kappa, p.element_loss
         self._freqs_t = torch.tensor(self.freqs_hz, dtype=torch.float64)
 
         pairs = torch.triu_indices(n_antennas, n_antennas, offset=1)
@@ -362,11 +373,10 @@ class MicrowaveCavity(PhysicalSystem):
 
     def nominal(self) -> MicrowaveCavity:
         """The design: same cavity and seed, exact element resonances, no noise, ideal ADC."""
-        params = {**self.params, "fabrication_std": 0.0, "noise_std": 0.0, "adc_bits": None}
+        design = replace(self.params, fabrication_std=0.0, noise_std=0.0, adc_bits=None)
         return MicrowaveCavity(
-            self.n_inputs, self.n_outputs, out_of_range=self.out_of_range, device=self.device,
-            **params,
-        )  # fmt: skip
+            self.n_inputs, self.n_outputs, design, seed=self.seed, device=self.device
+        )
 
     # ------------------------------------------------------------------ knobs
     def perturb(self, strength: float = 1.0) -> None:
@@ -393,7 +403,8 @@ class MicrowaveCavity(PhysicalSystem):
     def describe(self) -> dict[str, Any]:
         return {
             **super().describe(),
-            **self.params,
+            **as_plain(self.params),
+            "seed": self.seed,
             "n_antennas": self.n_antennas,
             "n_dipoles": len(self.positions()),
             "displacement_cm": self.displacement_cm,
