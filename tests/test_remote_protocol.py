@@ -442,7 +442,7 @@ def test_server_and_registry_misuse_are_clear_errors(serve):
         DeviceServer(numpy_square_law(2, 2), server.address)
     with pytest.raises(ValueError, match="needs --system-param address"):
         make_system("remote", 2, 2)
-    with pytest.raises(ValueError, match="unknown parameter .timeout. .*valid: address, timeout_s"):
+    with pytest.raises(ValueError, match=r"unknown parameter .timeout.*valid: address"):
         make_system("remote", 2, 2, address=server.address, timeout=3)
     with pytest.raises(ValueError, match="needs ≥ 3 and exactly 2"):
         make_system("remote", 3, 2, address=server.address)
