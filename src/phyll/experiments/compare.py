@@ -19,7 +19,8 @@ training, evaluation) and in total; digital FLOPs per training epoch. All come f
 instrumentation.
 
 Entries are rule names (``phyll list``) plus ``phyll-nophysics``: PhyLL on the same network with
-the physical measurement removed (the honesty ablation, DESIGN.md §4a).
+the physical measurement removed (the honesty ablation), and ``phyll-readout``: PhyLL
+predicting with its one-pass linear readout instead of goodness over every label.
 """
 
 from __future__ import annotations
