@@ -97,3 +97,33 @@ def test_aggregate_means_stds_and_cost_to_target_on_validation():
     assert agg["projected_time_to_target_s"] == pytest.approx((5.0 + 3.0) / 2)
     table = markdown_table({"phyll": agg}, 3)
     assert "| phyll | 88.3 ± 7.6 | 1.5 ± 0.7 (2/3) |" in table
+
+
+def test_controls_make_no_physical_query_and_the_physics_gain_is_reported(tmp_path):
+    out = tmp_path / "cmp"
+    argv = ["compare", "--rules", "phyll,phyll-nophysics,random-features,linear,mlp",
+            "--seeds", "2", "--epochs", "2", "--width", "16", "--measurements", "32",
+            "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    rules = summary["rules"]
+    for control in ("phyll-nophysics", "random-features", "linear", "mlp"):
+        assert rules[control]["physical_queries"] == 0, control  # digital: no hardware
+        assert rules[control]["digital_flops"] > 0, control
+    assert rules["phyll"]["physical_queries"] > 0
+    # random features do the work a system would, digitally: far more FLOPs than no physics
+    assert rules["random-features"]["digital_flops"] > rules["phyll-nophysics"]["digital_flops"]
+    gain = summary["physics_gain"]["vs_nophysics"]
+    expected = [
+        a - b
+        for a, b in zip(
+            rules["phyll"]["test_accuracy_per_seed"],
+            rules["phyll-nophysics"]["test_accuracy_per_seed"],
+            strict=True,
+        )
+    ]
+    assert gain["per_seed"] == pytest.approx(expected)
+    assert summary["physics_gain"]["vs_random_features"]["control"] == "random-features"
+    assert "Physics gain, phyll − phyll-nophysics" in (out / "table.md").read_text()
+    config = json.loads((out / "runs" / "random-features-seed0" / "config.json").read_text())
+    assert config["resolved"]["systems"][0]["class"] == "RandomFeatures"

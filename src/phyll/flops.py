@@ -865,6 +865,8 @@ def _work_kind(op: OpOverload) -> str:
         return "matmul"
     if name.startswith("_fft"):
         return "fft"
+    if "norm" in name:  # vector and matrix norms: reductions
+        return "elementwise"
     if name.startswith(("linalg_", "_linalg_")) or name.rstrip("_") in _LINALG:
         return "linalg"
     return "elementwise"

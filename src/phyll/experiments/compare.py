@@ -55,7 +55,13 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "phyll-nophysics": ("phyll", {"use_physics": False}),
     # PhyLL predicting with its one-pass linear readout instead of goodness over every label
     "phyll-readout": ("phyll", {"rule_params": {"prediction": "readout"}}),
+    # controls: does the physics do more than a digital model of its size?
+    "random-features": ("phyll", {"system": "random-features", "system_params": {}}),
+    "linear": ("linear", {"use_physics": False}),
+    "mlp": ("backprop-ideal", {"use_physics": False}),
 }
+#: what PhyLL's physics gain is measured against (compare entry → summary key)
+GAIN_CONTROLS = {"phyll-nophysics": "vs_nophysics", "random-features": "vs_random_features"}
 QUANTITIES = (
     "physical_queries",
     "digital_flops",
@@ -146,6 +152,36 @@ def aggregate(runs: list[dict[str, Any]], target: float) -> dict[str, Any]:
             r["summary"]["rule_details"]["twin_heldout_rel_mse"] for r in runs
         ]
     return out
+
+
+def physics_gain(rules: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """PhyLL's test accuracy minus each control's, per seed and as mean ± std (same seeds)."""
+    gains: dict[str, Any] = {}
+    for control, key in GAIN_CONTROLS.items():
+        if "phyll" not in rules or control not in rules:
+            continue
+        ours, theirs = rules["phyll"], rules[control]
+        per_seed = [
+            a - b
+            for a, b in zip(
+                ours["test_accuracy_per_seed"], theirs["test_accuracy_per_seed"], strict=True
+            )
+        ]
+        mean, std = _mean_std(per_seed)
+        gains[key] = {"control": control, "per_seed": per_seed, "mean": mean, "std": std}
+    return gains
+
+
+def gain_lines(gains: dict[str, Any]) -> str:
+    """The physics gains as Markdown lines under the table."""
+    lines = []
+    for gain in gains.values():
+        seeds = " / ".join(f"{100 * g:+.1f}" for g in gain["per_seed"])
+        lines.append(
+            f"Physics gain, phyll − {gain['control']}: {100 * gain['mean']:+.1f} ± "
+            f"{100 * gain['std']:.1f} points (per seed: {seeds})."
+        )
+    return "\n".join(lines) + ("\n" if lines else "")
 
 
 def _pm(mean: float | None, std: float | None, fmt: str) -> str:
@@ -257,6 +293,7 @@ def compare(
     histories = {e: [r["history"] for r in runs] for e, runs in results.items()}
     goal = common_target(histories) if target is None else target
     rules = {e: aggregate(runs, goal) for e, runs in results.items()}
+    gains = physics_gain(rules)
     summary = {
         "dataset": base.dataset,
         "system": base.system,
@@ -264,11 +301,13 @@ def compare(
         "target_accuracy": goal,
         "config": base.to_dict(),
         "rules": rules,
+        "physics_gain": gains,
         "runs": {e: [r["dir"] for r in runs] for e, runs in results.items()},
     }
     RunFolder(folder).write_json(folder / "summary.json", summary)
     table = markdown_table(rules, len(seeds))
-    (folder / "table.md").write_text(table)
+    gain_text = gain_lines(gains)
+    (folder / "table.md").write_text(table + ("\n" + gain_text if gain_text else ""))
     plot_comparison(histories, folder)
     return summary
 
@@ -303,8 +342,10 @@ def register(sub: Any) -> None:
         action=ListAction,
         default=list(DEFAULT_RULES),
         metavar="RULE",
-        help="rules to compare, comma-separated; also phyll-nophysics (honesty ablation) "
-        f"(default: {','.join(DEFAULT_RULES)})",
+        help="rules to compare, comma-separated; also the variants phyll-nophysics (honesty "
+        "ablation), phyll-readout, and the controls random-features (a digital random map "
+        "|xR|² in place of every system), linear (logistic regression on the inputs), mlp "
+        f"(a digital MLP of the same widths) (default: {','.join(DEFAULT_RULES)})",
     )
     add_seeds_arguments(p, default=3)
     p.add_argument(

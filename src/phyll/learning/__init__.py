@@ -10,6 +10,7 @@ from __future__ import annotations
 from phyll.learning.backprop import IdealBackprop, TransferBackprop
 from phyll.learning.base import LearningRule, ModelSpec, RuleParams, model_for
 from phyll.learning.ff import ForwardForward
+from phyll.learning.linear import LinearClassifier
 from phyll.learning.pat import PhysicsAwareTraining
 from phyll.learning.phyll import PhyLL
 from phyll.learning.phyll_unsup import PhyLLUnsupervised
@@ -21,6 +22,7 @@ RULES: dict[str, type[LearningRule]] = {
     "pat": PhysicsAwareTraining,
     "backprop-ideal": IdealBackprop,
     "backprop-transfer": TransferBackprop,
+    "linear": LinearClassifier,  # a digital control: logistic regression on the raw inputs
 }
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "ForwardForward",
     "IdealBackprop",
     "LearningRule",
+    "LinearClassifier",
     "ModelSpec",
     "PhyLL",
     "PhyLLUnsupervised",

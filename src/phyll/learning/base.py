@@ -30,6 +30,8 @@ from phyll.params import as_plain, build_params, check, finite_positive, param
 OptimizerName = Literal["adam", "adamw", "sgd"]
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 HeadInput = Literal["last", "all"]
+#: what a head reads: the last block's output, all of them, or the raw data (the linear control)
+HeadSource = Literal["last", "all", "data"]
 
 
 @dataclass(frozen=True)
@@ -64,12 +66,13 @@ class ModelSpec:
             False for label-free rules (unsupervised PhyLL).
         head: ``None``, or ``"classifier"`` (trained end to end through the blocks) or
             ``"readout"`` (trained on detached block outputs).
-        head_input: the head reads the ``"last"`` block's output or ``"all"`` of them.
+        head_input: the head reads the ``"last"`` block's output, ``"all"`` of them, or the
+            raw ``"data"``.
     """
 
     label_channels: bool
     head: Literal["classifier", "readout"] | None = None
-    head_input: HeadInput = "all"
+    head_input: HeadSource = "all"
 
 
 class LearningRule(ABC):
@@ -174,8 +177,10 @@ class evaluating:
         self.module.train(self.was_training)
 
 
-def head_features(network: PhysicalNetwork, head_input: HeadInput) -> int:
-    """Width of what a head reads: the last block's output or all of them."""
+def head_features(network: PhysicalNetwork, head_input: HeadSource) -> int:
+    """Width of what a head reads: the last block's output, all of them, or the data."""
+    if head_input == "data":
+        return network.n_features
     if head_input == "last":
         return network.blocks[-1].out_features
     return sum(b.out_features for b in network.blocks)

@@ -17,11 +17,13 @@ from phyll.systems.base import (
 from phyll.systems.function import CallableSystem
 from phyll.systems.microwave import MicrowaveCavity
 from phyll.systems.optical import OpticalSystem
+from phyll.systems.random_features import RandomFeatures
 
 SYSTEMS: dict[str, type[PhysicalSystem]] = {
     "acoustic": AcousticCavity,
     "microwave": MicrowaveCavity,
     "optical": OpticalSystem,
+    "random-features": RandomFeatures,  # a digital control: |R a|² (its work is digital)
 }
 
 __all__ = [
@@ -34,4 +36,5 @@ __all__ = [
     "OpticalSystem",
     "PhysicalSystem",
     "PhysicalSystemError",
+    "RandomFeatures",
 ]

@@ -1,0 +1,45 @@
+r"""A digital control: a fixed random quadratic map of the same size as a physical system.
+
+``RandomFeatures`` computes :math:`z = |R a|^2 / n` for a fixed complex Gaussian matrix
+:math:`R` (``n_outputs × n_inputs``, seeded), in [0, ·) like a square-law detector. It stands
+in for a physical system to test whether the physics does more than any random nonlinear
+feature map of its size would (``phyll compare``'s ``random-features`` control). It queries no
+hardware: every call is digital work (:attr:`digital_model` is True), so its FLOPs are counted
+as the learner's and it makes no physical query, no device time and no physical energy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from phyll.systems.base import PhysicalSystem
+
+
+class RandomFeatures(PhysicalSystem):
+    """:math:`|R a|^2 / n_{in}` with a fixed seeded complex Gaussian ``R`` (digital work)."""
+
+    differentiable = True
+    digital_model = True
+
+    def __init__(
+        self, n_inputs: int, n_outputs: int, *, seed: int = 0, device: str | torch.device = "cpu"
+    ) -> None:
+        super().__init__(n_inputs, n_outputs, drive_range=(0.0, 1.0), device=device)
+        self.seed = seed
+        generator = torch.Generator().manual_seed(seed)
+        weights = torch.randn(n_inputs, n_outputs, 2, generator=generator)
+        self._map = torch.view_as_complex(weights).to(self.device)
+
+    def _measure(self, drive: Tensor) -> Tensor:
+        field = drive.to(torch.complex64) @ self._map
+        return (field.real**2 + field.imag**2) / self.n_inputs
+
+    def nominal(self) -> RandomFeatures:
+        """The map is its own design model."""
+        return self
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "seed": self.seed, "map": "|R a|^2 / n_inputs"}
