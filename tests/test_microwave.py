@@ -128,3 +128,19 @@ def test_nominal_is_the_design_and_offers_an_autograd_path():
     x = torch.rand(3, 12, requires_grad=True)
     design(x).sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_large_metasurfaces_are_solved_in_memory_bounded_chunks():
+    # above 128 elements the CPU solve runs on one thread (multi-threaded batched LU fails)
+    from phyll.systems.microwave import calibration_drives
+
+    assert calibration_drives(64) == 512 and calibration_drives(794) == 32
+    drive = torch.rand(5, 150, generator=torch.Generator().manual_seed(0))
+    system = MicrowaveCavity(150, 12, noise_std=0.0, adc_bits=None)
+    assert system._chunk_rows >= 5
+    whole = system(drive)
+    system._chunk_rows = 2  # what max_chunk_elements=2 * 4 * 150**2 sets
+    out = system(drive)
+    assert out.shape == (5, 12) and torch.isfinite(out).all()
+    assert torch.allclose(whole, out, rtol=1e-4, atol=1e-6)
+    assert MicrowaveCavity(8, 4, max_chunk_elements=2 * 4 * 8**2)._chunk_rows == 2

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from phyll.systems import OpticalSystem
-from phyll.systems.optical import angular_spectrum
+from phyll.systems.optical import angular_spectrum, auto_grid
 
 
 def ideal(**kw) -> OpticalSystem:
@@ -58,8 +58,9 @@ def test_camera_detects_square_law_intensity():
     assert torch.allclose(system(2 * drive), 4 * system(drive), rtol=1e-4, atol=1e-7)
 
 
-def test_shot_noise_variance_equals_mean_over_full_well():
-    system = ideal(shot_noise=True, full_well_e=2000.0)
+@pytest.mark.parametrize("model", ["gaussian", "poisson"])
+def test_shot_noise_variance_equals_mean_over_full_well(model):
+    system = ideal(shot_noise=True, shot_noise_model=model, full_well_e=2000.0)
     drive = torch.full((4000, 10), 0.3)
     clean = ideal(full_well_e=2000.0)(drive[:1])[0]
     out = system(drive)
@@ -119,3 +120,46 @@ def test_nominal_is_the_design_and_offers_an_autograd_path():
 def test_too_many_channels_for_the_grid_is_refused():
     with pytest.raises(ValueError, match="grid 4 has 16 modes"):
         OpticalSystem(20, 8, grid=4)
+
+
+def test_the_grid_is_sized_to_the_channels_by_default():
+    assert auto_grid(128) == (8, 16) and auto_grid(2048) == (32, 64)
+    assert auto_grid(794) == (25, 32) and auto_grid(1) == (1, 1) and auto_grid(3) == (2, 2)
+    for n in range(1, 3000, 37):
+        rows, cols = auto_grid(n)
+        assert rows * cols >= n and rows <= cols <= 2 * rows
+    big = OpticalSystem(794, 2048)  # the mnist5k block that a fixed 24 × 24 grid refused
+    assert big.grid == (32, 64) and big(torch.rand(3, 794)).shape == (3, 2048)
+    assert OpticalSystem(794, 128).grid == (25, 32)
+    assert OpticalSystem(10, 20, grid=12).grid == (12, 12)
+    assert OpticalSystem(10, 20, grid=(4, 6)).grid == (4, 6)
+
+
+@pytest.mark.parametrize("encoding", ["phase", "amplitude"])
+@pytest.mark.parametrize("nonlinearity", ["saturable", "shg", "none"])
+@pytest.mark.parametrize("grid", [None, 12])
+def test_folded_fast_path_matches_the_step_by_step_physics(encoding, nonlinearity, grid):
+    system = OpticalSystem(
+        10, 20, grid=grid, encoding=encoding, nonlinearity=nonlinearity, fabrication_std=0.3
+    )
+    drive = torch.rand(16, 10)
+    field = system.propagate(system.nonlinear(system.medium_field(drive))).flatten(1)
+    if system.n_outputs < system.n_modes:
+        field = field[:, system._readout]
+    reference = field.abs() ** 2
+    fast = system.intensity(drive)
+    assert torch.allclose(fast, reference, rtol=1e-4, atol=1e-6 * float(reference.max()))
+    system.perturb(0.4)  # the folded matrices follow the medium
+    field = system.propagate(system.nonlinear(system.medium_field(drive))).flatten(1)
+    if system.n_outputs < system.n_modes:
+        field = field[:, system._readout]
+    assert torch.allclose(system.intensity(drive), field.abs() ** 2, rtol=1e-4, atol=1e-9)
+
+
+def test_chunked_batches_give_the_same_measurements():
+    drive = torch.rand(50, 10)
+    ideal_camera = {"shot_noise": False, "read_noise_e": 0.0, "bit_depth": None, "seed": 3}
+    whole = OpticalSystem(10, 20, **ideal_camera)
+    chunked = OpticalSystem(10, 20, max_chunk_elements=100, **ideal_camera)
+    assert chunked._chunk_rows < 50
+    assert torch.allclose(whole(drive), chunked(drive), rtol=1e-5, atol=1e-7)

@@ -213,7 +213,11 @@ class AcousticCavity(PhysicalSystem):
         h = (self._path_amplitudes * torch.exp(-1j * k * self._path_lengths)).sum(-1)  # [K,M,N]
         h = h * torch.exp(1j * self._tone_phases.T)[:, None, :]  # multitone starting phases
         transfer = h[self._bin_freq, self._bin_mic, :]  # [n_outputs, N]
-        return transfer.to(torch.complex64).to(self.device)
+        transfer = transfer.to(torch.complex64).to(self.device)
+        # real [N, 2 n_outputs] with interleaved (re, im) columns: a real drive amplitude times
+        # it gives the complex pressures at half the arithmetic of a complex product
+        self._transfer_real = torch.view_as_real(transfer.T).reshape(self.n_inputs, -1)
+        return transfer
 
     def _speaker_field(self, drive: Tensor) -> Tensor:
         """Complex source strength of each speaker for a drive in [0, 1]."""
@@ -226,8 +230,15 @@ class AcousticCavity(PhysicalSystem):
         return amplitude.to(torch.complex64)
 
     def _power(self, drive: Tensor) -> Tensor:
-        pressure = self._speaker_field(drive) @ self._transfer.T
-        return pressure.real**2 + pressure.imag**2
+        if self.encoding == "phase":
+            pressure = torch.view_as_real(self._speaker_field(drive) @ self._transfer.T)
+        else:  # real amplitudes: one real product, interleaved (re, im) output
+            amplitude = drive
+            if self.speaker_saturation is not None:
+                s = self.speaker_saturation
+                amplitude = s * torch.tanh(drive / s)
+            pressure = (amplitude @ self._transfer_real).view(drive.shape[0], -1, 2)
+        return pressure.square().sum(-1)
 
     def _measure(self, drive: Tensor) -> Tensor:
         return detect(

@@ -24,6 +24,13 @@ from phyll.params import as_plain, build_params
 OutOfRange = Literal["clip", "raise"]
 
 
+def _all_finite(x: Tensor) -> bool:
+    """No NaN/inf in ``x``: one sum first (any NaN/inf makes it non-finite), exact check after."""
+    if bool(torch.isfinite(x.sum())):
+        return True
+    return bool(torch.isfinite(x).all())  # the sum may only have overflowed
+
+
 class PhysicalSystemError(UserError, RuntimeError):
     """A physical system could not produce a valid measurement."""
 
@@ -238,7 +245,7 @@ class PhysicalSystem(ABC):
             raise DriveError("drive batch is empty")
         if not drive.is_floating_point():
             drive = drive.float()
-        if not torch.isfinite(drive).all():
+        if not _all_finite(drive):
             raise DriveError(f"drive to {type(self).__name__} contains NaN or inf")
         low, high = self.drive_range
         tol = self.range_tolerance * (high - low)
@@ -261,9 +268,8 @@ class PhysicalSystem(ABC):
             )
         if out.is_complex():
             raise PhysicalSystemError(f"{type(self).__name__} returned complex measurements")
-        bad = ~torch.isfinite(out)
-        if bad.any():
-            rows = int(bad.any(dim=1).sum())
+        if not _all_finite(out):
+            rows = int((~torch.isfinite(out)).any(dim=1).sum())
             raise NonFiniteMeasurementError(
                 f"{type(self).__name__} returned NaN/inf in {rows} of {batch} samples"
             )

@@ -18,11 +18,18 @@ from torch import Tensor
 HEADROOM = 4.0
 
 
-def quantize_straight_through(x: Tensor, bits: int) -> Tensor:
-    """Round to ``2**bits`` levels in [0, 1]; the gradient passes straight through."""
+def quantize_straight_through(x: Tensor, bits: int, *, inplace: bool = False) -> Tensor:
+    """Round to ``2**bits`` levels in [0, 1]; the gradient passes straight through.
+
+    Without an autograd path (``x`` needs no gradient or grad mode is off) the rounded value is
+    returned directly, computed in ``x``'s own buffer if ``inplace``.
+    """
     levels = 2**bits - 1
-    q = torch.round(x.clamp(0.0, 1.0) * levels) / levels
-    return x + (q - x).detach()
+    if torch.is_grad_enabled() and x.requires_grad:
+        q = torch.round(x.clamp(0.0, 1.0) * levels) / levels
+        return x + (q - x).detach()
+    q = x if inplace else x.clone()
+    return q.clamp_(0.0, 1.0).mul_(levels).round_().div_(levels)
 
 
 def calibrate_full_scale(
@@ -42,12 +49,16 @@ def calibrate_full_scale(
 def detect(
     signal: Tensor, noise_std: float, adc_bits: int | None, generator: torch.Generator
 ) -> Tensor:
-    """Add detector noise (std in full-scale units) to a full-scale signal, then digitize it."""
+    """Add detector noise (std in full-scale units) to a full-scale signal, then digitize it.
+
+    Without an autograd path the work is done in ``signal``'s buffer (pass a temporary).
+    """
+    inplace = not (torch.is_grad_enabled() and signal.requires_grad)
     if noise_std > 0:
         noise = torch.randn(
             signal.shape, generator=generator, device=signal.device, dtype=signal.dtype
         )
-        signal = signal + noise_std * noise
+        signal = signal.add_(noise, alpha=noise_std) if inplace else signal + noise_std * noise
     if adc_bits is not None:
-        return quantize_straight_through(signal, adc_bits)
+        return quantize_straight_through(signal, adc_bits, inplace=inplace)
     return signal

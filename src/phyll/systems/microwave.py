@@ -40,15 +40,21 @@ Only the metasurface block of :math:`W` depends on the drive, so the static part
 scatterers, antennas: ``A``) is inverted once per frequency and each sample solves the Schur
 complement :math:`S = D(a) + C_{mm} - B^T A^{-1} B` of size ``n_inputs`` (block inversion,
 exact): :math:`H = (A^{-1})_{pp} + U S^{-1} U^T` with :math:`U = (A^{-1}B)_{p\,\cdot}`, batched as
-``torch.linalg.solve`` over ``[B, n_freqs, n_inputs, n_inputs]``.
+``torch.linalg.solve`` over ``[B, n_freqs, n_inputs, n_inputs]``: ``n_freqs · n_inputs³``
+operations per sample, so large metasurfaces are slow (794 elements: about a quarter of a
+second per sample on 2 CPU cores). Batches are solved in chunks of at most
+``max_chunk_elements`` matrix entries (memory bound: ``B · n_freqs · n_inputs²`` complex
+values would not fit otherwise). On the CPU, systems above 128 elements are solved with one
+thread: with torch 2.13 and MKL 2024.2 the multi-threaded batched LU of such matrices fails
+("Pivots given to lu_solve must all be greater or equal to 1") or hangs.
 
 The measurement is the received power :math:`|H_{rt}(f_k)|^2` for antenna pairs
 :math:`r < t` (``n_pairs = ceil(n_outputs / n_freqs)``; the fewest antennas giving that many
 pairs) at ``n_freqs`` frequencies spread over ``band_hz``: output bin *j* ↔ (pair ``j //
 n_freqs``, frequency ``j % n_freqs``). Gain staging, detector noise and ADC are as in the
 acoustic cavity: full scale = 4× each bin's mean power over random configurations (set once
-at construction), Gaussian noise of ``noise_std`` full scale, ``adc_bits`` quantization;
-outputs in [0, 1].
+at construction; 512 configurations, fewer above 128 elements, at least 32), Gaussian noise
+of ``noise_std`` full scale, ``adc_bits`` quantization; outputs in [0, 1].
 
 Fabrication error: each element's resonance frequencies are off by a relative Gaussian error
 ``fabrication_std`` (tolerances of the diodes and the PCB); :meth:`MicrowaveCavity.nominal` is
@@ -78,6 +84,7 @@ control             "continuous" (varactor) or "1-bit" (PIN diode)              
 fabrication_std     relative error of each element's resonance frequencies        0.005
 noise_std           detector noise std, fraction of full scale                    1e-3
 adc_bits            converter resolution (bits), None = ideal                     12
+max_chunk_elements  largest batch × n_freqs × n_inputs² solved at once (memory)    2**23
 transmit_power_w    power fed to the transmitting antenna (W)                     0.01
 dwell_s             measurement time per frequency point (s)                      1e-4
 seed                geometry, fabrication and noise stream                        0
@@ -89,7 +96,9 @@ dwelling 100 µs per frequency point (a vector network analyser sweep), once per
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -98,6 +107,7 @@ import torch
 from scipy.special import hankel1
 from torch import Tensor
 
+from phyll.errors import ConfigError
 from phyll.params import as_plain, check, param
 from phyll.systems.base import OutOfRange, PhysicalSystem
 from phyll.systems.detection import calibrate_full_scale, detect, quantize_straight_through
@@ -134,7 +144,31 @@ def _random_inside(
         if len(taken) == 0 or np.min(np.linalg.norm(taken - p, axis=1)) >= gap:
             points.append(p)
             taken = np.vstack([taken, p]) if len(taken) else p[None]
-    raise ValueError("cannot place the antennas and scatterers: enlarge cavity_m")
+    raise ConfigError("cannot place the antennas and scatterers: enlarge cavity_m")
+
+
+#: above this many elements, the CPU batched solve runs on one thread (module docstring)
+SINGLE_THREAD_SOLVE_ABOVE = 128
+
+
+@contextlib.contextmanager
+def _one_thread(active: bool) -> Iterator[None]:
+    """Run torch's CPU kernels on one thread inside the block (if ``active``)."""
+    if not active:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def calibration_drives(n_inputs: int) -> int:
+    """Random configurations for the gain staging: 512, scaled down by the solve's n³ cost."""
+    scale = (SINGLE_THREAD_SOLVE_ABOVE / n_inputs) ** 3
+    return 512 if n_inputs <= SINGLE_THREAD_SOLVE_ABOVE else max(32, int(512 * scale))
 
 
 def pairs_needed(n_pairs: int) -> int:
@@ -163,6 +197,7 @@ class MicrowaveParams:
     fabrication_std: float = param(0.005, "relative error of each element's resonances")
     noise_std: float = param(1e-3, "detector noise std", "fraction of full scale")
     adc_bits: int | None = param(12, "converter resolution (None: ideal)", "bits")
+    max_chunk_elements: int = param(2**23, "largest batch × freqs × n² solved at once (memory)")
     transmit_power_w: float = param(0.01, "power fed to the transmitting antenna", "W")
     dwell_s: float = param(1e-4, "measurement time per frequency point", "s")
     out_of_range: OutOfRange = param("clip", "drive outside [0, 1]: clip or raise")
@@ -178,6 +213,7 @@ class MicrowaveParams:
             "need 0 <= moving_scatterers <= n_scatterers and n_freqs >= 1",
         )
         check(self.dwell_s > 0 and self.transmit_power_w >= 0, "dwell_s > 0, power >= 0")
+        check(self.max_chunk_elements >= 1, "max_chunk_elements must be >= 1")
 
 
 class MicrowaveCavity(PhysicalSystem):
@@ -223,6 +259,7 @@ class MicrowaveCavity(PhysicalSystem):
         n_scatterers, wall_loss, antenna_loss = p.n_scatterers, p.wall_loss, p.antenna_loss
         self.n_freqs, self.n_antennas, self.control = n_freqs, n_antennas, control
         self.noise_std, self.adc_bits = p.noise_std, p.adc_bits
+        self._chunk_rows = max(1, p.max_chunk_elements // (n_freqs * n_inputs * n_inputs))
         self.freqs_hz = np.linspace(band_hz[0], band_hz[1], n_freqs)
         f_c = 0.5 * (band_hz[0] + band_hz[1])
         wavelength = SPEED_OF_LIGHT / f_c
@@ -286,9 +323,14 @@ class MicrowaveCavity(PhysicalSystem):
 
         self._noise = torch.Generator(device=self.device).manual_seed(seed + 1)
         self._build_static()
-        self.calibration_queries = 512  # the gain-staging drives below
+        self.calibration_queries = calibration_drives(n_inputs)  # the gain-staging drives below
         self._full_scale = calibrate_full_scale(
-            self._power, n_inputs, 512, torch.Generator().manual_seed(seed + 2), self.device, 1e-30
+            self._power,
+            n_inputs,
+            self.calibration_queries,
+            torch.Generator().manual_seed(seed + 2),
+            self.device,
+            1e-30,
         )
 
     # ------------------------------------------------------------------ geometry
@@ -338,7 +380,9 @@ class MicrowaveCavity(PhysicalSystem):
         """Antenna-to-antenna transmission ``H [B, n_freqs, A, A]`` (complex, symmetric)."""
         inv_alpha = self.element_inverse_polarizability(drive).to(torch.complex64)
         s = self._schur + torch.diag_embed(inv_alpha)  # [B, K, M, M]
-        x = torch.linalg.solve(s, self._u.transpose(1, 2).expand(s.shape[0], -1, -1, -1))
+        one_thread = s.device.type == "cpu" and self.n_inputs > SINGLE_THREAD_SOLVE_ABOVE
+        with _one_thread(one_thread):
+            x = torch.linalg.solve(s, self._u.transpose(1, 2).expand(s.shape[0], -1, -1, -1))
         return self._p0 + self._u @ x
 
     def interaction_matrix(self, drive: Tensor) -> np.ndarray:
@@ -363,8 +407,13 @@ class MicrowaveCavity(PhysicalSystem):
         return np.concatenate([self._static_loss, np.full(self.n_inputs, self.element_loss)])
 
     def _power(self, drive: Tensor) -> Tensor:
-        h = self.port_matrix(drive)[:, self._bin_freq, self._bin_rx, self._bin_tx]
-        return h.real**2 + h.imag**2
+        """Received power per bin; the batch is solved in memory-bounded chunks."""
+        chunks = drive.split(self._chunk_rows)
+        powers = []
+        for chunk in chunks:
+            h = self.port_matrix(chunk)[:, self._bin_freq, self._bin_rx, self._bin_tx]
+            powers.append(h.real**2 + h.imag**2)
+        return powers[0] if len(powers) == 1 else torch.cat(powers)
 
     def _measure(self, drive: Tensor) -> Tensor:
         return detect(
