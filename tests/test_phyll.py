@@ -133,3 +133,14 @@ def test_training_queries_equal_samples_driven():
     assert np.isclose(
         summary["wall_time_s"], summary["simulation_time_s"] + summary["digital_time_s"]
     )
+
+
+@pytest.mark.parametrize("prediction", ["goodness", "readout"])
+def test_predict_restores_the_mode_it_found(prediction):
+    net = net_for(lambda i, n: numpy_square_law(n, 10, seed=i))
+    rule = make_rule("phyll", net, prediction=prediction)
+    for training in (True, False):
+        rule.model.train(training)
+        rule.predict(torch.rand(4, 3))
+        assert rule.model.training is training
+        assert all(m.training is training for m in rule.model.modules())
