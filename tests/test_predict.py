@@ -83,11 +83,12 @@ def test_python_built_systems_need_their_factory_again(tmp_path):
     x, y = rng.random((60, 3)), np.arange(60) % 2
     factory = lambda block, n_in, n_out: numpy_square_law(n_in, n_out, seed=block)  # noqa: E731
     config = phyll.TrainConfig(**SMALL)
-    phyll.train(config, tmp_path / "run", dataset=from_arrays(x, y), system_factory=factory)
+    data = from_arrays(x, y, class_names=np.array(["low", "high"]))  # numpy strings load too
+    phyll.train(config, tmp_path / "run", dataset=data, system_factory=factory, progress=False)
     with pytest.raises(RunFolderError, match=r"system_factory=\.\.\."):
         phyll.load_run(tmp_path / "run")
     run = phyll.load_run(tmp_path / "run", system_factory=factory)
-    assert set(run.predict(x)) <= {"0", "1"}
+    assert set(run.predict(x)) <= {"low", "high"}
 
 
 def test_cli_predict_prints_names_and_writes_scores(iris_run, tmp_path, capsys):
