@@ -44,7 +44,7 @@ from phyll.learning.base import LearningRule, evaluating
 from phyll.learning.local import LocalContrastiveRule
 from phyll.learning.pat import PhysicsAwareTraining
 from phyll.learning.phyll_unsup import PhyLLUnsupervised
-from phyll.network import Model
+from phyll.network import Model, PhysicalNetwork
 
 #: rows driven through the physics per call (goodness prediction drives n_classes × this)
 BATCH = 512
@@ -90,6 +90,8 @@ class LoadedRun:
         dataset: the recorded description of the training data (``class_names``,
             ``feature_names``, ``scaling``, sizes, source).
         summary: the run's summary (test accuracy, costs).
+        layout: a row-free :class:`~phyll.data.Dataset` with the training data's names and
+            scaling (:func:`layout_of`); its ``transform`` scales raw rows.
     """
 
     path: Path
@@ -98,10 +100,10 @@ class LoadedRun:
     rule: LearningRule
     dataset: dict[str, Any]
     summary: dict[str, Any]
-    layout: Dataset  # the training data's shape, names and scaling, without its rows
+    layout: Dataset
 
     @property
-    def network(self) -> torch.nn.Module:
+    def network(self) -> PhysicalNetwork:
         return self.model.network
 
     @property
