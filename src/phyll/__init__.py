@@ -13,6 +13,7 @@ from phyll.data import load_dataset
 from phyll.engine import Callback, Engine, EvalPlan, Splits
 from phyll.experiments.build import build_experiment
 from phyll.experiments.config import TrainConfig
+from phyll.experiments.predict import LoadedRun, load_run
 from phyll.experiments.train import resume, train
 from phyll.network import Model, PhysicalBlock, PhysicalNetwork, build_network
 from phyll.registry import make_rule, make_system
@@ -29,6 +30,7 @@ __all__ = [
     "Costs",
     "Engine",
     "EvalPlan",
+    "LoadedRun",
     "Meter",
     "Model",
     "PhysicalBlock",
@@ -39,6 +41,7 @@ __all__ = [
     "build_experiment",
     "build_network",
     "load_dataset",
+    "load_run",
     "make_rule",
     "make_system",
     "resume",

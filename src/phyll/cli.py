@@ -1,4 +1,5 @@
-"""The ``phyll`` command line: ``phyll train``, ``phyll list`` and the experiment commands.
+"""The ``phyll`` command line: ``phyll train``, ``phyll list``, ``predict``/``evaluate`` and the
+experiment commands.
 
 Each command is a ``register(subparsers)`` function: the two core ones live here, experiment
 commands in their own modules (listed in :data:`COMMANDS`). Errors the user can fix
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from phyll.errors import UserError
-from phyll.experiments import compare, depth, robustness
+from phyll.experiments import compare, depth, predict, robustness
 from phyll.experiments.arguments import (
     add_experiment_arguments,
     add_run_arguments,
@@ -119,6 +120,7 @@ def register_list(sub: Subparsers) -> None:
 COMMANDS: list[Callable[[Subparsers], None]] = [
     register_train,
     register_list,
+    predict.register,
     compare.register,
     robustness.register,
     depth.register,

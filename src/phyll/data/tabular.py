@@ -456,7 +456,9 @@ def _check_arrays(
     n, n_features = xa.shape
     if n == 0 or n_features == 0:
         raise DatasetError(f"{origin}: x has shape {list(xa.shape)}: no rows or no features")
+    # plain str: names end up in run files read with weights_only (numpy.str_ would not load)
     names = [f"f{j}" for j in range(n_features)] if feature_names is None else list(feature_names)
+    names = [str(n) for n in names]
     if len(names) != n_features:
         raise DatasetError(f"{origin}: {len(names)} feature names for {n_features} features")
     for key, arr in (("y", y), ("split", split), ("group", group)):
@@ -469,6 +471,7 @@ def _check_arrays(
         i, j = (int(v) for v in bad[0])
         raise _cell_error(origin, i, names[j], f"{xf[i, j]} is not a finite number")
     codes, classes = _array_labels(np.asarray(y), class_names, origin)
+    classes = [str(c) for c in classes]
     is_test = None
     if split is not None:
         values = [str(v).strip().lower() for v in _as_text(np.asarray(split)).tolist()]

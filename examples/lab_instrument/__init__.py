@@ -1,0 +1,1 @@
+"""A lab-instrument driver template, served with ``phyll serve`` (see driver.py)."""

@@ -1,0 +1,319 @@
+"""A trained run put to use: load its selected weights, predict new rows, evaluate a dataset.
+
+:func:`load_run` rebuilds the model and rule of a run folder from ``config.json`` and
+``model.pt`` (the selected weights, read with ``weights_only=True``) and returns a
+:class:`LoadedRun`: ``predict(x_raw)`` gives class names, ``scores(x_raw)`` the per-class
+scores behind them. Raw feature rows go through the run's recorded feature scaling (the
+``scaling`` of ``config.json["resolved"]["dataset"]``; built-in datasets have none: their
+features are already in [0, 1]), then drive the physics: predictions cost physical queries.
+
+The data a run trained on is not reloaded: the network only needs the recorded description
+(feature and class names, scaling), so a run predicts after its CSV has moved. Systems built
+in Python (``config.system`` = ``"python:..."``) need their factory again
+(``system_factory=``, as for :func:`phyll.resume`).
+
+Commands: ``phyll predict RUN_DIR FILE.csv [--out preds.csv]`` and
+``phyll evaluate RUN_DIR --dataset SPEC``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from phyll.data import Dataset, load_dataset, read_feature_rows
+from phyll.errors import UserError
+from phyll.experiments.arguments import dataset_argument
+from phyll.experiments.build import SystemFactory, build_experiment
+from phyll.experiments.config import TrainConfig
+from phyll.experiments.run_folder import RunFolder, RunFolderError
+from phyll.experiments.train import PYTHON, data_fingerprint
+from phyll.learning.backprop import InSilicoBackprop
+from phyll.learning.base import LearningRule, evaluating
+from phyll.learning.local import LocalContrastiveRule
+from phyll.learning.pat import PhysicsAwareTraining
+from phyll.learning.phyll_unsup import PhyLLUnsupervised
+from phyll.network import Model, PhysicalNetwork
+
+#: rows driven through the physics per call (goodness prediction drives n_classes × this)
+BATCH = 512
+
+
+class PredictError(UserError, ValueError):
+    """Predictions could not be made or written (mismatched data, unwritable output)."""
+
+
+def class_scores(rule: LearningRule, x: Tensor) -> Tensor:
+    """Per-class scores ``[B, n_classes]`` of drive-range features ``x``; argmax = prediction.
+
+    Goodness prediction (PhyLL, FF): the goodness summed over blocks with each candidate label
+    embedded. Rules with a head (readout, classifier: PAT, backprop, unsupervised PhyLL): the
+    head's logits. Any other rule: one-hot of its prediction. The model's mode is restored.
+    """
+    model = rule.model
+    with evaluating(model), torch.no_grad():
+        if isinstance(rule, InSilicoBackprop):
+            return rule.logits(x, in_silico=rule.mode == "ideal")
+        if isinstance(rule, PhysicsAwareTraining):
+            return rule.head_scores(rule.features(x, False))
+        if isinstance(rule, LocalContrastiveRule):
+            if model.head is None:
+                return rule.goodness_per_label(x)
+            return model.head(rule._features(x))
+        if isinstance(rule, PhyLLUnsupervised):
+            return rule.head(rule.features(x))
+        predicted = rule.predict(x)
+    n_classes = model.head.linear.out_features if model.head else model.network.n_classes
+    return F.one_hot(predicted.long(), n_classes).float()
+
+
+@dataclass
+class LoadedRun:
+    """A run's selected weights, ready to predict (see :func:`load_run`).
+
+    Attributes:
+        path: the run folder.
+        config: the run's configuration.
+        model: the trained model (physical network and optional head).
+        rule: the learning rule, which knows how the model predicts.
+        dataset: the recorded description of the training data (``class_names``,
+            ``feature_names``, ``scaling``, sizes, source).
+        summary: the run's summary (test accuracy, costs).
+        layout: a row-free :class:`~phyll.data.Dataset` with the training data's names and
+            scaling (:func:`layout_of`); its ``transform`` scales raw rows.
+    """
+
+    path: Path
+    config: TrainConfig
+    model: Model
+    rule: LearningRule
+    dataset: dict[str, Any]
+    summary: dict[str, Any]
+    layout: Dataset
+
+    @property
+    def network(self) -> PhysicalNetwork:
+        return self.model.network
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.layout.class_names)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.layout.feature_names)
+
+    def transform(self, x_raw: np.ndarray) -> Tensor:
+        """Raw feature rows → drive-range features with the run's scaling (clipped to [0, 1])."""
+        return self.layout.transform(x_raw)
+
+    def scores(self, x_raw: np.ndarray) -> np.ndarray:
+        """Per-class scores ``[n, n_classes]`` of raw feature rows (see :func:`class_scores`)."""
+        return self.scores_of(self.transform(x_raw))
+
+    def predict(self, x_raw: np.ndarray) -> list[str]:
+        """The predicted class name of every raw feature row."""
+        return [self.class_names[i] for i in self.scores(x_raw).argmax(axis=1)]
+
+    def scores_of(self, x: Tensor) -> np.ndarray:
+        """Per-class scores of features already in the drive range, in batches."""
+        device = next(self.model.parameters()).device
+        parts = [
+            class_scores(self.rule, x[i : i + BATCH].to(device)).cpu()
+            for i in range(0, len(x), BATCH)
+        ]
+        n_classes = len(self.class_names)
+        return torch.cat(parts).numpy() if parts else np.zeros((0, n_classes), np.float32)
+
+    @property
+    def queries(self) -> int:
+        """Physical queries made by this run's systems since it was loaded."""
+        return sum(s.queries for s in self.model.systems)
+
+
+def layout_of(description: dict[str, Any]) -> Dataset:
+    """A row-free stand-in for the training data (one zero row per class) carrying its
+    recorded names and scaling: what building the network and transforming rows need."""
+    n_features, n_classes = int(description["n_features"]), int(description["n_classes"])
+    x, y = torch.zeros(n_classes, n_features), torch.arange(n_classes)
+    return Dataset(
+        name=str(description["name"]),
+        x_train=x,
+        y_train=y,
+        x_test=x,
+        y_test=y,
+        n_classes=n_classes,
+        class_names=[str(c) for c in description.get("class_names") or range(n_classes)],
+        feature_names=list(description.get("feature_names") or []),
+        scaling=description.get("scaling"),
+    )
+
+
+def load_run(
+    path: str | Path,
+    *,
+    system_factory: SystemFactory | None = None,
+    device: str | None = None,
+) -> LoadedRun:
+    """Rebuild the trained model and rule of the finished run in ``path``.
+
+    ``system_factory`` rebuilds systems made in Python (``phyll.train(..., system_factory=)``);
+    ``device`` overrides the recorded torch device (e.g. ``"cpu"`` for a run trained on CUDA).
+    The systems are built afresh from the recorded seed: the device as it is now.
+    """
+    folder = RunFolder(path)
+    if not folder.config_file.is_file():
+        raise RunFolderError(f"{folder.path} is not a phyll run folder (no config.json)")
+    if not folder.model_file.is_file():
+        raise RunFolderError(
+            f"{folder.path} holds no trained model (no model.pt): finish the run first "
+            f"(phyll train --resume {folder.path})"
+        )
+    state = folder.load(folder.model_file)
+    config = TrainConfig.from_dict(state["config"])
+    if config.system.startswith(PYTHON) and system_factory is None:
+        raise RunFolderError(
+            f"{folder.path} was trained with a system built in Python ({config.system}): load "
+            f"it from Python with phyll.load_run({str(folder.path)!r}, system_factory=...)"
+        )
+    if device is not None:
+        config = dataclasses.replace(config, device=device)
+    description = folder.read_json(folder.config_file).get("resolved", {}).get("dataset", {})
+    layout = layout_of(description)
+    exp = build_experiment(config, dataset=layout, system_factory=system_factory)
+    exp.model.load_state_dict(state["model"])
+    exp.model.eval()
+    return LoadedRun(
+        folder.path, config, exp.model, exp.rule, description, state.get("summary", {}), layout
+    )
+
+
+def aligned_test_split(run: LoadedRun, dataset: Dataset) -> tuple[Tensor, Tensor]:
+    """``dataset``'s test split in the run's terms: features rescaled with the run's scaling,
+    labels as the run's class codes (matched by name). Refuses other features or classes."""
+    if dataset.feature_names != run.feature_names:
+        raise PredictError(
+            f"{dataset.name} has features {dataset.feature_names[:5]}… but the run trained on "
+            f"{run.feature_names[:5]}… ({dataset.n_features} vs {len(run.feature_names)})"
+        )
+    unknown = sorted(set(dataset.class_names) - set(run.class_names))
+    if unknown:
+        raise PredictError(f"{dataset.name} has classes the run never learned: {unknown}")
+    x = dataset.x_test
+    if dataset.scaling != run.layout.scaling:  # back to raw values, then the run's scaling
+        raw = x.double()
+        if dataset.scaling is not None:
+            lo = torch.tensor(dataset.scaling["min"], dtype=torch.float64)
+            raw = raw * (torch.tensor(dataset.scaling["max"], dtype=torch.float64) - lo) + lo
+        x = run.transform(raw.numpy())
+    codes = torch.tensor([run.class_names.index(c) for c in dataset.class_names])
+    return x, codes[dataset.y_test]
+
+
+def evaluate(run: LoadedRun, dataset: Dataset) -> dict[str, Any]:
+    """Accuracy of the run on ``dataset``'s test split and the physical queries it took."""
+    x, y = aligned_test_split(run, dataset)
+    before = run.queries
+    predicted = torch.as_tensor(run.scores_of(x).argmax(axis=1))
+    accuracy = float((predicted == y).float().mean()) if len(y) else None
+    return {"accuracy": accuracy, "n_test": len(y), "physical_queries": run.queries - before}
+
+
+# ---------------------------------------------------------------------- commands
+def write_predictions(
+    path: Path, names: Sequence[str], scores: np.ndarray, classes: list[str]
+) -> None:
+    """``prediction,score_<class>...``, one row per input row."""
+    try:
+        with path.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["prediction", *(f"score_{c}" for c in classes)])
+            for name, row in zip(names, scores, strict=True):
+                writer.writerow([name, *(f"{v:.6g}" for v in row)])
+    except OSError as exc:
+        raise PredictError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def command_predict(args: argparse.Namespace) -> int:
+    run = load_run(args.run_dir)
+    x_raw = read_feature_rows(args.file, run.feature_names)
+    scores = run.scores(x_raw)
+    names = [run.class_names[i] for i in scores.argmax(axis=1)]
+    if args.out:
+        write_predictions(Path(args.out), names, scores, run.class_names)
+        print(f"{len(names)} predictions written to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write("".join(f"{n}\n" for n in names))
+    return 0
+
+
+def command_evaluate(args: argparse.Namespace) -> int:
+    run = load_run(args.run_dir)
+    dataset = load_dataset(
+        args.dataset,
+        seed=run.config.seed,
+        data_path=args.data_path,
+        label_column=args.label_column,
+    )
+    result = evaluate(run, dataset)
+    recorded = run.summary.get("test_accuracy")
+    own = ""
+    folder = RunFolder(run.path)
+    resolved = folder.read_json(folder.config_file).get("resolved", {})
+    if resolved.get("data_fingerprint") == data_fingerprint(dataset):
+        own = f" (the run's own test split; summary.json recorded {recorded:.3f})"
+    score = result["accuracy"]
+    accuracy = "n/a (empty test split)" if score is None else f"{score:.3f}"
+    print(
+        f"test accuracy {accuracy} on {result['n_test']} rows of {dataset.name}{own} · "
+        f"{result['physical_queries']:,} physical queries"
+    )
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="predict the class of every row of a CSV with a trained run",
+        description="Drive the physics with a trained run's selected weights and print one "
+        "predicted class name per row of FILE.csv (its columns: the run's feature names; a "
+        "label column is ignored).",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run folder (holds model.pt)")
+    p.add_argument("file", metavar="FILE.csv", help="rows to classify, with a header row")
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="PREDS.csv",
+        help="write prediction,score_<class>... to this file instead of printing names",
+    )
+    p.set_defaults(func=command_predict)
+    p = sub.add_parser(
+        "evaluate",
+        help="test a trained run on a dataset's test split",
+        description="Accuracy of a run's selected weights on the test split of --dataset "
+        "(features rescaled with the run's scaling, classes matched by name).",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run folder (holds model.pt)")
+    p.add_argument(
+        "--dataset", required=True, type=dataset_argument, metavar="SPEC", help="e.g. csv:PATH"
+    )
+    p.add_argument("--data-path", default=None, help="file or folder of a dataset read from disk")
+    p.add_argument(
+        "--label-column", default="label", metavar="NAME", help="label column of a csv:PATH"
+    )
+    p.set_defaults(func=command_evaluate)
+
+
+__all__ = ["LoadedRun", "PredictError", "class_scores", "evaluate", "load_run"]
