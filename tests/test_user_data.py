@@ -5,6 +5,7 @@ kind of bad data."""
 from __future__ import annotations
 
 import csv
+import json
 import tracemalloc
 from pathlib import Path
 
@@ -419,3 +420,47 @@ def test_loading_creates_nothing_on_disk(tmp_path, monkeypatch):
     with pytest.raises(DatasetError):
         load_dataset(f"csv:{tmp_path / 'missing.csv'}")
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def _wine_csv(path):
+    from sklearn.datasets import load_wine
+
+    bunch = load_wine()
+    names = [f"cultivar_{t}" for t in bunch.target]
+    with open(path, "w") as f:
+        f.write(",".join([*bunch.feature_names, "label"]) + "\n")
+        for row, name in zip(bunch.data, names, strict=True):
+            f.write(",".join(f"{v:g}" for v in row) + f",{name}\n")
+
+
+def test_cli_records_the_data_file_and_resume_refuses_it_changed(tmp_path, capsys):
+    from phyll.cli import main
+
+    data = tmp_path / "wine.csv"
+    _wine_csv(data)
+    out = tmp_path / "run"
+    argv = ["train", "--dataset", f"csv:{data}", "--epochs", "1", "--width", "8",
+            "--measurements", "16", "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    config = json.loads((out / "config.json").read_text())
+    provenance = config["resolved"]["dataset"]["provenance"]["files"]
+    assert list(provenance) == [str(data.resolve())]
+    assert config["resolved"]["dataset"]["class_names"][0] == "cultivar_0"
+    with open(data, "a") as f:
+        f.write(",".join(["1"] * 13) + ",cultivar_1\n")
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "changed" in err and str(data.resolve()) in err
+
+
+def test_bad_data_from_the_cli_is_one_line_and_creates_no_folder(tmp_path, capsys):
+    from phyll.cli import main
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b,label\n1,2,x\n3,oops,y\n")
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", f"csv:{bad}", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "row 3" in err and "'b'" in err and "Traceback" not in err
+    assert not out.exists()

@@ -18,6 +18,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from phyll.data import dataset_catalogue
 from phyll.errors import UserError
 from phyll.experiments import compare, depth, predict, robustness
 from phyll.experiments.arguments import (
@@ -28,7 +29,7 @@ from phyll.experiments.arguments import (
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.train import resume, train
 from phyll.params import describe_params
-from phyll.registry import DATASETS, RULES, SYSTEMS
+from phyll.registry import RULES, SYSTEMS
 from phyll.remote import command as remote_command
 from phyll.systems.faults import FAULTS
 
@@ -61,7 +62,13 @@ def _default_out(config: TrainConfig) -> Path:
 
 
 def command_list(args: argparse.Namespace) -> int:
-    print("datasets:", ", ".join(sorted(DATASETS)))
+    print("datasets (train / test rows, features, classes, what they need):")
+    for row in dataset_catalogue():
+        sizes = "—" if row["n_train"] is None else (
+            f"{row['n_train']:,} / {row['n_test']:,} rows, {row['n_features']} features, "
+            f"{row['n_classes']} classes"
+        )  # fmt: skip
+        print(f"  {row['name']:<14} {sizes:<46} {row['needs']:<9} {row['about']}")
     print("systems: ", ", ".join(sorted(SYSTEMS)))
     print("rules:   ", ", ".join(sorted(RULES)))
     print("faults:  ", ", ".join(sorted(FAULTS)))
