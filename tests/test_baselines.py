@@ -109,10 +109,10 @@ def test_digital_model_calls_are_digital_flops_not_physical_queries():
     meter = Meter()
     with meter.measure():
         model(drive).sum().backward()
-    # forward: complex matmul [4,5]@[5,6]; backward: gradient w.r.t. the drive, [4,6]@[6,5];
-    # a complex multiply-accumulate is 8 real FLOPs (4× a real one)
+    # forward: real amplitudes onto 6 complex pressures, one real product onto interleaved
+    # (re, im), [4,5]@[5,12]; backward: gradient w.r.t. the drive, [4,12]@[12,5]
     assert meter.costs.physical_queries == 0 and meter.costs.simulation_time_s == 0
-    assert matmul_flops(meter) == 4 * 2 * linear_flops(4, 5, 6)
+    assert matmul_flops(meter) == 2 * linear_flops(4, 5, 2 * 6)
     assert drive.grad is not None and system.queries == 0
 
 
@@ -125,7 +125,7 @@ def test_backprop_flops_and_queries_match_a_hand_count():
     with meter.measure():
         rule.train_step(x, y)
     n1, n2 = (M + F_IN + C, W), (M + W, W)
-    complex_mac = 4  # the simulators' transfer matrices are complex: 4× a real MAC
+    complex_mac = 2  # real amplitudes onto complex pressures: one real product onto (re, im)
     forward = (
         complex_mac * linear_flops(b, F_IN + C, M) + linear_flops(b, *n1)  # simulator 1, W₁
         + complex_mac * linear_flops(b, W, M) + linear_flops(b, *n2)  # simulator 2, W₂
