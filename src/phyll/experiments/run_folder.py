@@ -151,6 +151,10 @@ class RunFolder:
             self.close()
             raise
 
+    def acquire(self) -> None:
+        """Become the one writer of the existing run (resume); one line if another process is."""
+        self.lock = RunLock(self.path)
+
     def check_is_run(self) -> None:
         """Refuse a folder phyll did not make (no ``config.json`` with the format marker)."""
         if not self.config_file.is_file():

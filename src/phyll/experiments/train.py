@@ -34,7 +34,7 @@ from phyll.errors import ConfigError
 from phyll.experiments.build import Experiment, SystemFactory, build_experiment
 from phyll.experiments.config import FORMAT, TrainConfig
 from phyll.experiments.run_callbacks import RunFolderWriter, SummaryInfo
-from phyll.experiments.run_folder import RunFolder, RunFolderError, RunLock
+from phyll.experiments.run_folder import RunFolder, RunFolderError
 from phyll.systems.recording import record_systems
 
 PYTHON = "python:"
@@ -125,7 +125,7 @@ def resume(
             f"{data_fingerprint(exp.dataset)[:12]}…, recorded {expected[:12]}…): "
             "resume needs the same data"
         )
-    folder.lock = RunLock(folder.path)
+    folder.acquire()
     try:
         return run(exp, config, folder, progress=progress, state=state)
     finally:
