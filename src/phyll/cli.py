@@ -14,9 +14,10 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from phyll.data import dataset_catalogue
 from phyll.errors import UserError
@@ -27,6 +28,7 @@ from phyll.experiments.arguments import (
     config_from_args,
 )
 from phyll.experiments.config import TrainConfig
+from phyll.experiments.run_folder import output_folder
 from phyll.experiments.train import resume, train
 from phyll.params import describe_params
 from phyll.registry import RULES, SYSTEMS
@@ -41,7 +43,8 @@ def command_train(args: argparse.Namespace) -> int:
     else:
         config = config_from_args(args)
         out = Path(args.out) if args.out else _default_out(config)
-        summary = train(config, out, progress=not args.quiet, overwrite=args.overwrite)
+        with nullcontext() if args.out else output_folder(out.parent):  # runs/ when defaulted
+            summary = train(config, out, progress=not args.quiet, overwrite=args.overwrite)
     print(
         f"test accuracy {summary['test_accuracy']:.3f} (chance {summary['chance_accuracy']:.3f}, "
         f"best epoch {summary['best_epoch']}/{summary['epochs']}) · "
@@ -56,9 +59,8 @@ def command_train(args: argparse.Namespace) -> int:
 
 def _default_out(config: TrainConfig) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    runs = Path("runs")
-    runs.mkdir(exist_ok=True)
-    return runs / f"{config.dataset}-{config.rule}-{config.system}-seed{config.seed}-{stamp}"
+    name = f"{config.dataset}-{config.rule}-{config.system}-seed{config.seed}-{stamp}"
+    return Path("runs") / name
 
 
 def command_list(args: argparse.Namespace) -> int:
@@ -135,8 +137,16 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
 ]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``phyll train: error: ...``, exit status 2), like every
+    other phyll error; the usage is one ``--help`` away. Subcommand parsers inherit it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} -h)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="phyll",
         description="Train deep physical neural networks without backpropagation (PhyLL).",
     )

@@ -79,6 +79,11 @@ def build_experiment(
             data_path=config.data_path,
             label_column=config.label_column,
         )
+    if dataset.n_classes < 2:
+        raise ConfigError(
+            f"dataset {dataset.name!r} has {dataset.n_classes} class: "
+            "classification needs 2 or more"
+        )
     device = torch.device(config.device)
     factory = system_factory or registry_systems(config)
     spec = cls.model_spec(params)

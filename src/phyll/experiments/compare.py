@@ -29,6 +29,7 @@ import argparse
 import dataclasses
 import statistics
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +46,8 @@ from phyll.experiments.arguments import (
     seeds_of,
 )
 from phyll.experiments.config import TrainConfig
-from phyll.experiments.run_folder import RunFolder, RunFolderError
-from phyll.experiments.train import train
+from phyll.experiments.run_folder import RunFolder, RunFolderError, output_folder
+from phyll.experiments.train import check_configs, train
 from phyll.registry import RULES
 
 DEFAULT_RULES = ("phyll", "ff", "pat", "backprop-ideal", "backprop-transfer")
@@ -270,46 +271,47 @@ def compare(
     if (folder / "summary.json").exists() and not overwrite:
         raise RunFolderError(f"{folder} already holds a comparison: pass --overwrite")
     configs = {e: [entry_config(e, base, s) for s in seeds] for e in entries}  # validate first
-    (folder / "runs").mkdir(parents=True, exist_ok=True)
-    results: dict[str, list[dict[str, Any]]] = {}
-    total, done = len(entries) * len(seeds), 0
-    for entry, entry_configs in configs.items():
-        results[entry] = []
-        for config in entry_configs:
-            done += 1
-            run_dir = folder / "runs" / f"{entry}-seed{config.seed}"
-            if progress:
-                print(f"[{done}/{total}] {entry} · seed {config.seed} → {run_dir}", flush=True)
-            start = time.perf_counter()
-            summary = train(config, run_dir, progress=progress, overwrite=overwrite)
-            history = RunFolder(run_dir).read_metrics()
-            results[entry].append({"summary": summary, "history": history, "dir": str(run_dir)})
-            if progress:
-                print(
-                    f"[{done}/{total}] {entry} · seed {config.seed}: test accuracy "
-                    f"{summary['test_accuracy']:.3f} in {time.perf_counter() - start:.1f} s",
-                    flush=True,
-                )
-    histories = {e: [r["history"] for r in runs] for e, runs in results.items()}
-    goal = common_target(histories) if target is None else target
-    rules = {e: aggregate(runs, goal) for e, runs in results.items()}
-    gains = physics_gain(rules)
-    summary = {
-        "dataset": base.dataset,
-        "system": base.system,
-        "seeds": seeds,
-        "target_accuracy": goal,
-        "config": base.to_dict(),
-        "rules": rules,
-        "physics_gain": gains,
-        "runs": {e: [r["dir"] for r in runs] for e, runs in results.items()},
-    }
-    RunFolder(folder).write_json(folder / "summary.json", summary)
-    table = markdown_table(rules, len(seeds))
-    gain_text = gain_lines(gains)
-    (folder / "table.md").write_text(table + ("\n" + gain_text if gain_text else ""))
-    plot_comparison(histories, folder)
-    return summary
+    check_configs(c[0] for c in configs.values())
+    with output_folder(folder / "runs"):
+        results: dict[str, list[dict[str, Any]]] = {}
+        total, done = len(entries) * len(seeds), 0
+        for entry, entry_configs in configs.items():
+            results[entry] = []
+            for config in entry_configs:
+                done += 1
+                run_dir = folder / "runs" / f"{entry}-seed{config.seed}"
+                if progress:
+                    print(f"[{done}/{total}] {entry} · seed {config.seed} → {run_dir}", flush=True)
+                start = time.perf_counter()
+                summary = train(config, run_dir, progress=progress, overwrite=overwrite)
+                history = RunFolder(run_dir).read_metrics()
+                results[entry].append({"summary": summary, "history": history, "dir": str(run_dir)})
+                if progress:
+                    print(
+                        f"[{done}/{total}] {entry} · seed {config.seed}: test accuracy "
+                        f"{summary['test_accuracy']:.3f} in {time.perf_counter() - start:.1f} s",
+                        flush=True,
+                    )
+        histories = {e: [r["history"] for r in runs] for e, runs in results.items()}
+        goal = common_target(histories) if target is None else target
+        rules = {e: aggregate(runs, goal) for e, runs in results.items()}
+        gains = physics_gain(rules)
+        summary = {
+            "dataset": base.dataset,
+            "system": base.system,
+            "seeds": seeds,
+            "target_accuracy": goal,
+            "config": base.to_dict(),
+            "rules": rules,
+            "physics_gain": gains,
+            "runs": {e: [r["dir"] for r in runs] for e, runs in results.items()},
+        }
+        RunFolder(folder).write_json(folder / "summary.json", summary)
+        table = markdown_table(rules, len(seeds))
+        gain_text = gain_lines(gains)
+        (folder / "table.md").write_text(table + ("\n" + gain_text if gain_text else ""))
+        plot_comparison(histories, folder)
+        return summary
 
 
 # ---------------------------------------------------------------------- command line
@@ -318,12 +320,11 @@ def command_compare(args: argparse.Namespace) -> int:
     if args.target is not None and not 0.0 < args.target <= 1.0:
         raise ConfigError(f"--target must be in (0, 1], got {args.target}")
     out = Path(args.out) if args.out else Path("runs") / f"compare-{base.dataset}-{base.system}"
-    if not args.out:
-        out.parent.mkdir(exist_ok=True)
-    compare(
-        base, args.rules, seeds_of(args), out, target=args.target, overwrite=args.overwrite,
-        progress=not args.quiet,
-    )  # fmt: skip
+    with nullcontext() if args.out else output_folder(out.parent):  # runs/ when defaulted
+        compare(
+            base, args.rules, seeds_of(args), out, target=args.target, overwrite=args.overwrite,
+            progress=not args.quiet,
+        )  # fmt: skip
     print((out / "table.md").read_text(), end="")
     print(f"comparison folder: {out}")
     return 0

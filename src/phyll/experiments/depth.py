@@ -34,8 +34,8 @@ from phyll.experiments.arguments import (
     seeds_of,
 )
 from phyll.experiments.config import TrainConfig
-from phyll.experiments.run_folder import RunFolder, RunFolderError
-from phyll.experiments.train import resume, train
+from phyll.experiments.run_folder import RunFolder, RunFolderError, output_folder
+from phyll.experiments.train import check_configs, resume, train
 
 PLOTTED = ("test_accuracy", "val_accuracy")
 CONFIG_FILE = "depth_config.json"
@@ -57,30 +57,31 @@ def run_depth_sweep(
     """
     if not depths or min(depths) < 1:
         raise ConfigError(f"depths must be positive block counts, got {depths}")
+    seeds = seeds if seeds else [config.seed]
+    check_configs([dataclasses.replace(config, blocks=depths[0], seed=seeds[0])])
     out = Path(out)
     json_file = out / "depth.json"
     if (json_file.exists() or (out / CONFIG_FILE).exists()) and not (overwrite or reuse):
         raise RunFolderError(f"{out} already holds a depth sweep: pass --overwrite or --resume")
-    out.mkdir(parents=True, exist_ok=True)
-    seeds = seeds if seeds else [config.seed]
-    RunFolder(out).write_json(
-        out / CONFIG_FILE, {"config": config.to_dict(), "depths": depths, "seeds": seeds}
-    )
-    runs = []
-    for blocks in depths:
-        for seed in seeds:
-            run_config = dataclasses.replace(config, blocks=blocks, seed=seed)
-            folder = RunFolder(out / f"blocks-{blocks:02d}-seed{seed}")
-            runs.append(_one_run(run_config, folder, progress, overwrite, reuse))
-    result = {
-        "config": {**config.to_dict(), "blocks": depths},
-        "depths": depths,
-        "seeds": seeds,
-        "runs": runs,
-    }
-    json_file.write_text(json.dumps(result, indent=2))
-    plot_depth(result, out / "depth.png")
-    return result
+    with output_folder(out):
+        RunFolder(out).write_json(
+            out / CONFIG_FILE, {"config": config.to_dict(), "depths": depths, "seeds": seeds}
+        )
+        runs = []
+        for blocks in depths:
+            for seed in seeds:
+                run_config = dataclasses.replace(config, blocks=blocks, seed=seed)
+                folder = RunFolder(out / f"blocks-{blocks:02d}-seed{seed}")
+                runs.append(_one_run(run_config, folder, progress, overwrite, reuse))
+        result = {
+            "config": {**config.to_dict(), "blocks": depths},
+            "depths": depths,
+            "seeds": seeds,
+            "runs": runs,
+        }
+        json_file.write_text(json.dumps(result, indent=2))
+        plot_depth(result, out / "depth.png")
+        return result
 
 
 def _one_run(

@@ -50,8 +50,8 @@ from phyll.experiments.arguments import (
     config_from_args,
 )
 from phyll.experiments.config import TrainConfig
-from phyll.experiments.run_folder import RunFolder, RunFolderError
-from phyll.experiments.train import resume, train
+from phyll.experiments.run_folder import RunFolder, RunFolderError, output_folder
+from phyll.experiments.train import check_configs, resume, train
 from phyll.registry import RULES, system_factory
 
 SCENARIOS = ("none", "step", "drift")
@@ -174,49 +174,53 @@ def run_robustness(
     ``reuse`` keeps finished runs in ``out`` and resumes interrupted ones.
     """
     rules, missing = available_rules(config.rules)
+    if not rules:
+        raise ConfigError(
+            f"none of the rules {list(config.rules)} is available "
+            f"(available: {', '.join(sorted(RULES))})"
+        )
     for name in missing:
         print(
             f"phyll robustness: rule {name!r} is not available in this installation "
             f"(available: {', '.join(sorted(RULES))}); skipped",
             file=sys.stderr,
         )
-    if not rules:
-        raise ConfigError(f"none of the rules {list(config.rules)} is available")
+    check_configs(config.run_config(r, s) for r in rules for s in config.scenarios)
     folder = Path(out)
     if (folder / CONFIG_FILE).exists() and not (overwrite or reuse):
         raise RunFolderError(f"{folder} already holds a robustness experiment: pass --resume")
-    (folder / "runs").mkdir(parents=True, exist_ok=True)
-    RunFolder(folder).write_json(folder / CONFIG_FILE, config.to_dict())
-    results: dict[str, dict[str, Any]] = {}
-    for rule in rules:
-        results[rule] = {}
-        for scenario in config.scenarios:
-            results[rule][scenario] = run_scenario(
-                config.run_config(rule, scenario),
-                folder / "runs" / f"{rule}-{scenario}",
-                config.final_window,
-                progress=progress,
-                reuse=reuse,
-                overwrite=overwrite,
-            )
-        if "none" in config.scenarios:
-            ref = results[rule]["none"]["final_test_accuracy"]
-            for run in results[rule].values():
-                run["gap_to_unperturbed"] = run["final_test_accuracy"] - ref
-    report = {
-        "config": {
-            **config.to_dict(),
-            "perturbation_unit": getattr(
-                system_factory(config.train.system), "perturbation", "unknown"
-            ),
-        },
-        "rules_run": rules,
-        "rules_unavailable": missing,
-        "results": results,
-    }
-    (folder / "robustness.json").write_text(json.dumps(report, indent=2))
-    plot_robustness(report, folder / "robustness.png")
-    return report
+    with output_folder(folder / "runs"):
+        RunFolder(folder).write_json(folder / CONFIG_FILE, config.to_dict())
+        results: dict[str, dict[str, Any]] = {}
+        for rule in rules:
+            results[rule] = {}
+            for scenario in config.scenarios:
+                results[rule][scenario] = run_scenario(
+                    config.run_config(rule, scenario),
+                    folder / "runs" / f"{rule}-{scenario}",
+                    config.final_window,
+                    progress=progress,
+                    reuse=reuse,
+                    overwrite=overwrite,
+                )
+            if "none" in config.scenarios:
+                ref = results[rule]["none"]["final_test_accuracy"]
+                for run in results[rule].values():
+                    run["gap_to_unperturbed"] = run["final_test_accuracy"] - ref
+        report = {
+            "config": {
+                **config.to_dict(),
+                "perturbation_unit": getattr(
+                    system_factory(config.train.system), "perturbation", "unknown"
+                ),
+            },
+            "rules_run": rules,
+            "rules_unavailable": missing,
+            "results": results,
+        }
+        (folder / "robustness.json").write_text(json.dumps(report, indent=2))
+        plot_robustness(report, folder / "robustness.png")
+        return report
 
 
 def format_report(report: dict[str, Any]) -> str:

@@ -11,6 +11,9 @@ the engine:
 * one ``metrics.jsonl`` line per epoch (only ever appended);
 * ``summary.json``, ``model.pt`` (the selected weights) and ``learning_curve.png`` at the end.
 
+With ``--overwrite`` the run is written in a staging folder until its first checkpoint, which
+swaps it in for the old run (:meth:`~phyll.experiments.run_folder.RunFolder.commit`).
+
 Recorded drive/measurement pairs (``--record``) are flushed before every checkpoint, so the
 records always cover it; on resume, pairs recorded after the checkpoint are dropped.
 """
@@ -115,6 +118,10 @@ class RunFolderWriter(Callback):
             self.folder.checkpoint_file, {"config": self.config, **engine.state_dict()}
         )
         self.last_checkpoint = (engine.epoch, engine.global_step)
+        if self.folder.staging is not None:  # --overwrite: the new run now replaces the old
+            self.folder.commit()
+            for recorder in self.recorders:
+                recorder.folder = self.folder.records_dir / recorder.folder.name
 
     def sync_metrics(self, engine: Engine) -> None:
         """Append the epochs the checkpoint holds but ``metrics.jsonl`` lacks (a crash between

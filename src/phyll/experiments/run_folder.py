@@ -2,76 +2,219 @@
 
 Layout (names are stable; other tools read them)::
 
-    DIR/config.json       resolved configuration
+    DIR/config.json       resolved configuration, with the format marker ("phyll-run/1")
     DIR/metrics.jsonl     one JSON object per epoch, appended, never rewritten
     DIR/summary.json      final figures (test_accuracy, physical_queries, digital_flops, ...)
     DIR/checkpoint.pt     latest training state (resume continues from here)
     DIR/model.pt          the selected (best-validation) weights and the config
     DIR/learning_curve.png
     DIR/records/blockI/   optional: every drive/measurement pair (``--record``)
+    DIR/.lock             while a process writes the run: its PID, under an advisory flock
 
 Checkpoints and JSON are written atomically (write to a temporary file, then rename), so an
-interrupted run never leaves a half-written file behind.
+interrupted run never leaves a half-written file behind. Only one process writes a run at a
+time (:class:`RunLock`), phyll never writes into a folder that is not one of its runs, and
+``--overwrite`` is transactional: the new run is written in a sibling ``DIR.new-XXXX`` and
+swapped in only once its first checkpoint is on disk, so a failure before that leaves the old
+run exactly as it was.
 """
 
 from __future__ import annotations
 
+import ctypes
+import fcntl
 import json
 import os
 import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
-from phyll.atomic import atomic_write_bytes
+from phyll.atomic import atomic_write_bytes, umask
 from phyll.errors import UserError
+from phyll.experiments.config import FORMAT
+
+#: the lock file inside a run folder while a process writes it
+LOCK_NAME = ".lock"
 
 
 class RunFolderError(UserError, ValueError):
     """The output folder cannot be used (missing parent, already holds a run...)."""
 
 
+class RunLock:
+    """An advisory ``flock`` on ``DIR/.lock``, which holds the writer's PID: one writer per run.
+
+    The OS drops the lock when the process ends, however it ends (a crash leaves a stale file
+    whose lock anyone can take); a clean release removes the file.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / LOCK_NAME
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise RunFolderError(
+                    f"{folder} is being written by another phyll process (PID {holder}, lock "
+                    f"{self.path}): wait for it to finish or stop it"
+                ) from None
+            if self._is_current(fd):  # not a file a releasing writer just removed
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd: int | None = fd
+
+    def _is_current(self, fd: int) -> bool:
+        try:
+            return os.path.samestat(os.fstat(fd), os.stat(self.path))
+        except FileNotFoundError:
+            return False
+
+    def release(self) -> None:
+        """Remove the lock file (if it is still ours) and unlock."""
+        if self.fd is None:
+            return
+        if self._is_current(self.fd):
+            self.path.unlink()
+        os.close(self.fd)
+        self.fd = None
+
+
 class RunFolder:
-    """Owns the files of one run; see the module docstring for the layout."""
+    """Owns the files of one run; see the module docstring for the layout.
+
+    ``path`` is where the run lives; ``root`` is where its files are written now: a staging
+    sibling while ``--overwrite`` has not yet replaced the old run, else ``path``.
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self.staging: Path | None = None
+        self.lock: RunLock | None = None
+        self.old_lock: RunLock | None = None  # overwrite: the replaced run's, until the swap
+        self.created = False
 
-    config_file = property(lambda self: self.path / "config.json")
-    metrics_file = property(lambda self: self.path / "metrics.jsonl")
-    summary_file = property(lambda self: self.path / "summary.json")
-    checkpoint_file = property(lambda self: self.path / "checkpoint.pt")
-    model_file = property(lambda self: self.path / "model.pt")
-    curve_file = property(lambda self: self.path / "learning_curve.png")
-    records_dir = property(lambda self: self.path / "records")
+    @property
+    def root(self) -> Path:
+        return self.staging or self.path
+
+    config_file = property(lambda self: self.root / "config.json")
+    metrics_file = property(lambda self: self.root / "metrics.jsonl")
+    summary_file = property(lambda self: self.root / "summary.json")
+    checkpoint_file = property(lambda self: self.root / "checkpoint.pt")
+    model_file = property(lambda self: self.root / "model.pt")
+    curve_file = property(lambda self: self.root / "learning_curve.png")
+    records_dir = property(lambda self: self.root / "records")
 
     def create(self, overwrite: bool = False) -> None:
-        """Make the folder; refuse a missing parent or a folder that already holds a run."""
-        parent = self.path.resolve().parent
+        """Make the folder and lock it; refuse a bad place, a foreign folder or (without
+        ``overwrite``) a folder that already holds a run. Overwriting stages the new run."""
+        parent = self.path.absolute().parent
         if not parent.is_dir():
-            raise RunFolderError(
-                f"cannot create run folder {self.path}: parent {parent} does not exist"
-            )
+            what = "is not a folder" if parent.exists() else "does not exist"
+            raise RunFolderError(f"cannot create run folder {self.path}: parent {parent} {what}")
         if self.path.exists() and not self.path.is_dir():
             raise RunFolderError(f"{self.path} exists and is not a folder")
-        if self.checkpoint_file.exists() or self.summary_file.exists():
-            if not overwrite:
-                raise RunFolderError(
-                    f"{self.path} already holds a run: pass --resume to continue it or "
-                    "--overwrite to start over"
-                )
-            for f in (self.metrics_file, self.summary_file, self.checkpoint_file, self.model_file):
-                f.unlink(missing_ok=True)
-            shutil.rmtree(self.records_dir, ignore_errors=True)
-        self.path.mkdir(exist_ok=True)
+        if self.path.is_dir() and any(p.name != LOCK_NAME for p in self.path.iterdir()):
+            self.check_is_run()
+        holds_run = self.checkpoint_file.exists() or self.summary_file.exists()
+        if holds_run and not overwrite:
+            raise RunFolderError(
+                f"{self.path} already holds a run: pass --resume to continue it or "
+                "--overwrite to start over"
+            )
+        try:
+            if holds_run:
+                self.old_lock = RunLock(self.path)  # nobody else writes the run we replace
+                self.staging = Path(tempfile.mkdtemp(prefix=f"{self.path.name}.new-", dir=parent))
+                self.staging.chmod(0o777 & ~umask())
+                self.lock = RunLock(self.staging)
+            else:
+                self.created = not self.path.exists()
+                self.path.mkdir(exist_ok=True)
+                self.lock = RunLock(self.path)
+        except OSError as exc:
+            self.close()
+            raise RunFolderError(
+                f"cannot write run folder {self.path}: {exc.strerror or exc}"
+            ) from None
+        except BaseException:
+            self.close()
+            raise
+
+    def acquire(self) -> None:
+        """Become the one writer of the existing run (resume); one line if another process is."""
+        self.lock = RunLock(self.path)
+
+    def check_is_run(self) -> None:
+        """Refuse a folder phyll did not make (no ``config.json`` with the format marker)."""
+        if not self.config_file.is_file():
+            raise RunFolderError(
+                f"{self.path} is not a phyll run folder (it has no config.json): phyll never "
+                "writes into it; choose another folder"
+            )
+        if self.read_json(self.config_file).get("format") != FORMAT:
+            raise RunFolderError(
+                f"{self.config_file} lacks the format marker {FORMAT!r}: {self.path} is not a "
+                "phyll run folder; phyll never writes into it"
+            )
+
+    def commit(self) -> None:
+        """Replace the old run by the staged one (called once its first checkpoint is written):
+        an atomic exchange where the OS has one, else two renames; then delete the old run."""
+        if self.staging is None:
+            return
+        staged, self.staging = self.staging, None
+        if not _exchange(staged, self.path):
+            aside = staged.with_name(staged.name.replace(".new-", ".old-", 1))
+            os.rename(self.path, aside)
+            os.rename(staged, self.path)
+            staged = aside
+        if self.lock is not None:
+            self.lock.path = self.path / LOCK_NAME
+        shutil.rmtree(staged)  # the old run
+        if self.old_lock is not None:
+            self.old_lock.release()
+            self.old_lock = None
+
+    def close(self) -> None:
+        """End this process's writing: release the locks, discard a staged run that never
+        reached its first checkpoint (the old run stays as it was) and a folder this process
+        made but left empty."""
+        for lock in (self.lock, self.old_lock):
+            if lock is not None:
+                lock.release()
+        self.lock = self.old_lock = None
+        if self.staging is not None:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            self.staging = None
+        if self.created and self.path.is_dir() and not any(self.path.iterdir()):
+            self.path.rmdir()
 
     def write_json(self, path: Path, data: dict[str, Any]) -> None:
         text = json.dumps(data, indent=2, sort_keys=False, default=str).encode()
-        atomic_write_bytes(path, lambda f: f.write(text + b"\n"))
+        self._write(path, lambda f: f.write(text + b"\n"))
 
     def read_json(self, path: Path) -> dict[str, Any]:
-        return json.loads(path.read_text())
+        """A JSON object file; anything else (missing, unreadable, not JSON) is one line."""
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise RunFolderError(f"{path} is missing") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RunFolderError(f"{path} is not a readable JSON file ({exc})") from None
+        if not isinstance(data, dict):
+            raise RunFolderError(f"{path} holds a {type(data).__name__}, not a JSON object")
+        return data
 
     def append_metrics(self, record: dict[str, Any]) -> None:
         with self.metrics_file.open("a") as f:
@@ -90,12 +233,45 @@ class RunFolder:
                 f.truncate(data.rfind(b"\n") + 1)
 
     def read_metrics(self) -> list[dict[str, Any]]:
+        """The per-epoch records; a corrupt line is one error naming the file and the line (a
+        torn last line, an append a crash cut short, is left out)."""
         if not self.metrics_file.exists():
             return []
-        return [json.loads(line) for line in self.metrics_file.read_text().splitlines() if line]
+        try:
+            text = self.metrics_file.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RunFolderError(f"{self.metrics_file} is not readable ({exc})") from None
+        lines = text.split("\n")
+        records = []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                if number == len(lines):
+                    break  # torn: no newline yet
+                raise RunFolderError(
+                    f"{self.metrics_file}: line {number} is corrupt ({exc.msg}): repair or "
+                    "remove that line"
+                ) from None
+            if not isinstance(record, dict):
+                raise RunFolderError(
+                    f"{self.metrics_file}: line {number} holds a {type(record).__name__}, "
+                    "not a JSON object"
+                )
+            records.append(record)
+        return records
 
     def save(self, path: Path, state: dict[str, Any]) -> None:
-        atomic_write_bytes(path, lambda f: torch.save(state, f))
+        self._write(path, lambda f: torch.save(state, f))
+
+    def _write(self, path: Path, write: Callable[[IO[bytes]], object]) -> None:
+        """Write ``path`` atomically; a full disk or a read-only folder is one line."""
+        try:
+            atomic_write_bytes(path, write)
+        except OSError as exc:
+            raise RunFolderError(f"cannot write {path}: {exc.strerror or exc}") from None
 
     def load(self, path: Path) -> dict[str, Any]:
         """A checkpoint or model file: plain tensors, lists, dicts and numbers only.
@@ -115,3 +291,31 @@ class RunFolder:
         if not isinstance(state, dict):
             raise RunFolderError(f"{path} is not a phyll checkpoint (holds {type(state).__name__})")
         return state
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``); False where the OS or
+    the file system has no such call."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+@contextmanager
+def output_folder(path: Path) -> Iterator[Path]:
+    """``mkdir -p path`` for an experiment's output (one line if it cannot be made); if the
+    body fails, the folders made here and left empty are removed, so nothing empty stays."""
+    made = [p for p in (path, *path.parents) if not p.exists()]  # deepest first
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunFolderError(f"cannot create folder {path}: {exc.strerror or exc}") from None
+    try:
+        yield path
+    except BaseException:
+        for folder in made:
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ from phyll.systems.recording import record_systems
 
 PYTHON = "python:"
 
-__all__ = ["TrainingError", "TrainingInterrupted", "resume", "train"]
+__all__ = ["TrainingError", "TrainingInterrupted", "check_configs", "resume", "train"]
 
 
 def train(
@@ -58,11 +59,21 @@ def train(
     """
     exp = build_experiment(config, dataset=dataset, system_factory=system_factory)
     recorded = recorded_config(config, exp, dataset is not None, system_factory is not None)
-    folder = None
-    if out is not None:
-        folder = RunFolder(out)
-        folder.create(overwrite=overwrite)
-    return run(exp, recorded, folder, progress=progress)
+    if out is None:
+        return run(exp, recorded, None, progress=progress)
+    folder = RunFolder(out)
+    folder.create(overwrite=overwrite)  # locked; an old run stays until the first checkpoint
+    try:
+        return run(exp, recorded, folder, progress=progress)
+    finally:
+        folder.close()
+
+
+def check_configs(configs: Iterable[TrainConfig]) -> None:
+    """Build each configuration and drop it, so an experiment command that trains several runs
+    refuses a bad option (an unknown parameter, unreadable data) before it writes anything."""
+    for config in configs:
+        build_experiment(config)
 
 
 def resume(
@@ -77,8 +88,14 @@ def resume(
     Runs made with Python objects need them again (``dataset``, ``system_factory``).
     """
     folder = RunFolder(out)
+    if not folder.path.is_dir():
+        raise RunFolderError(f"cannot resume {folder.path}: no such folder")
+    folder.check_is_run()
     state = folder.load(folder.checkpoint_file)
+    if not isinstance(state.get("config"), dict):
+        raise RunFolderError(f"{folder.checkpoint_file} is not a phyll checkpoint (no config)")
     config = TrainConfig.from_dict(state["config"])
+    folder.read_metrics()  # a corrupt line stops here, before anything is built
     for what, given, option in (
         ("dataset", dataset, "dataset"),
         ("system", system_factory, "system_factory"),
@@ -108,7 +125,11 @@ def resume(
             f"{data_fingerprint(exp.dataset)[:12]}…, recorded {expected[:12]}…): "
             "resume needs the same data"
         )
-    return run(exp, config, folder, progress=progress, state=state)
+    folder.acquire()
+    try:
+        return run(exp, config, folder, progress=progress, state=state)
+    finally:
+        folder.close()
 
 
 def run(
@@ -152,7 +173,14 @@ def run(
         callbacks=callbacks,
     )
     if state is not None:
-        engine.load_state_dict(state)
+        try:
+            engine.load_state_dict(state)
+        except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
+            where = folder.checkpoint_file if folder else "the checkpoint"
+            reason = " ".join(str(exc).split())[:200]
+            raise RunFolderError(
+                f"{where} does not fit this run ({type(exc).__name__}: {reason})"
+            ) from None
     try:
         return engine.fit()
     except TrainingInterrupted as exc:
