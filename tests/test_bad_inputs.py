@@ -218,6 +218,10 @@ for option, value, culprit in (
     ("--system-param", "bogus_name=1", "bogus_name"),
     ("--system-param", "noise_std", "noise_std"),
     ("--system-param", "=1", "=1"),
+    ("--system-param", "noise_std=abc", "noise_std"),
+    ("--system-param", "temperature_c=(1,2)", "temperature_c"),
+    ("--system-param", "encoding=loud", "encoding"),
+    ("--system-param", "adc_bits=12.5", "adc_bits"),
 ):
     argv = ("train", *TINY, option, value, "--out", "{tmp}/run")
     CASES.append(Case(f"train{option}={value}", argv, culprit))
