@@ -19,6 +19,7 @@ LAYERS: list[set[str]] = [
     {"phyll.learning"},
     {"phyll.registry", "phyll.engine"},
     {"phyll.experiments"},
+    {"phyll.report"},
     {"phyll.cli"},
     {"phyll"},
 ]

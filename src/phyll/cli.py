@@ -33,6 +33,7 @@ from phyll.experiments.train import resume, train
 from phyll.params import describe_params
 from phyll.registry import RULES, SYSTEMS
 from phyll.remote import command as remote_command
+from phyll.report import command as report_command
 from phyll.systems.faults import FAULTS
 
 
@@ -133,6 +134,7 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     compare.register,
     robustness.register,
     depth.register,
+    report_command.register,
     remote_command.register,
 ]
 

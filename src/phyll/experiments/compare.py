@@ -35,7 +35,6 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
-import phyll.plotting  # noqa: F401  (selects matplotlib's Agg backend)
 from phyll.errors import ConfigError
 from phyll.experiments.arguments import (
     ListAction,
@@ -48,6 +47,7 @@ from phyll.experiments.arguments import (
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.run_folder import RunFolder, RunFolderError, output_folder
 from phyll.experiments.train import check_configs, train
+from phyll.plotting import Target, accuracy_axis, epoch_axis, mark_selected, save
 from phyll.registry import RULES
 
 DEFAULT_RULES = ("phyll", "ff", "pat", "backprop-ideal", "backprop-transfer")
@@ -178,9 +178,10 @@ def gain_lines(gains: dict[str, Any]) -> str:
     lines = []
     for gain in gains.values():
         seeds = " / ".join(f"{100 * g:+.1f}" for g in gain["per_seed"])
+        spread = f" ± {100 * gain['std']:.1f}" if len(gain["per_seed"]) > 1 else ""
         lines.append(
-            f"Physics gain, phyll − {gain['control']}: {100 * gain['mean']:+.1f} ± "
-            f"{100 * gain['std']:.1f} points (per seed: {seeds})."
+            f"Physics gain, phyll − {gain['control']}: {100 * gain['mean']:+.1f}{spread} "
+            f"points (per seed: {seeds})."
         )
     return "\n".join(lines) + ("\n" if lines else "")
 
@@ -231,27 +232,56 @@ def _curves(histories: list[list[dict[str, Any]]], x_key: str) -> tuple[list, li
     return xs, mean, std
 
 
-def plot_comparison(histories: dict[str, list[list[dict[str, Any]]]], folder: Path) -> None:
-    """accuracy_vs_epoch.png and accuracy_vs_flops.png: validation accuracy (mean ± std)."""
-    for x_key, name, label, log in (
-        ("epoch", "accuracy_vs_epoch.png", "epoch", False),
-        ("digital_flops_training", "accuracy_vs_flops.png", "training digital FLOPs", True),
-    ):
-        fig, ax = plt.subplots(figsize=(6.5, 4.2))
-        for rule, runs in histories.items():
-            xs, mean, std = _curves(runs, x_key)
-            low = [m - s for m, s in zip(mean, std, strict=True)]
-            high = [m + s for m, s in zip(mean, std, strict=True)]
-            (line,) = ax.plot(xs, mean, marker=".", label=rule)
+#: the comparison's figures: file name → (x record key, x label, log x)
+FIGURES = {
+    "accuracy_vs_epoch.png": ("epoch", "epoch", False),
+    "accuracy_vs_flops.png": ("digital_flops_training", "training digital FLOPs", True),
+}
+
+
+def plot_comparison_figure(
+    histories: dict[str, list[list[dict[str, Any]]]],
+    name: str,
+    target: Target,
+    *,
+    title: str,
+    chance: float | None = None,
+    best_epochs: dict[str, list[int]] | None = None,
+) -> None:
+    """One of :data:`FIGURES`: validation accuracy per entry, mean ± std band over seeds (no
+    band for one seed), chance and each seed's selected epoch (a star on the mean curve)."""
+    x_key, label, log = FIGURES[name]
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    plotted: list[float] = []
+    for rule, runs in histories.items():
+        xs, mean, std = _curves(runs, x_key)
+        (line,) = ax.plot(xs, mean, marker=".", label=rule)
+        if len(runs) > 1:
+            low = [max(m - s, 0.0) for m, s in zip(mean, std, strict=True)]
+            high = [min(m + s, 1.0) for m, s in zip(mean, std, strict=True)]
             ax.fill_between(xs, low, high, color=line.get_color(), alpha=0.15)
-        ax.set(xlabel=label, ylabel="validation accuracy", ylim=(0, 1.02))
-        if log:
-            ax.set_xscale("log")
-        ax.grid(alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(folder / name, dpi=120)
-        plt.close(fig)
+            plotted += low + high
+        plotted += mean
+        for epoch in (best_epochs or {}).get(rule, []):
+            if 1 <= epoch <= len(xs):
+                mark_selected(ax, xs[epoch - 1], mean[epoch - 1], line.get_color(), "_")
+    if best_epochs:
+        ax.plot([], [], marker="*", ms=11, color="w", mec="k", ls="none", label="selected epoch")
+    accuracy_axis(ax, plotted, chance, "validation accuracy")
+    if log:
+        ax.set(xscale="log", xlabel=label)
+    else:
+        epoch_axis(ax, label)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    save(fig, target)
+
+
+def comparison_title(dataset: str, system: str, n_seeds: int) -> str:
+    """The comparison figures' title: the task, and the band's meaning for several seeds."""
+    seeds = f" · mean ± std over {n_seeds} seeds" if n_seeds > 1 else " · 1 seed"
+    return f"validation accuracy · {dataset} · {system}{seeds}"
 
 
 def compare(
@@ -310,7 +340,13 @@ def compare(
         table = markdown_table(rules, len(seeds))
         gain_text = gain_lines(gains)
         (folder / "table.md").write_text(table + ("\n" + gain_text if gain_text else ""))
-        plot_comparison(histories, folder)
+        title = comparison_title(base.dataset, base.system, len(seeds))
+        best = {e: [r["summary"]["best_epoch"] for r in runs] for e, runs in results.items()}
+        chance = next(iter(results.values()))[0]["summary"].get("chance_accuracy")
+        for name in FIGURES:
+            plot_comparison_figure(
+                histories, name, folder / name, title=title, chance=chance, best_epochs=best
+            )
         return summary
 
 

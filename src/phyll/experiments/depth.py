@@ -21,7 +21,6 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
-import phyll.plotting  # noqa: F401  (selects the Agg backend before pyplot is used)
 from phyll.engine import TrainingError
 from phyll.errors import ConfigError
 from phyll.experiments.arguments import (
@@ -36,6 +35,7 @@ from phyll.experiments.arguments import (
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.run_folder import RunFolder, RunFolderError, output_folder
 from phyll.experiments.train import check_configs, resume, train
+from phyll.plotting import Target, accuracy_axis, epoch_axis, save
 
 PLOTTED = ("test_accuracy", "val_accuracy")
 CONFIG_FILE = "depth_config.json"
@@ -114,10 +114,11 @@ def _one_run(
     }
 
 
-def plot_depth(result: dict[str, Any], path: Path) -> None:
+def plot_depth(result: dict[str, Any], target: Target) -> None:
     """Accuracy against the number of blocks (mean over seeds, min–max bars), with chance."""
     depths = result["depths"]
     fig, ax = plt.subplots(figsize=(6, 4))
+    plotted: list[float] = []
     for key, label in zip(PLOTTED, ("test (selected epoch)", "validation"), strict=True):
         mean, low, high = [], [], []
         for d in depths:
@@ -129,23 +130,17 @@ def plot_depth(result: dict[str, Any], path: Path) -> None:
             [m - lo for m, lo in zip(mean, low, strict=True)],
             [h - m for m, h in zip(mean, high, strict=True)],
         ]
-        ax.errorbar(depths, mean, yerr=err, marker="o", capsize=3, label=label)
+        bars = " (min–max over seeds)" if len(result["seeds"]) > 1 else ""
+        ax.errorbar(depths, mean, yerr=err, marker="o", capsize=3, label=label + bars)
+        plotted += low + high
     chance = next((r["chance_accuracy"] for r in result["runs"] if r.get("chance_accuracy")), None)
-    if chance is not None:
-        ax.axhline(chance, color="grey", linestyle=":", label="chance")
+    accuracy_axis(ax, plotted, chance)
+    epoch_axis(ax, "number of physical blocks")
     cfg = result["config"]
-    ax.set(
-        xlabel="number of physical blocks",
-        ylabel="accuracy",
-        ylim=(0, 1.02),
-        xticks=depths,
-        title=f"{cfg['rule']} · {cfg['dataset']} · {cfg['system']}",
-    )
+    ax.set(xticks=depths, title=f"{cfg['rule']} · {cfg['dataset']} · {cfg['system']}")
     ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    ax.legend(fontsize=9)
+    save(fig, target)
 
 
 def command_depth(args: argparse.Namespace) -> int:

@@ -41,7 +41,6 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
-import phyll.plotting  # noqa: F401  (selects the Agg backend before pyplot is used)
 from phyll.errors import ConfigError
 from phyll.experiments.arguments import (
     ListAction,
@@ -52,6 +51,7 @@ from phyll.experiments.arguments import (
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.run_folder import RunFolder, RunFolderError, output_folder
 from phyll.experiments.train import check_configs, resume, train
+from phyll.plotting import Target, accuracy_axis, epoch_axis, mark_selected, save
 from phyll.registry import RULES, system_factory
 
 SCENARIOS = ("none", "step", "drift")
@@ -156,6 +156,8 @@ def run_scenario(
         "final_test_accuracy": sum(tail) / len(tail),
         "last_test_accuracy": curve[-1]["test_accuracy"],
         "selected_test_accuracy": summary["test_accuracy"],
+        "best_epoch": summary["best_epoch"],
+        "chance_accuracy": summary.get("chance_accuracy"),
         "applied_at_query": summary.get("applied_at_query"),
         "right_after_step": summary.get("right_after_step"),
     }
@@ -241,51 +243,51 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot_robustness(report: dict[str, Any], path: Path) -> None:
-    """Test accuracy vs epoch per rule: one panel per changing scenario, reference dashed."""
+def _plot_run(ax: Any, run: dict[str, Any], color: str, label: str, reference: bool) -> list:
+    """One run's test curve (dashed: the unperturbed reference; else its selected epoch
+    starred); returns the accuracies plotted."""
+    epochs = [r["epoch"] for r in run["curve"]]
+    accs = [r["test_accuracy"] for r in run["curve"]]
+    if reference:
+        ax.plot(epochs, accs, ls="--", color=color, alpha=0.6, label=label)
+    else:
+        ax.plot(epochs, accs, marker=".", color=color, label=label)
+        if run.get("best_epoch") in epochs:
+            best = run["best_epoch"]
+            mark_selected(ax, best, accs[epochs.index(best)], color, "_")
+    return accs
+
+
+def plot_robustness(report: dict[str, Any], target: Target) -> None:
+    """Test accuracy vs epoch per rule: one panel per changing scenario, reference dashed,
+    chance and each run's selected epoch marked."""
     config = report["config"]
     panels = [s for s in config["scenarios"] if s != "none"] or ["none"]
+    runs_of = list(report["results"].values())
+    chance = next((r.get("chance_accuracy") for runs in runs_of for r in runs.values()), None)
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
     for ax, scenario in zip(axes[0], panels, strict=True):
+        plotted: list[float | None] = []
         for i, (rule, runs) in enumerate(report["results"].items()):
-            color = f"C{i}"
             if "none" in runs and scenario != "none":
-                ref = runs["none"]["curve"]
-                ax.plot(
-                    [r["epoch"] for r in ref],
-                    [r["test_accuracy"] for r in ref],
-                    ls="--",
-                    color=color,
-                    alpha=0.6,
-                    label=f"{rule}, unperturbed",
-                )
-            run = runs[scenario]["curve"]
-            ax.plot(
-                [r["epoch"] for r in run],
-                [r["test_accuracy"] for r in run],
-                marker=".",
-                color=color,
-                label=f"{rule}, {scenario}",
-            )
+                plotted += _plot_run(ax, runs["none"], f"C{i}", f"{rule}, unperturbed", True)
+            plotted += _plot_run(ax, runs[scenario], f"C{i}", f"{rule}, {scenario}", False)
         if scenario == "step":
             ax.axvline(config["perturb_epoch"] + 0.5, color="k", ls=":", label="perturbation")
-            for i, runs in enumerate(report["results"].values()):
+            for i, runs in enumerate(runs_of):
                 after = runs["step"]["right_after_step"]
                 label = "right after the step (not retrained)" if i == 0 else None
                 ax.plot([config["perturb_epoch"] + 0.5], [after["test_accuracy"]], marker="v",
                         color=f"C{i}", ls="none", label=label)  # fmt: skip
-        title = {"step": "step perturbation", "drift": "continuous drift"}.get(scenario, "")
-        ax.set(
-            xlabel="epoch",
-            ylabel="test accuracy",
-            ylim=(0, 1.02),
-            title=f"{title} · {config['train']['system']} · {config['train']['dataset']}",
-        )
+                plotted.append(after["test_accuracy"])
+        ax.plot([], [], marker="*", ms=11, color="w", mec="k", ls="none", label="selected epoch")
+        accuracy_axis(ax, plotted, chance, "test accuracy")
+        epoch_axis(ax)
+        title = {"step": "step perturbation", "drift": "continuous drift"}.get(scenario, "as built")
+        ax.set_title(f"{title} · {config['train']['system']} · {config['train']['dataset']}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, target)
 
 
 def command_robustness(args: argparse.Namespace) -> int:

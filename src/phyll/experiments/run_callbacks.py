@@ -100,7 +100,13 @@ class RunFolderWriter(Callback):
             self.folder.model_file,
             {"config": self.config, "model": engine.model.state_dict(), "summary": summary},
         )
-        plot_learning_curve(engine.history, self.folder.curve_file, self.title)
+        plot_learning_curve(
+            engine.history,
+            self.folder.curve_file,
+            self.title,
+            chance=summary.get("chance_accuracy"),
+            best_epoch=summary.get("best_epoch"),
+        )
 
     def state_dict(self) -> dict[str, Any]:
         return {"records": [r.recorded for r in self.recorders]}

@@ -1,0 +1,105 @@
+"""What ``phyll report DIR`` reads: which kind of folder DIR is, and the runs it refers to.
+
+The kind comes from the files present, most specific first: ``sweep.json`` (``phyll sweep``),
+``robustness.json``, ``depth.json``, ``summary.json`` holding ``rules`` (``phyll compare``),
+``config.json`` (a ``phyll train`` run folder).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from phyll.errors import UserError
+from phyll.experiments.run_folder import RunFolder
+
+
+class ReportError(UserError):
+    """DIR is not a folder ``phyll report`` can render."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One finished run folder: configuration, summary and one record per epoch."""
+
+    path: Path
+    config: dict[str, Any]
+    summary: dict[str, Any]
+    history: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A folder to report on: its kind, its main JSON and the runs the report draws from."""
+
+    kind: str  # run, compare, robustness, depth or sweep
+    folder: Path
+    data: dict[str, Any]
+    runs: dict[str, list[Run]] = field(default_factory=dict)
+
+
+def read_run(path: Path) -> Run:
+    """A finished run folder (one-line errors for a missing or unfinished one)."""
+    folder = RunFolder(path)
+    if not folder.summary_file.exists():
+        raise ReportError(
+            f"{path} holds no finished run (summary.json missing); finish it with "
+            f"`phyll train --resume {path}`"
+        )
+    config = folder.read_json(folder.config_file)
+    return Run(path, config, folder.read_json(folder.summary_file), folder.read_metrics())
+
+
+def detect(folder: Path) -> str:
+    """The kind of ``folder`` (see the module docstring)."""
+    if not folder.is_dir():
+        raise ReportError(f"{folder} is not a folder")
+    for kind, name in (("sweep", "sweep.json"), ("robustness", "robustness.json"),
+                       ("depth", "depth.json")):  # fmt: skip
+        if (folder / name).is_file():
+            return kind
+    summary = folder / "summary.json"
+    if summary.is_file() and "rules" in RunFolder(folder).read_json(summary):
+        return "compare"
+    if (folder / "config.json").is_file():
+        return "run"
+    raise ReportError(
+        f"{folder} is not a phyll run, comparison, robustness, depth or sweep folder (it holds "
+        "none of config.json, summary.json with rules, robustness.json, depth.json, sweep.json)"
+    )
+
+
+def best_trial(sweep: dict[str, Any]) -> dict[str, Any] | None:
+    """The finished trial with the best ``metric`` (``mode`` max or min), None if none."""
+    metric, sign = sweep.get("metric", "val_accuracy"), -1 if sweep.get("mode") == "min" else 1
+    done = [
+        t
+        for t in sweep.get("trials", [])
+        if t.get("status") == "done" and t.get(metric) is not None
+    ]
+    return max(done, key=lambda t: sign * t[metric]) if done else None
+
+
+def load(folder: str | Path) -> Experiment:
+    """Detect the kind of ``folder`` and read what its report shows."""
+    folder = Path(folder)
+    kind = detect(folder)
+    reader = RunFolder(folder)
+    if kind == "run":
+        run = read_run(folder)
+        return Experiment(kind, folder, run.summary, {"run": [run]})
+    data = reader.read_json(folder / ("summary.json" if kind == "compare" else f"{kind}.json"))
+    runs: dict[str, list[Run]] = {}
+    if kind == "compare":
+        runs = {
+            entry: [read_run(folder / "runs" / Path(path).name) for path in paths]
+            for entry, paths in data.get("runs", {}).items()
+        }
+    elif kind == "sweep":
+        if not str(data.get("format", "")).startswith("phyll-sweep/"):
+            raise ReportError(f"{folder / 'sweep.json'} is not a phyll sweep (format marker)")
+        best = best_trial(data)
+        if best is not None and (folder / best["run_dir"] / "summary.json").is_file():
+            runs = {"best": [read_run(folder / best["run_dir"])]}
+    return Experiment(kind, folder, data, runs)
