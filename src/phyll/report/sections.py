@@ -51,10 +51,12 @@ def cost_table(entries: list[tuple[str, dict[str, Any]]]) -> str:
 
 
 def figures_section(figs: list[Figure]) -> str:
+    """The figures, if any."""
     return section("Figures", figures(figs)) if figs else ""
 
 
 def run_page(exp: Experiment, figs: list[Figure]) -> tuple[str, list[str]]:
+    """A run: headline accuracies, learning curve, costs per phase, configuration."""
     run = exp.runs["run"][0]
     s = run.summary
     headline = cards(
@@ -80,6 +82,7 @@ def run_page(exp: Experiment, figs: list[Figure]) -> tuple[str, list[str]]:
 
 
 def compare_page(exp: Experiment, figs: list[Figure]) -> tuple[str, list[str]]:
+    """A comparison: accuracy per rule, physics gain over the controls, curves, costs."""
     data, rules = exp.data, exp.data["rules"]
     n_seeds = len(data["seeds"])
     several = n_seeds > 1
@@ -134,6 +137,7 @@ def compare_page(exp: Experiment, figs: list[Figure]) -> tuple[str, list[str]]:
 
 
 def robustness_page(exp: Experiment, figs: list[Figure]) -> tuple[str, list[str]]:
+    """A robustness experiment: final accuracy per rule and scenario, the curves."""
     config, results = exp.data["config"], exp.data["results"]
     rows = []
     for rule, scenarios in results.items():
@@ -161,6 +165,7 @@ def robustness_page(exp: Experiment, figs: list[Figure]) -> tuple[str, list[str]
 
 
 def depth_page(exp: Experiment, figs: list[Figure]) -> tuple[str, list[str]]:
+    """A depth experiment: accuracy, loss and costs per depth and seed, the curve."""
     data = exp.data
     head = [
         "blocks", "seed", "test (selected epoch)", "validation", "test (last epoch)",
@@ -193,6 +198,7 @@ TRIAL_COSTS = ("physical_queries", "digital_flops", "projected_time_s", "energy_
 
 
 def sweep_page(exp: Experiment, figs: list[Figure]) -> tuple[str, list[str]]:
+    """A sweep: search space, every trial (best first), accuracy against each parameter."""
     data, trials, best = exp.data, exp.data.get("trials", []), best_trial(exp.data)
     space = data.get("space") or {}
     metric = data.get("metric", "val_accuracy")
@@ -243,6 +249,7 @@ def sweep_page(exp: Experiment, figs: list[Figure]) -> tuple[str, list[str]]:
     ]
 
 
+#: kind → its page: (title, body parts)
 PAGES = {
     "run": run_page,
     "compare": compare_page,
