@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
@@ -95,6 +95,15 @@ class EvalPlan:
             raise ConfigError(f"eval_samples must be >= 1, got {self.samples}")
         if self.train_samples < 0:
             raise ConfigError(f"train_eval_samples must be >= 0, got {self.train_samples}")
+
+
+class Augmentation(Protocol):
+    """A training-batch transform with checkpointable state (e.g.
+    :class:`phyll.data.augment.RandomShift`)."""
+
+    def __call__(self, x: Tensor) -> Tensor: ...
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 class Callback:
@@ -167,6 +176,7 @@ class Engine:
         seed: seeds the sample order and the fixed evaluation subsets.
         eval_plan: what is measured during training.
         callbacks: called in order at each point.
+        augment: transforms every training batch's inputs before the step (None: as they are).
     """
 
     def __init__(
@@ -180,8 +190,10 @@ class Engine:
         seed: int = 0,
         eval_plan: EvalPlan | None = None,
         callbacks: Sequence[Callback] = (),
+        augment: Augmentation | None = None,
     ) -> None:
         self.model, self.rule, self.splits = model, rule, splits
+        self.augment = augment
         self.epochs, self.batch_size = int(epochs), int(batch_size)
         self.eval_plan = eval_plan or EvalPlan()
         self.callbacks = list(callbacks)
@@ -266,7 +278,10 @@ class Engine:
         while progress["step"] < self.steps_per_epoch:
             idx = order[progress["step"] * self.batch_size :][: self.batch_size]
             with meter.measure():
-                loss = self.rule.train_step(self.splits.x_train[idx], self.splits.y_train[idx])
+                x = self.splits.x_train[idx]
+                if self.augment is not None:
+                    x = self.augment(x)
+                loss = self.rule.train_step(x, self.splits.y_train[idx])
             progress["losses"].append(loss)
             progress["step"] += 1
             self.global_step += 1
@@ -364,6 +379,7 @@ class Engine:
             "torch_rng": torch.get_rng_state(),
             "costs": {phase: asdict(m.costs) for phase, m in self.meters.items()},
             "callbacks": {cb.key: cb.state_dict() for cb in self.callbacks if cb.key},
+            "augment": self.augment.state_dict() if self.augment is not None else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -383,6 +399,8 @@ class Engine:
         torch.set_rng_state(state["torch_rng"])
         for phase, costs in state["costs"].items():
             self.meters[phase].costs = Costs(**costs)
+        if self.augment is not None:
+            self.augment.load_state_dict(state["augment"])
         for cb in self.callbacks:
             if cb.key and cb.key in state["callbacks"]:
                 cb.load_state_dict(state["callbacks"][cb.key])

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from phyll.data import DATASETS, DatasetError, parse_dataset_spec
-from phyll.experiments.config import TrainConfig
+from phyll.experiments.config import LR_SCHEDULES, PROFILES, TrainConfig
 from phyll.params import parse_params
 from phyll.registry import RULES, SYSTEMS
 
@@ -91,6 +91,11 @@ def dataset_argument(spec: str) -> str:
     return spec
 
 
+def _by_kind(name: str) -> str:
+    """An option's default per dataset kind, for its help text."""
+    return ", ".join(f"{kind} {values[name]}" for kind, values in PROFILES.items())
+
+
 def add_experiment_arguments(
     p: argparse.ArgumentParser, *, rule: bool = True, seed: bool = True, blocks: bool = True
 ) -> None:
@@ -149,21 +154,21 @@ def add_experiment_arguments(
         g.add_argument(
             "--blocks",
             type=positive_int,
-            default=d.blocks,
-            help="physical blocks (default: %(default)s)",
+            default=None,
+            help=f"physical blocks (default: {_by_kind('blocks')})",
         )
     g.add_argument(
         "--width",
         type=positive_int,
-        default=d.width,
+        default=None,
         help="features of each hidden representation = drive channels of the next "
-        "system (default: %(default)s)",
+        f"system (default: {_by_kind('width')})",
     )
     g.add_argument(
         "--measurements",
         type=positive_int,
-        default=d.measurements,
-        help="measured channels of every system (default: %(default)s)",
+        default=None,
+        help=f"measured channels of every system (default: {_by_kind('measurements')})",
     )
     g.add_argument(
         "--no-skip",
@@ -208,13 +213,27 @@ def add_experiment_arguments(
             "(phyll list --params)",
         )
     g.add_argument(
-        "--epochs", type=positive_int, default=d.epochs, help="epochs (default: %(default)s)"
+        "--epochs", type=positive_int, default=None, help=f"epochs (default: {_by_kind('epochs')})"
     )
     g.add_argument(
         "--batch-size",
         type=positive_int,
-        default=d.batch_size,
-        help="samples per step (default: %(default)s)",
+        default=None,
+        help=f"samples per step (default: {_by_kind('batch_size')})",
+    )
+    g.add_argument(
+        "--augment-shift",
+        type=int,
+        default=None,
+        metavar="PIXELS",
+        help="shift each training image at random by up to PIXELS pixels each step "
+        f"(default: {_by_kind('augment_shift')})",
+    )
+    g.add_argument(
+        "--lr-schedule",
+        choices=list(LR_SCHEDULES),
+        default=None,
+        help=f"learning rate over the epochs (default: {_by_kind('lr_schedule')})",
     )
     g.add_argument(
         "--lr",

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from phyll.data import Dataset, load_dataset
-from phyll.engine import Callback, Engine, Splits
+from phyll.data.augment import RandomShift
+from phyll.engine import Augmentation, Callback, Engine, Splits
 from phyll.errors import ConfigError
 from phyll.experiments.config import TrainConfig
 from phyll.learning.base import LearningRule, model_for
@@ -38,6 +40,7 @@ class Experiment:
     rule: LearningRule
     splits: Splits
     callbacks: list[Callback] = field(default_factory=list)
+    augment: Augmentation | None = None
 
     @property
     def systems(self) -> list[PhysicalSystem]:
@@ -105,9 +108,51 @@ def build_experiment(
     ).to(device)
     model = model_for(spec, network, dataset.n_classes, config.seed)
     rule = cls(model, params, seed=config.seed)
+    callbacks = fault_callbacks(systems)
+    if config.lr_schedule != "constant":
+        callbacks.append(LearningRateSchedule(config.lr_schedule, config.epochs))
     return Experiment(
-        config, dataset, model, rule, make_splits(dataset, config), fault_callbacks(systems)
+        config,
+        dataset,
+        model,
+        rule,
+        make_splits(dataset, config),
+        callbacks,
+        augmentation(dataset, config),
     )
+
+
+def augmentation(dataset: Dataset, config: TrainConfig) -> Augmentation | None:
+    """The training-batch augmentation ``config`` asks for (None: none)."""
+    if not config.augment_shift:
+        return None
+    if dataset.image_shape is None:
+        raise ConfigError(
+            f"augment_shift={config.augment_shift} shifts images, but dataset "
+            f"{dataset.name!r} has no image shape; use augment_shift=0"
+        )
+    return RandomShift(dataset.image_shape, config.augment_shift, seed=config.seed)
+
+
+class LearningRateSchedule(Callback):
+    """Cosine decay of every optimizer's learning rate over the epochs (Loshchilov & Hutter,
+    ICLR 2017, without restarts): epoch ``e`` of ``E`` (from 0) trains at
+    ``lr · ½(1 + cos(π e / E))``. A function of the epoch alone, so a resumed run continues
+    the same schedule."""
+
+    def __init__(self, kind: str, epochs: int) -> None:
+        if kind != "cosine":
+            raise ConfigError(f"unknown learning-rate schedule {kind!r}")
+        self.epochs = epochs
+
+    def scale(self, epoch: int) -> float:
+        return 0.5 * (1.0 + math.cos(math.pi * epoch / self.epochs))
+
+    def on_fit_start(self, engine: Engine) -> None:
+        engine.rule.scale_learning_rate(self.scale(engine.epoch))
+
+    def on_epoch_start(self, engine: Engine) -> None:
+        engine.rule.scale_learning_rate(self.scale(engine.epoch))
 
 
 def check_device(name: str) -> None:

@@ -171,6 +171,7 @@ def run(
             config.eval_every, config.eval_samples, config.test_curve, config.train_eval_samples
         ),
         callbacks=callbacks,
+        augment=exp.augment,
     )
     if state is not None:
         try:

@@ -115,9 +115,24 @@ class LearningRule(ABC):
         self.network: PhysicalNetwork = model.network
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
-        self.make_optimizer: OptimizerFactory = optimizer or optimizer_factory(
-            self.params.optimizer, self.params.lr
-        )
+        factory = optimizer or optimizer_factory(self.params.optimizer, self.params.lr)
+        #: every optimizer the rule made through ``make_optimizer`` (what a schedule scales)
+        self.optimizers_made: list[torch.optim.Optimizer] = []
+
+        def make_optimizer(parameters: Any) -> torch.optim.Optimizer:
+            made = factory(parameters)
+            self.optimizers_made.append(made)
+            return made
+
+        self.make_optimizer: OptimizerFactory = make_optimizer
+
+    def scale_learning_rate(self, scale: float) -> None:
+        """Set every optimizer's learning rate to ``scale`` × the one it was made with (a
+        schedule's step; kept in the optimizers' state, so checkpoints carry it)."""
+        for made in self.optimizers_made:
+            for group in made.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+                group["lr"] = group["initial_lr"] * scale
 
     @classmethod
     def resolve_params(cls, params: RuleParams | None, overrides: dict[str, Any]) -> RuleParams:
