@@ -52,8 +52,9 @@ NOMINAL = {
     ).nominal(),
     "random-features": lambda device: make_system("random-features", 24, 32, device=device),
 }
-#: measurements are in full-scale units (order 1): float32 on two devices agrees to ~1e-5
-TOLERANCE = {"rtol": 1e-3, "atol": 1e-4}
+#: measurements are in full-scale units (order 1); float32 kernels of two devices agree to
+#: ~1e-5, the microwave cavity's complex64 solves to about its condition number times that
+TOLERANCE = {"rtol": 2e-3, "atol": 2e-4}
 
 
 def drive(n: int = 64, width: int = 24) -> torch.Tensor:
