@@ -11,11 +11,14 @@ trap changes nothing else. The GPU itself is exercised by tests/test_cuda.py.
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 import torch
 
+from phyll.cli import main
 from phyll.engine import Engine
+from phyll.errors import ConfigError
 from phyll.experiments.build import build_experiment
 from phyll.experiments.config import TrainConfig
 from phyll.registry import make_system
@@ -116,3 +119,15 @@ def test_every_rule_trains_and_predicts_without_default_device_tensors(case):
     weights, expected = caught.model.state_dict(), free.model.state_dict()
     assert all(torch.equal(weights[k], expected[k]) for k in expected)
     assert [s.queries for s in caught.systems] == [s.queries for s in free.systems]
+
+
+def test_device_auto_resolves_once_and_the_run_records_the_result(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--device", "auto", "--epochs", "1", "--width", "4", "--measurements", "8"]
+    assert main([*argv, "--quiet", "--out", str(out)]) == 0
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert json.loads((out / "config.json").read_text())["device"] == expected
+    notice = "--device auto: CUDA is not available, running on cpu"
+    assert (notice in capsys.readouterr().err) == (expected == "cpu")
+    with pytest.raises(ConfigError, match="'auto' is resolved"):
+        build_experiment(TrainConfig(device="auto"))
