@@ -21,7 +21,7 @@ from phyll.experiments.predict import load_run
 from phyll.experiments.run_folder import RunFolder
 from phyll.experiments.train import TrainingInterrupted, resume, train
 from phyll.registry import make_system
-from phyll.systems import CallableSystem
+from phyll.systems import CallableSystem, NonFiniteMeasurementError
 from phyll.systems.faults import FAULTS
 from tests.conftest import numpy_square_law, sigint_factory
 
@@ -126,7 +126,7 @@ def test_measurement_noise_and_nan_bursts_on_the_gpu():
     assert out.device.type == "cuda"
     assert 0.03 < (out - clean).std().item() < 0.07
     bursts = FAULTS["nan-bursts"](NOMINAL["acoustic"]("cuda"), rate=1.0)
-    with pytest.raises(Exception, match="NaN"):
+    with pytest.raises(NonFiniteMeasurementError, match="NaN"):
         bursts(drive().cuda())
 
 
