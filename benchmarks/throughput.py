@@ -1,7 +1,8 @@
 """Throughput of the simulated physical systems and the wall time of PhyLL epochs.
 
-Run: ``python benchmarks/throughput.py`` (CPU; add ``--device cuda`` on a GPU machine).
-Not a test: it prints figures that the README quotes.
+Run: ``python benchmarks/throughput.py`` (CPU; add ``--device cuda`` on a GPU machine, where
+every timing is bracketed by ``torch.cuda.synchronize()``; without CUDA that option exits with
+a one-line message). Not a test: it prints figures that the README quotes.
 
 1. **Forward throughput** of every simulator (batch 1024) at 64 → 128 and 794 → 2,048 channels
    (794 = a 28×28 image plus 10 label channels), as samples/s and as the ratio of its time to
@@ -31,7 +32,8 @@ from typing import Any
 import torch
 
 from phyll.engine import Engine
-from phyll.experiments.build import build_experiment
+from phyll.errors import UserError
+from phyll.experiments.build import build_experiment, check_device, resolve_device
 from phyll.experiments.config import TrainConfig
 from phyll.registry import SYSTEMS, make_system
 
@@ -172,7 +174,7 @@ def mnist_config(system: str, device: str, args: argparse.Namespace) -> TrainCon
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda (cuda:N) or auto")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--repeats", type=int, default=10, help="repeats per timing (best kept)")
     parser.add_argument("--batch", type=int, default=1024)
@@ -184,6 +186,11 @@ def main() -> None:
     parser.add_argument("--skip", nargs="*", default=[], choices=["forward", "small", "mnist"])
     parser.add_argument("--json", default=None, help="also write every figure to this file")
     args = parser.parse_args()
+    args.device = resolve_device(args.device)
+    try:
+        check_device(args.device)
+    except UserError as exc:
+        raise SystemExit(f"throughput.py: {exc}") from None
     torch.set_num_threads(args.threads)
     os.environ["PHYLL_BENCH_THREADS"] = str(args.threads)
     print(

@@ -186,7 +186,7 @@ for option, value, culprit in (
     ("--lr", "nan", "lr"),
     ("--lr", "-1", "lr"),
     ("--lr", "0", "lr"),
-    ("--device", "cuda", "cuda"),
+    *([("--device", "cuda", "cuda")] if not torch.cuda.is_available() else []),
     ("--device", "bogus", "bogus"),
     ("--system", "nosuchmodule:Thing", "nosuchmodule"),
     ("--rule", "nosuchmodule:Thing", "nosuchmodule"),

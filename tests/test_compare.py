@@ -43,8 +43,19 @@ def test_compare_writes_summary_table_plots_and_run_folders(tmp_path, capsys):
     assert rules["phyll"]["test_accuracy_mean"] > 0.5
     assert rules["phyll-nophysics"]["physical_queries"] == 0  # the ablation drives no physics
     assert rules["backprop-ideal"]["physical_queries"] == 0  # in silico, tested in silico
+    # the digital work the physics replaced, next to the learner's own FLOPs
+    assert rules["phyll"]["offloaded_flops"] > 0
+    assert rules["phyll-nophysics"]["offloaded_flops"] == 0
+    assert rules["backprop-ideal"]["offloaded_flops"] == 0
+    runs = [json.loads((out / "runs" / f"phyll-seed{s}" / "summary.json").read_text())
+            for s in (0, 1)]  # fmt: skip
+    ratios = [r["offloaded_flops"] / r["digital_flops"] for r in runs]
+    assert rules["phyll"]["offloaded_per_learner_flop"] == pytest.approx(sum(ratios) / 2)
     table = (out / "table.md").read_text()
     assert table in printed and "| phyll-nophysics |" in table
+    assert "| offloaded FLOPs | offloaded / learner FLOPs |" in table.splitlines()[0]
+    phyll_row = next(line for line in table.splitlines() if line.startswith("| phyll |"))
+    assert f"| {rules['phyll']['offloaded_flops']:.3g} |" in phyll_row
     assert (out / "accuracy_vs_epoch.png").stat().st_size > 0
     assert (out / "accuracy_vs_flops.png").stat().st_size > 0
     assert main(argv) == 2  # an existing comparison is not overwritten silently
@@ -95,8 +106,10 @@ def test_aggregate_means_stds_and_cost_to_target_on_validation():
     assert agg["epochs_to_target"] == pytest.approx(1.5)
     assert agg["digital_flops_per_epoch"] == 400
     assert agg["projected_time_to_target_s"] == pytest.approx((5.0 + 3.0) / 2)
+    assert agg["offloaded_per_learner_flop"] == pytest.approx(10 / 1000)  # per run, then mean
     table = markdown_table({"phyll": agg}, 3)
     assert "| phyll | 88.3 ± 7.6 | 1.5 ± 0.7 (2/3) |" in table
+    assert table.splitlines()[-1].endswith("| 10 | 0.01 |")  # offloaded, its ratio
 
 
 def test_controls_make_no_physical_query_and_the_physics_gain_is_reported(tmp_path):

@@ -67,8 +67,8 @@ def test_a_step_costs_two_queries_per_sample_and_block(pairs):
 def negatives_are_other_samples(rule, x) -> bool:
     """Whether every negative pair the rule builds for ``x`` (distinct samples) joins a view of
     a sample with a view of a *different* sample, as the rule's loss pairs them."""
-    first, second, shift = rule.make_pairs(x)
-    partners = torch.roll(second, shift, 0)  # what block_loss contrasts each view with
+    first, second, index = rule.make_pairs(x)
+    partners = second[index]  # what block_loss contrasts each view with
     return all(not torch.equal(first[i], partners[i]) for i in range(len(x)))
 
 
@@ -79,7 +79,7 @@ def test_negatives_never_pair_a_sample_with_itself(pairs, monkeypatch):
     for _ in range(20):
         assert negatives_are_other_samples(rule, x) or pairs == "hybrid"
     # the check has teeth: a rule pairing each sample with itself (shift 0) fails it
-    monkeypatch.setattr(rule, "negative_shift", lambda batch: 0)
+    monkeypatch.setattr(rule, "negative_partners", lambda batch, device: torch.arange(batch))
     assert not negatives_are_other_samples(rule, x) or pairs == "hybrid"
     with pytest.raises(ValueError, match="at least 2"):
         make_unsup()[1].train_step(x[:1], torch.zeros(1, dtype=torch.long))
@@ -88,13 +88,13 @@ def test_negatives_never_pair_a_sample_with_itself(pairs, monkeypatch):
 def test_hybrid_negatives_mix_the_sample_with_another_one(monkeypatch):
     _, rule = make_unsup(pairs="hybrid", noise=0.0, mask_blur=0)
     x = torch.eye(16)[:4]
-    _, hybrids, shift = rule.make_pairs(x)
-    partner = torch.roll(x, shift, 0)
+    _, hybrids, index = rule.make_pairs(x)
+    partner = x[index]
     assert all(not torch.equal(partner[i], x[i]) for i in range(4))
     # every entry of a hybrid comes from the sample or its (different) partner
     assert torch.all((hybrids == x) | (hybrids == partner))
-    monkeypatch.setattr(rule, "negative_shift", lambda batch: 0)
-    _, hybrids, shift = rule.make_pairs(x)
+    monkeypatch.setattr(rule, "negative_partners", lambda batch, device: torch.arange(batch))
+    _, hybrids, _ = rule.make_pairs(x)
     assert torch.equal(hybrids, x)  # shift 0 would "mix" each sample with itself
 
 

@@ -134,3 +134,13 @@ def test_cli_evaluate_reports_accuracy_and_queries(iris_run, capsys):
     assert abs(accuracy - recorded) <= 0.1
     assert main(["evaluate", str(run_dir), "--dataset", "vowels"]) == 2
     assert "features" in capsys.readouterr().err
+
+
+def test_cli_predict_takes_a_device(iris_run, capsys):
+    run_dir, data = iris_run
+    assert main(["predict", str(run_dir), str(data)]) == 0
+    recorded = capsys.readouterr().out
+    assert main(["predict", str(run_dir), str(data), "--device", "cpu"]) == 0
+    assert capsys.readouterr().out == recorded  # the run's own device, named
+    assert main(["predict", str(run_dir), str(data), "--device", "bogus"]) == 2
+    assert "bogus" in capsys.readouterr().err

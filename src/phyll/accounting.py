@@ -29,6 +29,13 @@ These figures are phyll's main claim, so they are measured, never estimated:
   the FLOPs of its autograd backward pass (which always runs outside any call's context) are
   the learner's digital FLOPs, and no physical query is reported.
 * **physical queries** are samples driven through a system, reported by the system itself.
+* **offloaded FLOPs** (``offloaded_flops``) are what the physics replaced: each query a system
+  reports carries the digital FLOPs its transform would cost if emulated
+  (:attr:`~phyll.systems.base.PhysicalSystem.emulation_flops_per_query`: the nominal model's
+  forward, counted by :class:`~phyll.flops.FlopCounter` in a counter of its own, under
+  :func:`unmetered`); a system without a digital model (a remote or wrapped instrument)
+  reports none, and a digital model's calls (in-silico learners, the random-features control)
+  offload nothing: their FLOPs are already the learner's.
 """
 
 from __future__ import annotations
@@ -46,8 +53,10 @@ __all__ = [
     "Costs",
     "Meter",
     "count_flops",
+    "metering",
     "physical_call",
     "report_queries",
+    "unmetered",
 ]
 
 #: Energy of one digital FLOP on a conventional processor, in joules. Horowitz, "Computing's
@@ -76,6 +85,7 @@ class Costs:
     simulation_time_s: float = 0.0
     device_time_s: float = 0.0
     physical_energy_j: float = 0.0
+    offloaded_flops: int = 0
     digital_flops_by_kind: dict[str, int] = field(default_factory=_no_flops)
 
     @property
@@ -165,14 +175,42 @@ class Meter:
         costs.digital_flops_by_kind = _merge(costs.digital_flops_by_kind, window)
 
 
+def metering() -> bool:
+    """Whether any meter is active (costs reported now are counted)."""
+    return bool(_ACTIVE)
+
+
+@contextlib.contextmanager
+def unmetered() -> Iterator[None]:
+    """Keep the FLOPs of the block out of every active meter's digital column.
+
+    For accounting's own work, e.g. counting what a system's transform would cost emulated:
+    it is neither the learner's work nor physics. Its seconds stay in the meters' wall time
+    (the engine does such work before its first meter).
+    """
+    meters = list(_ACTIVE)
+    counter = meters[-1]._counter if meters else None
+    before = dict(counter.by_kind) if counter is not None else _no_flops()
+    try:
+        yield
+    finally:
+        if counter is not None:
+            moved = _merge(counter.by_kind, before, -1)
+            for meter in meters:
+                meter._excluded = _merge(meter._excluded, moved)
+
+
 @contextlib.contextmanager
 def physical_call(
-    n_samples: int, power_w: float, device_time: Callable[[float], float] | None = None
+    n_samples: int,
+    power_w: float,
+    device_time: Callable[[float], float] | None = None,
+    offloaded_flops: int = 0,
 ) -> Iterator[None]:
     """Mark a block as physics: its FLOPs and CPU seconds leave the digital column of every
     active meter, which count ``n_samples`` queries, their device time
-    (``device_time(elapsed)``; by default the block's measured duration) and energy (power ×
-    device time)."""
+    (``device_time(elapsed)``; by default the block's measured duration), energy (power ×
+    device time) and the ``offloaded_flops`` their emulation would have cost."""
     meters = list(_ACTIVE)
     counter = meters[-1]._counter if meters else None
     before = dict(counter.by_kind) if counter is not None else _no_flops()
@@ -186,17 +224,22 @@ def physical_call(
         for meter in meters:
             meter._excluded = _merge(meter._excluded, physics)
             meter.costs.simulation_time_s += elapsed
-            _report(meter.costs, n_samples, power_w, device)
+            _report(meter.costs, n_samples, power_w, device, offloaded_flops)
 
 
-def report_queries(n_samples: int, power_w: float, device_time_s: float) -> None:
+def report_queries(
+    n_samples: int, power_w: float, device_time_s: float, offloaded_flops: int = 0
+) -> None:
     """Count queries made outside any call (e.g. a system's calibration drives at build time)
-    in every active meter, with their device time and energy."""
+    in every active meter, with their device time, energy and offloaded FLOPs."""
     for meter in _ACTIVE:
-        _report(meter.costs, n_samples, power_w, device_time_s)
+        _report(meter.costs, n_samples, power_w, device_time_s, offloaded_flops)
 
 
-def _report(costs: Costs, n_samples: int, power_w: float, device_time_s: float) -> None:
+def _report(
+    costs: Costs, n_samples: int, power_w: float, device_time_s: float, offloaded_flops: int
+) -> None:
     costs.physical_queries += n_samples
     costs.device_time_s += device_time_s
     costs.physical_energy_j += power_w * device_time_s
+    costs.offloaded_flops += offloaded_flops

@@ -147,10 +147,10 @@ def accuracy(rule: LearningRule, x: Tensor, y: Tensor, batch: int = 512) -> floa
     """Fraction of correct predictions (None for an empty split)."""
     if len(y) == 0:
         return None
-    correct = 0
+    correct = torch.zeros((), dtype=torch.long, device=y.device)  # one host read, at the end
     for i in range(0, len(y), batch):
-        correct += int((rule.predict(x[i : i + batch]) == y[i : i + batch]).sum())
-    return correct / len(y)
+        correct += (rule.predict(x[i : i + batch]) == y[i : i + batch]).sum()
+    return int(correct) / len(y)
 
 
 def calibration_report(model: Model, rule: LearningRule) -> None:
@@ -161,7 +161,8 @@ def calibration_report(model: Model, rule: LearningRule) -> None:
     for system in (b.system for b in model.network.blocks if b.use_physics):
         n = system.calibration_queries
         if n:
-            report_queries(n, system.power_w, system.device_time(n, 0.0))
+            offloaded = n * (system.emulation_flops_per_query or 0)
+            report_queries(n, system.power_w, system.device_time(n, 0.0), offloaded)
 
 
 class Engine:
@@ -210,14 +211,16 @@ class Engine:
         self.setup_done = False
         self.final: dict[str, float | None] | None = None
         self.stop_reason: str | None = None
+        # the sample order and the subsets are drawn on the host (once per epoch, the same on
+        # every device) and moved to the data's device
         self.shuffle = torch.Generator().manual_seed(seed + 17)
         subsets = torch.Generator().manual_seed(seed + 23)
         plan = self.eval_plan
-        self.train_subset = torch.randperm(len(splits.y_train), generator=subsets)[
+        self.train_subset = torch.randperm(len(splits.y_train), generator=subsets, device="cpu")[
             : plan.train_samples
         ]
         self.val_subset = (
-            torch.randperm(len(splits.y_val), generator=subsets)[: plan.samples]
+            torch.randperm(len(splits.y_val), generator=subsets, device="cpu")[: plan.samples]
             if plan.samples is not None
             else None
         )
@@ -241,6 +244,8 @@ class Engine:
         try:
             for cb in self.callbacks:
                 cb.on_fit_start(self)
+            for system in self.systems:  # counted (once, cached) before any meter runs
+                _ = system.emulation_flops_per_query
             if not self.setup_done:
                 with self.meters["setup"].measure():
                     calibration_report(self.model, self.rule)
@@ -270,7 +275,7 @@ class Engine:
     def train_epoch(self) -> float:
         """One pass over the training split (or the rest of an interrupted one): mean loss."""
         if self.progress is None:
-            order = torch.randperm(len(self.splits.y_train), generator=self.shuffle)
+            order = torch.randperm(len(self.splits.y_train), generator=self.shuffle, device="cpu")
             self.progress = {"order": order, "step": 0, "losses": []}
         progress = self.progress
         order = progress["order"].to(self.splits.y_train.device)

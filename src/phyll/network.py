@@ -100,15 +100,14 @@ class MeasurementConditioner(nn.Module):
         if self.mode == "log-standardize":
             z = torch.log(z.clamp_min(0.0) + 1e-4)
         if self.training:
-            with torch.no_grad():
+            with torch.no_grad():  # first batch: its statistics; then a running average
                 mean, var = z.mean(0), z.var(0, unbiased=False)
-                if not bool(self.initialized):
-                    self.running_mean.copy_(mean)
-                    self.running_var.copy_(var)
-                    self.initialized.fill_(True)
-                else:
-                    self.running_mean.lerp_(mean, self.momentum)
-                    self.running_var.lerp_(var, self.momentum)
+                first = ~self.initialized  # decided on the device: no host round trip
+                running_mean = self.running_mean.lerp(mean, self.momentum)
+                running_var = self.running_var.lerp(var, self.momentum)
+                self.running_mean.copy_(torch.where(first, mean, running_mean))
+                self.running_var.copy_(torch.where(first, var, running_var))
+                self.initialized.fill_(True)
         return (z - self.running_mean) / torch.sqrt(self.running_var + self.eps)
 
 

@@ -107,12 +107,13 @@ class MLPTwin(nn.Module):
         generator: torch.Generator | None = None,
         reset_scaling: bool = True,
     ) -> FitReport:
-        """Fit on the pairs (a ``heldout_fraction`` is held out to report the error)."""
+        """Fit on the pairs (a ``heldout_fraction`` is held out to report the error);
+        ``generator`` (on the drives' device) draws the split and the batches."""
         if drives.shape[0] != measurements.shape[0] or drives.shape[0] < 2:
             raise ValueError("need at least 2 matching drive/measurement pairs to fit a twin")
         drives, measurements = drives.detach(), measurements.detach()
         n = drives.shape[0]
-        order = torch.randperm(n, generator=generator).to(drives.device)
+        order = torch.randperm(n, generator=generator, device=drives.device)
         n_held = max(1, round(heldout_fraction * n)) if heldout_fraction > 0 else 0
         held, fit = order[:n_held], order[n_held:]
         x, z = drives[fit], measurements[fit]
@@ -124,7 +125,7 @@ class MLPTwin(nn.Module):
         optimizer = torch.optim.Adam(self.layers.parameters(), lr=lr)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(epochs, 1))
         for _ in range(epochs):
-            perm = torch.randperm(len(fit), generator=generator).to(drives.device)
+            perm = torch.randperm(len(fit), generator=generator, device=drives.device)
             for i in range(0, len(fit), batch_size):
                 idx = perm[i : i + batch_size]
                 loss = F.mse_loss(self.mlp((x[idx] - self.in_mean) / self.in_std),

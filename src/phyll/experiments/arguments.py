@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from phyll.data import DATASETS, DatasetError, parse_dataset_spec
+from phyll.experiments.build import resolve_device
 from phyll.experiments.config import LR_SCHEDULES, PROFILES, TrainConfig
 from phyll.params import parse_params
 from phyll.registry import RULES, SYSTEMS
@@ -247,9 +248,7 @@ def add_experiment_arguments(
         default=d.val_fraction,
         help="part of the training split held out to pick the best epoch (default: %(default)s)",
     )
-    g.add_argument(
-        "--device", default=d.device, help="torch device: cpu or cuda (default: %(default)s)"
-    )
+    add_device_argument(g, d.device)
     g = p.add_argument_group("evaluation (each costs physical queries)")
     g.add_argument(
         "--eval-every",
@@ -277,6 +276,17 @@ def add_experiment_arguments(
         default=d.train_eval_samples,
         metavar="N",
         help="also measure the accuracy on N training samples at every evaluation (default: 0)",
+    )
+
+
+def add_device_argument(g: Any, default: str | None, default_text: str = "") -> None:
+    """``--device``: cpu, cuda (cuda:N) or auto (cuda where available, else cpu, said once)."""
+    g.add_argument(
+        "--device",
+        type=resolve_device,
+        default=default,
+        help=f"torch device: cpu, cuda (cuda:N) or auto (cuda if available, else cpu with a "
+        f"notice) (default: {default_text or '%(default)s'})",
     )
 
 

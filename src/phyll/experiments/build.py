@@ -9,6 +9,7 @@ or, by default, what the registry names in the configuration (:mod:`phyll.regist
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable
 import math
 from dataclasses import dataclass, field
@@ -155,8 +156,24 @@ class LearningRateSchedule(Callback):
         engine.rule.scale_learning_rate(self.scale(engine.epoch))
 
 
+def resolve_device(name: str) -> str:
+    """``"auto"``: ``"cuda"`` where torch has CUDA, else ``"cpu"`` with a one-line notice on
+    stderr; any other name as it is. A run records the resolved device (resume needs it)."""
+    if name != "auto":
+        return name
+    if torch.cuda.is_available():
+        return "cuda"
+    print("phyll: --device auto: CUDA is not available, running on cpu", file=sys.stderr)
+    return "cpu"
+
+
 def check_device(name: str) -> None:
     """Refuse a device torch does not have, in one line."""
+    if name == "auto":
+        raise ConfigError(
+            "device 'auto' is resolved when options are read (resolve_device): pass the "
+            "resolved name, 'cpu' or 'cuda'"
+        )
     try:
         device = torch.device(name)
     except RuntimeError as exc:

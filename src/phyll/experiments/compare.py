@@ -15,8 +15,10 @@ system (best-validation epoch, tested once); epochs, digital FLOPs and wall time
 included) until the *validation* accuracy first reaches the target (``--target``; default: the
 lowest final validation accuracy among the rules compared, so every rule reaches it), over the
 seeds that reach it; physical queries, digital FLOPs, wall time and energy per phase (setup,
-training, evaluation) and in total; digital FLOPs per training epoch. All come from the runs'
-instrumentation.
+training, evaluation) and in total; digital FLOPs per training epoch; the FLOPs the physics
+offloaded (what emulating every physical query digitally would have cost, see
+:mod:`phyll.accounting`) and their ratio to the learner's own digital FLOPs. All come from the
+runs' instrumentation.
 
 Entries are rule names (``phyll list``) plus ``phyll-nophysics``: PhyLL on the same network with
 the physical measurement removed (the honesty ablation), and ``phyll-readout``: PhyLL
@@ -71,6 +73,7 @@ QUANTITIES = (
     "device_time_s",
     "projected_time_s",
     "energy_j",
+    "offloaded_flops",
 )
 PHASE_SUFFIXES = ("", "_setup", "_training", "_evaluation")
 #: what reaching the target cost (setup included)
@@ -134,6 +137,8 @@ def aggregate(runs: list[dict[str, Any]], target: float) -> dict[str, Any]:
         per_epoch = [r["summary"][f"{quantity}_training"] / r["summary"]["epochs"] for r in runs]
         key = f"{quantity}_per_epoch"
         out[key], out[f"{key}_std"] = _mean_std(per_epoch)
+    ratios = [offloaded_ratio(r["summary"]) for r in runs]
+    out["offloaded_per_learner_flop"], out["offloaded_per_learner_flop_std"] = _mean_std(ratios)
     reached = [c for c in (cost_to_target(r["history"], target) for r in runs) if c is not None]
     out["target_accuracy"] = target
     out["seeds_reaching_target"] = len(reached)
@@ -153,6 +158,13 @@ def aggregate(runs: list[dict[str, Any]], target: float) -> dict[str, Any]:
             r["summary"]["rule_details"]["twin_heldout_rel_mse"] for r in runs
         ]
     return out
+
+
+def offloaded_ratio(summary: dict[str, Any]) -> float:
+    """How much digital work the physics replaced per FLOP the learner spent (offloaded FLOPs
+    over digital FLOPs, totals of one run; 0 for a run without digital work)."""
+    learner = summary["digital_flops"]
+    return summary["offloaded_flops"] / learner if learner else 0.0
 
 
 def physics_gain(rules: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -197,19 +209,23 @@ def markdown_table(rules: dict[str, dict[str, Any]], n_seeds: int) -> str:
 
     Cost columns per phase: *setup* (one-time: calibration, twin data and fit), *training*
     per epoch after setup, and what reaching the validation target cost, setup included
-    (projected time: device time + digital time, see :mod:`phyll.accounting`).
+    (projected time: device time + digital time, see :mod:`phyll.accounting`); then the
+    digital work the physics replaced (offloaded FLOPs, in total) and its ratio to the
+    learner's digital FLOPs.
     """
     target = 100 * next(iter(rules.values()))["target_accuracy"]
     lines = [
         f"| rule | test accuracy (%) | epochs to {target:.1f} % val | digital FLOPs to target "
         "| projected time to target (s) | setup: queries · digital FLOPs "
-        "| per training epoch: queries · digital FLOPs | evaluation queries | energy (J) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| per training epoch: queries · digital FLOPs | evaluation queries | energy (J) "
+        "| offloaded FLOPs | offloaded / learner FLOPs |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in rules.items():
         acc_mean = None if r["test_accuracy_mean"] is None else 100 * r["test_accuracy_mean"]
         acc_std = None if r["test_accuracy_std"] is None else 100 * r["test_accuracy_std"]
         reached = f" ({r['seeds_reaching_target']}/{n_seeds})"
+        ratio = _pm(r["offloaded_per_learner_flop"], r["offloaded_per_learner_flop_std"], ".3g")
         lines.append(
             f"| {name} | {_pm(acc_mean, acc_std, '.1f')} "
             f"| {_pm(r['epochs_to_target'], r['epochs_to_target_std'], '.1f')}{reached} "
@@ -218,7 +234,9 @@ def markdown_table(rules: dict[str, dict[str, Any]], n_seeds: int) -> str:
             f"| {r['physical_queries_setup']:,.0f} · {r['digital_flops_setup']:.3g} "
             f"| {r['physical_queries_per_epoch']:,.0f} · {r['digital_flops_per_epoch']:.3g} "
             f"| {r['physical_queries_evaluation']:,.0f} "
-            f"| {r['energy_j']:.3g} |"
+            f"| {r['energy_j']:.3g} "
+            f"| {r['offloaded_flops']:.3g} "
+            f"| {ratio} |"
         )  # fmt: skip
     return "\n".join(lines) + "\n"
 

@@ -34,7 +34,7 @@ from torch import Tensor
 
 from phyll.data import Dataset, load_dataset, read_feature_rows
 from phyll.errors import UserError
-from phyll.experiments.arguments import dataset_argument
+from phyll.experiments.arguments import add_device_argument, dataset_argument
 from phyll.experiments.build import SystemFactory, build_experiment
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.run_folder import RunFolder, RunFolderError
@@ -246,7 +246,7 @@ def write_predictions(
 
 
 def command_predict(args: argparse.Namespace) -> int:
-    run = load_run(args.run_dir)
+    run = load_run(args.run_dir, device=args.device)
     x_raw = read_feature_rows(args.file, run.feature_names)
     scores = run.scores(x_raw)
     names = [run.class_names[i] for i in scores.argmax(axis=1)]
@@ -259,7 +259,7 @@ def command_predict(args: argparse.Namespace) -> int:
 
 
 def command_evaluate(args: argparse.Namespace) -> int:
-    run = load_run(args.run_dir)
+    run = load_run(args.run_dir, device=args.device)
     dataset = load_dataset(
         args.dataset,
         seed=run.config.seed,
@@ -298,6 +298,7 @@ def register(sub: Any) -> None:
         metavar="PREDS.csv",
         help="write prediction,score_<class>... to this file instead of printing names",
     )
+    add_device_argument(p, None, "the one the run was trained on")
     p.set_defaults(func=command_predict)
     p = sub.add_parser(
         "evaluate",
@@ -313,6 +314,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--label-column", default="label", metavar="NAME", help="label column of a csv:PATH"
     )
+    add_device_argument(p, None, "the one the run was trained on")
     p.set_defaults(func=command_evaluate)
 
 

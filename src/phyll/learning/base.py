@@ -114,7 +114,9 @@ class LearningRule(ABC):
         self.model = model
         self.network: PhysicalNetwork = model.network
         self.seed = seed
-        self.generator = torch.Generator().manual_seed(seed)
+        #: the rule's random stream, on the model's device (build the rule after moving it)
+        self.device = model_device(model)
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
         factory = optimizer or optimizer_factory(self.params.optimizer, self.params.lr)
         #: every optimizer the rule made through ``make_optimizer`` (what a schedule scales)
         self.optimizers_made: list[torch.optim.Optimizer] = []
@@ -192,6 +194,11 @@ class evaluating:
         self.module.train(self.was_training)
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """The device of a model's weights (every model has the blocks' digital weights)."""
+    return next(model.parameters()).device
+
+
 def head_features(network: PhysicalNetwork, head_input: HeadSource) -> int:
     """Width of what a head reads: the last block's output, all of them, or the data."""
     if head_input == "data":
@@ -217,5 +224,5 @@ def model_for(spec: ModelSpec, network: PhysicalNetwork, n_classes: int, seed: i
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + 4099)
             head = LinearHead(head_features(network, spec.head_input), n_classes)
-        head.to(network.blocks[0].linear.weight.device)
+        head.to(model_device(network))
     return Model(network, head)

@@ -48,9 +48,10 @@ class LocalParams(RuleParams):
 
 
 def wrong_labels(labels: Tensor, n_classes: int, generator: torch.Generator) -> Tensor:
-    """One wrong label per sample, uniform over the ``n_classes - 1`` others."""
-    offset = torch.randint(1, n_classes, labels.shape, generator=generator)
-    return (labels.cpu() + offset) % n_classes
+    """One wrong label per sample, uniform over the ``n_classes - 1`` others (drawn on the
+    labels' device, by a generator living there)."""
+    offset = torch.randint(1, n_classes, labels.shape, generator=generator, device=labels.device)
+    return (labels + offset) % n_classes
 
 
 BlockLoss = Callable[[Tensor, int], Tensor]
@@ -72,7 +73,8 @@ def train_blocks_locally(
     """
     network.train()
     h = inputs
-    total, outputs = 0.0, []
+    total: Tensor | None = None  # summed on the device: one host read per step, not per block
+    outputs = []
     for index, (block, optimizer) in enumerate(zip(network.blocks, optimizers, strict=True)):
         z = None
         if block.use_physics:
@@ -83,10 +85,12 @@ def train_blocks_locally(
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        total += loss.item()
+        loss = loss.detach().double()
+        total = loss if total is None else total + loss
         h = out.detach()
         outputs.append(h)
-    return total / len(network.blocks), outputs
+    assert total is not None  # a network has at least one block
+    return float(total) / len(network.blocks), outputs
 
 
 class LocalContrastiveRule(LearningRule):
@@ -141,7 +145,7 @@ class LocalContrastiveRule(LearningRule):
     def train_step(self, x: Tensor, y: Tensor) -> float:
         net = self.network
         batch = x.shape[0]
-        negatives = wrong_labels(y, net.n_classes, self.generator).to(y.device)
+        negatives = wrong_labels(y, net.n_classes, self.generator)
 
         def block_loss(out: Tensor, index: int) -> Tensor:  # positives first, then negatives
             return self.local_loss(out[:batch], out[batch:], index)

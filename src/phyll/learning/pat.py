@@ -120,8 +120,7 @@ class PhysicsAwareTraining(HeadRule):
         """Drive every block's system with ``n`` random block-like drives (queries counted)."""
         pairs = []
         for block in self.network.blocks:
-            u = torch.rand(n, block.in_features, generator=self.generator)
-            u = u.to(block.linear.weight.device)
+            u = torch.rand(n, block.in_features, generator=self.generator, device=self.device)
             with torch.no_grad():
                 pairs.append([block.drive(u), block.measure(u)])
             self.twin_queries += n
@@ -219,8 +218,9 @@ class PhysicsAwareTraining(HeadRule):
         super().load_state_dict(state)
         for twin, s in zip(self.twins, state["twins"], strict=True):
             twin.load_state_dict(s)
-        self._pairs = [list(p) for p in state["pairs"]]
-        self._recent = [[list(p) for p in r] for r in state["recent"]]
+        # a checkpoint is loaded on the host: the twin data go back to the model's device
+        self._pairs = [[t.to(self.device) for t in p] for p in state["pairs"]]
+        self._recent = [[[t.to(self.device) for t in p] for p in r] for r in state["recent"]]
         self.steps = state["steps"]
         self.twin_queries = state["twin_queries"]
         self.fit_reports = [[FitReport(**r) for r in fit] for fit in state["fit_reports"]]

@@ -149,34 +149,36 @@ class PhyLLUnsupervised(LearningRule):
 
     def corrupt(self, x: Tensor) -> Tensor:
         """The sample under a small corruption: Gaussian noise of std ``noise``, clipped."""
-        noise = torch.randn(x.shape, generator=self.generator).to(x.device)
+        noise = torch.randn(x.shape, generator=self.generator, device=x.device)
         return (x + self.params.noise * noise).clamp(0.0, 1.0)
 
     def hybrid(self, x: Tensor, partner: Tensor) -> Tensor:
         """``m ⊙ x + (1 − m) ⊙ partner`` with blurred random binary masks ``m``."""
-        bits = torch.randint(0, 2, x.shape, generator=self.generator).to(x)
+        bits = torch.randint(0, 2, x.shape, generator=self.generator, device=x.device).to(x)
         mask = (bits @ self.blur.T > 0.5).to(x.dtype)
         return mask * x + (1 - mask) * partner
 
-    def negative_shift(self, batch: int) -> int:
-        """The cyclic shift pairing each sample with another one of the batch (never itself)."""
+    def negative_partners(self, batch: int, device: torch.device) -> Tensor:
+        """Index of each sample's negative partner, ``(i - shift) mod B`` for a random cyclic
+        shift in 1 … B−1 (never the sample itself), drawn on ``device``: no host round trip."""
         if batch < 2:
             raise ValueError("unsupervised PhyLL needs batches of at least 2 samples")
-        return int(torch.randint(1, batch, (1,), generator=self.generator))
+        shift = torch.randint(1, batch, (1,), generator=self.generator, device=device)
+        return (torch.arange(batch, device=device) - shift) % batch
 
-    def make_pairs(self, x: Tensor) -> tuple[Tensor, Tensor, int]:
-        """Positive and negative inputs (stacked as ``[positives; negatives]``) and the shift.
+    def make_pairs(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Positive and negative inputs (stacked as ``[positives; negatives]``) and partners.
 
         ``instance``: two corrupted views of every sample; the negative partner of view *i* is
-        the other view of sample ``(i - shift) mod B``. ``hybrid``: the corrupted sample and its
-        hybrid with sample ``(i - shift) mod B``.
+        the other view of sample ``partners[i]``. ``hybrid``: the corrupted sample and its
+        hybrid with sample ``partners[i]``.
         """
-        shift = self.negative_shift(x.shape[0])
+        partners = self.negative_partners(x.shape[0], x.device)
         if self.params.pairs == "hybrid":
-            return self.corrupt(x), self.hybrid(x, torch.roll(x, shift, 0)), shift
-        return self.corrupt(x), self.corrupt(x), shift
+            return self.corrupt(x), self.hybrid(x, x[partners]), partners
+        return self.corrupt(x), self.corrupt(x), partners
 
-    def block_loss(self, out: Tensor, index: int, shift: int) -> Tensor:
+    def block_loss(self, out: Tensor, index: int, partners: Tensor) -> Tensor:
         """The contrastive loss of block ``index`` on its stacked outputs ``[pos; neg]``."""
         batch = out.shape[0] // 2
         first, second = out[:batch], out[batch:]
@@ -185,17 +187,17 @@ class PhyLLUnsupervised(LearningRule):
             g_pos, g_neg = cosine_goodness(first, ref), cosine_goodness(second, ref)
         else:
             g_pos = F.cosine_similarity(first, second, dim=1, eps=1e-8)
-            g_neg = F.cosine_similarity(first, torch.roll(second, shift, 0), dim=1, eps=1e-8)
+            g_neg = F.cosine_similarity(first, second[partners], dim=1, eps=1e-8)
         return contrastive_loss(g_pos, g_neg, self.params.theta)
 
     def train_step(self, x: Tensor, y: Tensor) -> float:
         x = self.network.embed(x, None)
         batch = x.shape[0]
-        first, second, shift = self.make_pairs(x)
+        first, second, partners = self.make_pairs(x)
         loss, outputs = train_blocks_locally(
             self.network,
             torch.cat([first, second]),
-            lambda out, index: self.block_loss(out, index, shift),
+            lambda out, index: self.block_loss(out, index, partners),
             self.optimizers,
         )
         features = torch.cat([o[:batch] for o in outputs], dim=1)

@@ -189,13 +189,17 @@ class AcousticCavity(PhysicalSystem):
         if p.fabrication_std_m > 0:
             built = torch.Generator().manual_seed(seed + 3)
             lengths = lengths + p.fabrication_std_m * torch.randn(lengths.shape, generator=built)
-        self._path_lengths = lengths
-        self._path_amplitudes = signs * torch.exp(-DECAY_60DB * delay / p.t60_s) / lengths
+        amplitudes = signs * torch.exp(-DECAY_60DB * delay / p.t60_s) / lengths
         self.freqs_hz = torch.linspace(p.band_hz[0], p.band_hz[1], n_freqs, dtype=torch.float64)
-        self._tone_phases = 2 * math.pi * torch.rand(n_inputs, n_freqs, generator=geometry)
+        tone_phases = 2 * math.pi * torch.rand(n_inputs, n_freqs, generator=geometry)
+        # the geometry lives on the device: a temperature change (drift) rebuilds the transfer
+        # there, with no host round trip
+        dev = self.device
+        self._path_lengths, self._path_amplitudes = lengths.to(dev), amplitudes.to(dev)
+        self._freqs, self._tone_phases = self.freqs_hz.to(dev), tone_phases.to(dev)
         # output bin j ↔ (microphone j // n_freqs, frequency j % n_freqs)
-        self._bin_mic = torch.arange(n_outputs) // n_freqs
-        self._bin_freq = torch.arange(n_outputs) % n_freqs
+        self._bin_mic = torch.arange(n_outputs, device=dev) // n_freqs
+        self._bin_freq = torch.arange(n_outputs, device=dev) % n_freqs
 
         self._noise = torch.Generator(device=self.device).manual_seed(seed + 1)
         self.temperature_c = p.temperature_c
@@ -209,11 +213,11 @@ class AcousticCavity(PhysicalSystem):
     def _build_transfer(self) -> Tensor:
         """Complex transfer ``[n_outputs, n_inputs]`` from speaker drive to each bin's pressure."""
         c = speed_of_sound(self.temperature_c)
-        k = 2 * math.pi * self.freqs_hz[:, None, None, None] / c  # [K,1,1,1] rad/m
+        k = 2 * math.pi * self._freqs[:, None, None, None] / c  # [K,1,1,1] rad/m
         h = (self._path_amplitudes * torch.exp(-1j * k * self._path_lengths)).sum(-1)  # [K,M,N]
         h = h * torch.exp(1j * self._tone_phases.T)[:, None, :]  # multitone starting phases
         transfer = h[self._bin_freq, self._bin_mic, :]  # [n_outputs, N]
-        transfer = transfer.to(torch.complex64).to(self.device)
+        transfer = transfer.to(torch.complex64)
         # real [N, 2 n_outputs] with interleaved (re, im) columns: a real drive amplitude times
         # it gives the complex pressures at half the arithmetic of a complex product
         self._transfer_real = torch.view_as_real(transfer.T).reshape(self.n_inputs, -1)

@@ -6,10 +6,17 @@ outside it (``"clip"`` or ``"raise"``, never silent), counts the samples driven 
 (:attr:`queries`, never reset by a learner) and says whether an autograd path exists
 (:attr:`differentiable`, False for every real device). Subclasses implement :meth:`_measure`
 only; validation, accounting and error reporting live here so every system behaves the same.
+
+Devices: a simulated system runs on the torch device it was built on (``device=``), keeps its
+state there and returns its measurements there. On CUDA each call synchronises three times: once
+before the physics (so that the learner's queued work is timed as digital, not as physics) and
+once for each finiteness check of the drive and the measurement (the black-box contract: NaN
+never reaches the hardware and never reaches the learner).
 """
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal
@@ -17,11 +24,18 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor
 
-from phyll.accounting import physical_call
+from phyll.accounting import metering, physical_call, unmetered
 from phyll.errors import ConfigError, UserError
+from phyll.flops import count_flops
 from phyll.params import as_plain, build_params
 
 OutOfRange = Literal["clip", "raise"]
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on a CUDA device (nothing to wait for elsewhere)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _all_finite(x: Tensor) -> bool:
@@ -139,10 +153,13 @@ class PhysicalSystem(ABC):
         if self.digital_model:  # a simulator run by a digital learner: its FLOPs are digital
             drive = self._validate_drive(drive)
             return self._validate_measurement(self._run(drive), drive.shape[0])
+        synchronize(self.device)  # the learner's queued work is digital time, not physics
         with physical_call(0, 0.0, lambda elapsed: 0.0):  # the interface's checks, not learning
             drive = self._validate_drive(drive)
         n = drive.shape[0]
-        with physical_call(n, self.power_w, lambda elapsed: self.device_time(n, elapsed)):
+        offloaded = n * (self.emulation_flops_per_query or 0) if metering() else 0
+        device_time = functools.partial(self.device_time, n)
+        with physical_call(n, self.power_w, device_time, offloaded):
             out = self._validate_measurement(self._run(drive), n)
         if self.recorder is not None:
             self.recorder(drive, out)
@@ -163,6 +180,28 @@ class PhysicalSystem(ABC):
         self._queries += drive.shape[0]
         return out
 
+    @functools.cached_property
+    def emulation_flops_per_query(self) -> int | None:
+        """Digital FLOPs one query would cost if this system's transform were emulated.
+
+        Counted once, by :func:`phyll.flops.count_flops`, on the :meth:`nominal` model's
+        measurement (the design, noise-free) of one mid-range drive: the emulation of one
+        query. Its few per-call operations (e.g. the microwave cavity's frequency terms, 20
+        of its 44,772 FLOPs at 12 → 20 channels) are counted once per query, so batched
+        emulation would cost at most that much less. Building the model and counting are kept
+        out of any active meter (:func:`~phyll.accounting.unmetered`). None for a system
+        without a digital model (a real, remote or wrapped instrument).
+        """
+        with unmetered():
+            try:
+                model = self.nominal()
+            except NotImplementedError:
+                return None
+            low, high = model.drive_range
+            drive = torch.full((1, model.n_inputs), (low + high) / 2, device=model.device)
+            with torch.no_grad():
+                return count_flops(model._measure, drive)
+
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint needs to restore the system exactly (counter, noise RNG...)."""
         return {"queries": self._queries}
@@ -181,6 +220,7 @@ class PhysicalSystem(ABC):
             "power_w": self.power_w,
             "measurement_time_s": self.measurement_time_s,
             "calibration_queries": self.calibration_queries,
+            "emulation_flops_per_query": self.emulation_flops_per_query,
         }
 
     def nominal(self) -> PhysicalSystem:
@@ -260,7 +300,7 @@ class PhysicalSystem(ABC):
 
     def _validate_measurement(self, out: Tensor, batch: int) -> Tensor:
         if not isinstance(out, Tensor):
-            out = torch.as_tensor(out)
+            out = torch.as_tensor(out, device="cpu")
         if tuple(out.shape) != (batch, self.n_outputs):
             raise PhysicalSystemError(
                 f"{type(self).__name__} returned shape {list(out.shape)}, "
@@ -273,4 +313,4 @@ class PhysicalSystem(ABC):
             raise NonFiniteMeasurementError(
                 f"{type(self).__name__} returned NaN/inf in {rows} of {batch} samples"
             )
-        return out.float()
+        return out.to(self.device, torch.float32)

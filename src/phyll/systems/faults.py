@@ -39,6 +39,7 @@ Latency                 a slow instrument: ``per_call_s + per_sample_s × B`` se
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -67,6 +68,10 @@ class FaultWrapper(PhysicalSystem):
     """
 
     Params: ClassVar[type | None] = FaultParams
+    #: where the wrapper's random stream lives: "host" for decisions taken in Python (drift
+    #: steps, burst starts: no device round trip), "system" for noise drawn on the system's
+    #: device (no host-to-device copy per call)
+    random_on: ClassVar[Literal["host", "system"]] = "host"
 
     def __init__(self, inner: PhysicalSystem, params: Any = None, **overrides: Any) -> None:
         super().__init__(
@@ -83,7 +88,9 @@ class FaultWrapper(PhysicalSystem):
         self.differentiable = inner.differentiable
         self.perturbation = inner.perturbation
         self.typical_perturbation = inner.typical_perturbation
-        self._rng = torch.Generator().manual_seed(int(getattr(self.params, "seed", 0)))
+        rng_device = self.device if self.random_on == "system" else torch.device("cpu")
+        seed = int(getattr(self.params, "seed", 0))
+        self._rng = torch.Generator(device=rng_device).manual_seed(seed)
 
     # ------------------------------------------------------------------ physics
     def _measure(self, drive: Tensor) -> Tensor:
@@ -98,7 +105,7 @@ class FaultWrapper(PhysicalSystem):
         return out
 
     def _randn(self, shape: torch.Size | tuple[int, ...]) -> Tensor:
-        return torch.randn(shape, generator=self._rng).to(self.device)
+        return torch.randn(shape, generator=self._rng, device=self._rng.device)
 
     # ------------------------------------------------------------------ delegation
     @property
@@ -111,6 +118,11 @@ class FaultWrapper(PhysicalSystem):
     def nominal(self) -> PhysicalSystem:
         """The design model of the inner system: faults are not part of the design."""
         return self.inner.nominal()
+
+    @functools.cached_property
+    def emulation_flops_per_query(self) -> int | None:
+        """The inner system's (faults are not part of the design: same nominal model)."""
+        return self.inner.emulation_flops_per_query
 
     def device_time(self, n_samples: int, elapsed_s: float) -> float:
         """The inner device's time (a fault adds none, unless it is a delay)."""
@@ -151,6 +163,7 @@ class MeasurementNoise(FaultWrapper):
 
     Params = NoiseParams
     params: NoiseParams
+    random_on = "system"
 
     def _after(self, out: Tensor) -> Tensor:
         noise = self.params.std * self._randn(out.shape).to(out.dtype)
@@ -238,7 +251,7 @@ class Drift(_Perturbing):
 
     def _before(self, drive: Tensor) -> Tensor:
         step = self.params.std * math.sqrt(drive.shape[0] / self.params.per_queries)
-        self._move(step * float(torch.randn((), generator=self._rng)))
+        self._move(step * float(torch.randn((), generator=self._rng, device="cpu")))
         return drive
 
 
@@ -312,13 +325,16 @@ class NaNBursts(FaultWrapper):
 
     def _after(self, out: Tensor) -> Tensor:
         batch, length = out.shape[0], self.params.length
-        mask = torch.zeros(batch, dtype=torch.bool)
+        mask = torch.zeros(batch, dtype=torch.bool, device="cpu")  # host state, spans calls
         mask[: self._remaining] = True
         end = self._remaining
-        for start in torch.nonzero(torch.rand(batch, generator=self._rng) < self.params.rate)[:, 0]:
+        starts = torch.rand(batch, generator=self._rng, device="cpu") < self.params.rate
+        for start in torch.nonzero(starts)[:, 0]:
             mask[int(start) : int(start) + length] = True
             end = max(end, int(start) + length)
         self._remaining = max(end - batch, 0)
+        if end == 0:  # no dropout in this batch: nothing to copy to the device
+            return out
         return out.masked_fill(mask.to(out.device)[:, None], float("nan"))
 
     def state_dict(self) -> dict[str, Any]:

@@ -27,6 +27,8 @@ class CallableSystem(PhysicalSystem):
         power_w: the device's power while measuring (W), for the energy figure.
         measurement_time_s: device time of one query (s); None: each call's measured duration.
         name: what runs record as the system (default: the function's name).
+        device: torch device of the returned measurements (the function itself always gets
+            and returns host arrays: one round trip per call on a GPU).
     """
 
     differentiable = False
@@ -41,6 +43,7 @@ class CallableSystem(PhysicalSystem):
         power_w: float = 0.0,
         measurement_time_s: float | None = None,
         name: str | None = None,
+        device: str | torch.device = "cpu",
     ) -> None:
         super().__init__(
             n_inputs,
@@ -49,6 +52,7 @@ class CallableSystem(PhysicalSystem):
             out_of_range,
             power_w=power_w,
             measurement_time_s=measurement_time_s,
+            device=device,
         )
         self.fn = fn
         self.name = name or getattr(fn, "__qualname__", type(fn).__name__)
@@ -59,7 +63,7 @@ class CallableSystem(PhysicalSystem):
             array = np.asarray(result, dtype=np.float64)
         except (TypeError, ValueError) as exc:
             raise PhysicalSystemError(f"system function returned non-numeric data: {exc}") from exc
-        return torch.from_numpy(array).float()
+        return torch.from_numpy(array).float()  # checked on the host, then moved (base class)
 
     def describe(self) -> dict[str, object]:
         return {**super().describe(), "name": self.name}

@@ -310,10 +310,11 @@ class MicrowaveCavity(PhysicalSystem):
         f_on, f_off = (f_c * p.element_f_on_off[0], f_c * p.element_f_on_off[1])
         built = np.random.default_rng(seed + 3)
         errors = 1 + p.fabrication_std * built.standard_normal((2, n_inputs))
-        self._f_on = torch.tensor(f_on * errors[0], dtype=torch.float64)
-        self._f_off = torch.tensor(f_off * errors[1], dtype=torch.float64)
+        f64 = {"dtype": torch.float64, "device": self.device}
+        self._f_on = torch.tensor(f_on * errors[0], **f64)
+        self._f_off = torch.tensor(f_off * errors[1], **f64)
         self.element_kappa, self.element_loss = p.element_kappa, p.element_loss
-        self._freqs_t = torch.tensor(self.freqs_hz, dtype=torch.float64)
+        self._freqs_t = torch.tensor(self.freqs_hz, **f64)
 
         pairs = torch.triu_indices(n_antennas, n_antennas, offset=1)
         n_bins = torch.arange(n_outputs)
@@ -382,7 +383,10 @@ class MicrowaveCavity(PhysicalSystem):
         s = self._schur + torch.diag_embed(inv_alpha)  # [B, K, M, M]
         one_thread = s.device.type == "cpu" and self.n_inputs > SINGLE_THREAD_SOLVE_ABOVE
         with _one_thread(one_thread):
-            x = torch.linalg.solve(s, self._u.transpose(1, 2).expand(s.shape[0], -1, -1, -1))
+            # solve_ex: no error check, i.e. no host round trip on a GPU; a singular system
+            # gives non-finite powers, which the base class refuses
+            rhs = self._u.transpose(1, 2).expand(s.shape[0], -1, -1, -1)
+            x, _ = torch.linalg.solve_ex(s, rhs)
         return self._p0 + self._u @ x
 
     def interaction_matrix(self, drive: Tensor) -> np.ndarray:
