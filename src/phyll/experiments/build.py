@@ -9,9 +9,9 @@ or, by default, what the registry names in the configuration (:mod:`phyll.regist
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from collections.abc import Callable
-import math
 from dataclasses import dataclass, field
 from typing import Any
 

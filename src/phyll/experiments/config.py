@@ -122,7 +122,9 @@ class TrainConfig:
         if isinstance(self.augment_shift, bool) or not (
             isinstance(self.augment_shift, int) and 0 <= self.augment_shift <= 8
         ):
-            raise ConfigError(f"augment_shift must be an integer in 0..8, got {self.augment_shift!r}")
+            raise ConfigError(
+                f"augment_shift must be an integer in 0..8, got {self.augment_shift!r}"
+            )
         if self.lr_schedule not in LR_SCHEDULES:
             raise ConfigError(
                 f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}"
