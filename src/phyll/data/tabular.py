@@ -22,6 +22,7 @@ CSV rows are the file's rows (header = row 1), array rows count from 0. Loading 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 import zipfile
 from collections.abc import Sequence
@@ -518,12 +519,24 @@ def from_arrays(
     name: str = "arrays",
     test_fraction: float = 0.2,
     seed: int = 0,
+    image_shape: tuple[int, int] | None = None,
 ) -> Dataset:
     """A :class:`Dataset` from raw arrays: ``x`` [rows, features] (any scale), ``y`` integer
     codes ≥ 0 or strings, optional ``split`` ('train'/'test') and ``group`` per row. Split,
-    scaling and checks as for CSV files (module docstring); rows in messages count from 0."""
+    scaling and checks as for CSV files (module docstring); rows in messages count from 0.
+    ``image_shape`` (height, width) declares the features as pixels row by row (what image
+    augmentation needs)."""
     arrays = _check_arrays(x, y, split, group, class_names, feature_names, name)
-    return _from_checked(arrays, name, name, test_fraction, seed, "arrays", {})
+    dataset = _from_checked(arrays, name, name, test_fraction, seed, "arrays", {})
+    if image_shape is not None:
+        height, width = (int(v) for v in image_shape)
+        if height * width != dataset.n_features:
+            raise DatasetError(
+                f"{name}: image_shape {height}×{width} needs {height * width} features, "
+                f"got {dataset.n_features}"
+            )
+        dataset = dataclasses.replace(dataset, image_shape=(height, width))
+    return dataset
 
 
 def load_npz(path: str | os.PathLike[str], seed: int = 0, test_fraction: float = 0.2) -> Dataset:
