@@ -42,7 +42,8 @@ def command_train(args: argparse.Namespace) -> int:
     tracking = tracking_of(args)
     if args.resume:
         out = Path(args.resume)
-        config = RunFolder(out).read_json(out / "config.json") if tracking else {}
+        recorded = RunFolder(out).read_json(out / "config.json") if tracking else {}
+        config = {k: v for k, v in recorded.items() if k not in ("format", "resolved")}
         callbacks = tracking.callbacks(out, config) if tracking else []
         summary = resume(out, progress=not args.quiet, callbacks=callbacks)
     else:
