@@ -13,7 +13,7 @@ import pytest
 
 from phyll.cli import build_parser, main
 from phyll.experiments.config import TrainConfig
-from phyll.experiments.sweep import sweep_of
+from phyll.experiments.sweep import SweepError, _start_ray, sweep_of
 from phyll.experiments.sweep_space import (
     SpaceError,
     apply,
@@ -165,6 +165,21 @@ def test_bad_sweeps_stop_before_anything_is_written(tmp_path, capsys):
     assert main(["sweep", "--resume", str(out)]) == 2
     assert "holds no sweep" in capsys.readouterr().err
     assert not out.exists()
+    (tmp_path / "thesis").mkdir()
+    (tmp_path / "thesis" / "notes.txt").write_text("mine")
+    assert main(["sweep", "--param", "lr=0.01", "--out", str(tmp_path / "thesis")]) == 2
+    assert "no phyll sweep" in capsys.readouterr().err
+    assert main(["sweep", "--param", "lr=0.01", "--out", "/proc/phyll-sweep/x"]) == 2
+    assert "/proc" in capsys.readouterr().err
+
+
+def test_an_unreachable_cluster_is_one_line():
+    class NoCluster:
+        def init(self, **kwargs):
+            raise ConnectionError("Could not find any running Ray instance.\nStart one first.")
+
+    with pytest.raises(SweepError, match="cannot connect to the Ray cluster at auto: Could not"):
+        _start_ray(NoCluster(), "auto")
 
 
 # ---------------------------------------------------------------------- sweeps on Ray

@@ -73,6 +73,10 @@ OBJECT_STORE_BYTES = 100 * 2**20
 QUIET_TUNE = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
 
 
+class SweepError(UserError):
+    """The sweep cannot run (e.g. no Ray cluster at ``--address``)."""
+
+
 @dataclass
 class Sweep:
     """What a sweep is (recorded in ``OUT/sweep_config.json``, so ``--resume`` needs nothing).
@@ -227,7 +231,8 @@ def sweep_trial(config: dict[str, Any], job: dict[str, Any]) -> None:
     """
     tune = require("ray.tune", "ray", "phyll sweep")
     torch.set_num_threads(job["cpus_per_trial"])
-    os.chdir(job["cwd"])  # relative data paths mean what they meant to the sweep
+    if Path(job["cwd"]).is_dir():  # relative data paths mean what they meant to the sweep
+        os.chdir(job["cwd"])
     base = TrainConfig.from_dict(job["base"])
     axes = parse_space(job["params"], base)
     trial = config.get("trial") or tune.get_context().get_trial_name()
@@ -262,14 +267,16 @@ def run_sweep(
     (whose nodes must all see ``out``, e.g. on a shared filesystem).
     """
     axes = check_sweep(sweep)
-    ray = require("ray", "ray", "phyll sweep")
-    tune = require("ray.tune", "ray", "phyll sweep")
-    if sweep.searcher == "optuna":
-        require("optuna", "ray", "phyll sweep --searcher optuna")
     out = Path(out).absolute()
     if (out / CONFIG_FILE).exists() and not (overwrite or reuse):
         raise RunFolderError(f"{out} already holds a sweep: pass --overwrite or --resume")
-    with output_folder(out):
+    if out.is_dir() and any(out.iterdir()) and not (out / CONFIG_FILE).exists():
+        raise RunFolderError(f"{out} holds files but no phyll sweep: choose another --out")
+    with output_folder(out):  # removed again if it was made here and the sweep cannot start
+        ray = require("ray", "ray", "phyll sweep")
+        tune = require("ray.tune", "ray", "phyll sweep")
+        if sweep.searcher == "optuna":
+            require("optuna", "ray", "phyll sweep --searcher optuna")
         if overwrite and (out / CONFIG_FILE).exists():
             for old in ("trials", "ray"):
                 shutil.rmtree(out / old, ignore_errors=True)
@@ -302,7 +309,11 @@ def _start_ray(ray: Any, address: str | None) -> None:
     if address is None:
         ray.init(object_store_memory=OBJECT_STORE_BYTES, include_dashboard=False, **quiet)
     else:
-        ray.init(address=address, **quiet)
+        try:
+            ray.init(address=address, **quiet)
+        except ConnectionError as exc:
+            reason = " ".join(str(exc).split())[:300]
+            raise SweepError(f"cannot connect to the Ray cluster at {address}: {reason}") from None
 
 
 def _finished(out: Path, trial: str) -> bool:
