@@ -263,7 +263,9 @@ def test_resume_keeps_finished_trials_and_completes_the_rest(done_sweep, tmp_pat
     assert record["wall_time_s"] > read(done_sweep / "sweep.json")["wall_time_s"]
 
 
-def test_random_search_records_a_failing_trial_and_tracks_the_rest(ray_session, tmp_path):
+def test_random_search_records_a_failing_trial_and_tracks_the_rest(
+    ray_session, tmp_path, monkeypatch
+):
     mlflow = pytest.importorskip("mlflow", reason="the optional extra .[mlflow] is not installed")
     out, store = tmp_path / "random", (tmp_path / "mlruns").as_uri()
     argv = ["sweep", *SMALL, "--epochs", "1", "--param", "system.noise_std=0.001,-1",
@@ -277,6 +279,7 @@ def test_random_search_records_a_failing_trial_and_tracks_the_rest(ray_session, 
     assert good["status"] == "done" and 8 <= good["params"]["width"] < 17
     assert bad["status"] == "error" and "noise" in bad["error"] and bad["test_accuracy"] is None
     assert "error: " in (out / "sweep_table.md").read_text()
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # as the trials' tracker does
     client = mlflow.tracking.MlflowClient(store)
     runs = client.search_runs([client.get_experiment_by_name("phyll").experiment_id])
     assert [r.info.run_name for r in runs] == ["trial-0000"]  # the failing one never trained

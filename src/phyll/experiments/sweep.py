@@ -358,9 +358,12 @@ def _fit(
     for key, value in QUIET_TUNE.items():
         os.environ.setdefault(key, value)
     numbers = itertools.count(len(sweep.plan))
+    names: dict[str, str] = {}  # Tune asks for a trial's name and its folder's: one number
 
     def name(trial: Any) -> str:
-        return trial.config.get("trial") or trial_name(next(numbers))
+        if trial.trial_id not in names:
+            names[trial.trial_id] = trial.config.get("trial") or trial_name(next(numbers))
+        return names[trial.trial_id]
 
     trainable = tune.with_resources(
         tune.with_parameters(sweep_trial, job=_job(sweep, out, resources)),
