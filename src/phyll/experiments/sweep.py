@@ -34,7 +34,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from phyll.engine import Callback, Engine
 from phyll.errors import ConfigError, UserError
 from phyll.experiments.arguments import (
     ListAction,
@@ -188,7 +187,6 @@ def run_trial(
     axes: Sequence[Axis],
     params: dict[str, Any],
     folder: Path,
-    callbacks: Sequence[Callback] = (),
     tracking: Tracking | None = None,
 ) -> dict[str, Any]:
     """One trial as an ordinary phyll run in ``folder``: its summary if finished, else resumed
@@ -197,28 +195,10 @@ def run_trial(
     if run.summary_file.exists():
         return run.read_json(run.summary_file)
     config = apply(base, axes, params)
-    chain = [*callbacks, *(tracking.callbacks(folder, config.to_dict()) if tracking else [])]
+    chain = tracking.callbacks(folder, config.to_dict()) if tracking else []
     if run.checkpoint_file.exists():
         return resume(folder, progress=False, callbacks=chain)
     return train(config, folder, progress=False, callbacks=chain)
-
-
-class TuneReporter(Callback):
-    """Reports each evaluated epoch's validation accuracy and loss to Ray Tune."""
-
-    def __init__(self, tune: Any, trial: str) -> None:
-        self.tune, self.trial = tune, trial
-
-    def on_epoch_end(self, engine: Engine, record: dict[str, Any]) -> None:
-        if record.get("val_accuracy") is not None:
-            self.tune.report(
-                {
-                    "trial": self.trial,
-                    "epoch": record["epoch"],
-                    "val_accuracy": record["val_accuracy"],
-                    "loss": record["loss"],
-                }
-            )
 
 
 def sweep_trial(config: dict[str, Any], job: dict[str, Any]) -> None:
@@ -240,7 +220,7 @@ def sweep_trial(config: dict[str, Any], job: dict[str, Any]) -> None:
     tracking = Tracking(**job["tracking"]) if job["tracking"] else None
     folder = Path(job["out"]) / "trials" / trial
     try:
-        summary = run_trial(base, axes, params, folder, [TuneReporter(tune, trial)], tracking)
+        summary = run_trial(base, axes, params, folder, tracking)
     except UserError as exc:
         message = " ".join(str(exc).split())
         tune.report({"trial": trial, "status": "error", "error": message, "val_accuracy": math.nan})
@@ -499,7 +479,7 @@ def command_sweep(args: argparse.Namespace) -> int:
         f"{record['wall_time_s']:.1f} s)"
         + (f"; {pending} trials unfinished: phyll sweep --resume {out}" if pending else "")
     )
-    return 0
+    return 130 if pending else 0  # stopped (Ctrl-C): what is done is written, the rest resumes
 
 
 def register(sub: Any) -> None:
