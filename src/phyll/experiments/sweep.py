@@ -271,6 +271,7 @@ def run_sweep(
         if own_ray:
             _start_ray(ray, resources.address)
         try:
+            _check_resources(ray.cluster_resources(), resources)
             todo = [t["id"] for t in sweep.plan if not _finished(out, t["id"])]
             if todo:
                 errors.update(_fit(tune, sweep, out, resources, {"trial": tune.grid_search(todo)}))
@@ -294,6 +295,16 @@ def _start_ray(ray: Any, address: str | None) -> None:
         except ConnectionError as exc:
             reason = " ".join(str(exc).split())[:300]
             raise SweepError(f"cannot connect to the Ray cluster at {address}: {reason}") from None
+
+
+def _check_resources(available: dict[str, float], resources: Resources) -> None:
+    """Refuse a trial that cannot fit on the cluster (Tune would wait for it forever)."""
+    for key, wanted in (("CPU", resources.cpus_per_trial), ("GPU", resources.gpus_per_trial)):
+        if wanted > available.get(key, 0):
+            raise SweepError(
+                f"each trial asks for {wanted:g} {key}s but the Ray cluster has "
+                f"{available.get(key, 0):g}: lower --{key.lower()}s-per-trial"
+            )
 
 
 def _finished(out: Path, trial: str) -> bool:
