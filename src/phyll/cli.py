@@ -21,14 +21,16 @@ from typing import Any, NoReturn
 
 from phyll.data import dataset_catalogue
 from phyll.errors import UserError
-from phyll.experiments import compare, depth, predict, robustness
+from phyll.experiments import compare, depth, predict, robustness, sweep
 from phyll.experiments.arguments import (
     add_experiment_arguments,
     add_run_arguments,
+    add_track_arguments,
     config_from_args,
+    tracking_of,
 )
 from phyll.experiments.config import TrainConfig
-from phyll.experiments.run_folder import output_folder
+from phyll.experiments.run_folder import RunFolder, output_folder
 from phyll.experiments.train import resume, train
 from phyll.params import describe_params
 from phyll.registry import RULES, SYSTEMS
@@ -38,14 +40,21 @@ from phyll.systems.faults import FAULTS
 
 
 def command_train(args: argparse.Namespace) -> int:
+    tracking = tracking_of(args)
     if args.resume:
-        summary = resume(args.resume, progress=not args.quiet)
         out = Path(args.resume)
+        recorded = RunFolder(out).read_json(out / "config.json") if tracking else {}
+        config = {k: v for k, v in recorded.items() if k not in ("format", "resolved")}
+        callbacks = tracking.callbacks(out, config) if tracking else []
+        summary = resume(out, progress=not args.quiet, callbacks=callbacks)
     else:
         config = config_from_args(args)
         out = Path(args.out) if args.out else _default_out(config)
+        callbacks = tracking.callbacks(out, config.to_dict()) if tracking else []
         with nullcontext() if args.out else output_folder(out.parent):  # runs/ when defaulted
-            summary = train(config, out, progress=not args.quiet, overwrite=args.overwrite)
+            summary = train(
+                config, out, progress=not args.quiet, overwrite=args.overwrite, callbacks=callbacks
+            )
     print(
         f"test accuracy {summary['test_accuracy']:.3f} (chance {summary['chance_accuracy']:.3f}, "
         f"best epoch {summary['best_epoch']}/{summary['epochs']}) · "
@@ -102,11 +111,13 @@ def register_train(sub: Subparsers) -> None:
     )
     add_experiment_arguments(p)
     add_run_arguments(p, "run")
+    add_track_arguments(p)
     p.add_argument(
         "--resume",
         metavar="RUN_DIR",
         default=None,
-        help="continue the run in RUN_DIR from its last checkpoint (other options ignored)",
+        help="continue the run in RUN_DIR from its last checkpoint (other options but --track "
+        "ignored)",
     )
     p.add_argument(
         "--record",
@@ -134,6 +145,7 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     compare.register,
     robustness.register,
     depth.register,
+    sweep.register,
     report_command.register,
     remote_command.register,
 ]

@@ -16,6 +16,7 @@ from typing import Any
 from phyll.data import DATASETS, DatasetError, parse_dataset_spec
 from phyll.experiments.build import resolve_device
 from phyll.experiments.config import LR_SCHEDULES, PROFILES, TrainConfig
+from phyll.experiments.tracking import TRACKERS, Tracking
 from phyll.params import parse_params
 from phyll.registry import RULES, SYSTEMS
 
@@ -304,6 +305,36 @@ def add_run_arguments(p: argparse.ArgumentParser, what: str) -> None:
         "Ctrl-C/SIGTERM always checkpoint (default: %(default)s)",
     )
     g.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def add_track_arguments(p: argparse.ArgumentParser) -> None:
+    """``--track mlflow``, ``--track-uri URI``, ``--track-experiment NAME``."""
+    g = p.add_argument_group("experiment tracking (optional extra .[mlflow])")
+    g.add_argument(
+        "--track",
+        choices=TRACKERS,
+        default=None,
+        help="also log the configuration, per-epoch metrics and the run's files to MLflow",
+    )
+    g.add_argument(
+        "--track-uri",
+        default=None,
+        metavar="URI",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else the file store ./mlruns)",
+    )
+    g.add_argument(
+        "--track-experiment",
+        default="phyll",
+        metavar="NAME",
+        help="MLflow experiment the runs are logged under (default: %(default)s)",
+    )
+
+
+def tracking_of(args: argparse.Namespace) -> Tracking | None:
+    """The :class:`Tracking` that ``--track`` asks for (resolved here), or None."""
+    if getattr(args, "track", None) is None:
+        return None
+    return Tracking(args.track, args.track_uri, args.track_experiment).resolved()
 
 
 def add_seeds_arguments(p: argparse.ArgumentParser, default: int) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,21 +50,24 @@ def train(
     system_factory: SystemFactory | None = None,
     progress: bool = True,
     overwrite: bool = False,
+    callbacks: Sequence[Callback] = (),
 ) -> dict[str, Any]:
     """Train one run from ``config``; write the run folder ``out`` if given; return the summary.
 
     ``dataset`` replaces the registry's dataset (e.g. ``phyll.data.from_arrays(x, y)``);
     ``system_factory(block, n_inputs, n_outputs)`` builds each block's physical system instead
-    of ``config.system``. Everything is built and checked before the folder is created.
+    of ``config.system``. ``callbacks`` are extra engine callbacks (experiment tracking, a
+    sweep's reporter), called after the run folder's. Everything is built and checked before
+    the folder is created.
     """
     exp = build_experiment(config, dataset=dataset, system_factory=system_factory)
     recorded = recorded_config(config, exp, dataset is not None, system_factory is not None)
     if out is None:
-        return run(exp, recorded, None, progress=progress)
+        return run(exp, recorded, None, progress=progress, callbacks=callbacks)
     folder = RunFolder(out)
     folder.create(overwrite=overwrite)  # locked; an old run stays until the first checkpoint
     try:
-        return run(exp, recorded, folder, progress=progress)
+        return run(exp, recorded, folder, progress=progress, callbacks=callbacks)
     finally:
         folder.close()
 
@@ -82,10 +85,12 @@ def resume(
     dataset: Dataset | None = None,
     system_factory: SystemFactory | None = None,
     progress: bool = True,
+    callbacks: Sequence[Callback] = (),
 ) -> dict[str, Any]:
     """Continue the run in ``out`` from its last checkpoint (same configuration and seed).
 
-    Runs made with Python objects need them again (``dataset``, ``system_factory``).
+    Runs made with Python objects need them again (``dataset``, ``system_factory``);
+    ``callbacks`` as for :func:`train` (a keyed one gets its checkpointed state back).
     """
     folder = RunFolder(out)
     if not folder.path.is_dir():
@@ -127,7 +132,7 @@ def resume(
         )
     folder.acquire()
     try:
-        return run(exp, config, folder, progress=progress, state=state)
+        return run(exp, config, folder, progress=progress, state=state, callbacks=callbacks)
     finally:
         folder.close()
 
@@ -139,9 +144,11 @@ def run(
     *,
     progress: bool = True,
     state: dict[str, Any] | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> dict[str, Any]:
-    """Assemble the engine for ``exp`` (run-folder callbacks if ``folder``) and fit it."""
-    callbacks: list[Callback] = [*exp.callbacks, SummaryInfo(lambda: run_info(config, exp))]
+    """Assemble the engine for ``exp`` (run-folder callbacks if ``folder``, then
+    ``callbacks``) and fit it."""
+    chain: list[Callback] = [*exp.callbacks, SummaryInfo(lambda: run_info(config, exp))]
     writer = None
     if folder is not None:
         recorders = record_systems(exp.systems, folder.records_dir) if config.record else []
@@ -153,10 +160,11 @@ def run(
             recorders,
             title=f"{config.rule} · {config.dataset} · {config.system}",
         )
-        callbacks.append(writer)
+        chain.append(writer)
     elif config.record:
         raise ConfigError("recording (record=True) needs a run folder")
-    callbacks += [
+    chain += [
+        *callbacks,
         SignalGuard(),
         ProgressBar(f"{config.rule} on {config.dataset}/{config.system}", progress),
     ]
@@ -170,7 +178,7 @@ def run(
         eval_plan=EvalPlan(
             config.eval_every, config.eval_samples, config.test_curve, config.train_eval_samples
         ),
-        callbacks=callbacks,
+        callbacks=chain,
         augment=exp.augment,
     )
     if state is not None:
