@@ -21,6 +21,8 @@ import ast
 import dataclasses
 import itertools
 import math
+import types
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, get_type_hints
@@ -34,7 +36,17 @@ from phyll.registry import rule_class, system_factory
 DISTRIBUTIONS = ("loguniform", "uniform", "randint")
 #: TrainConfig fields that are not single values, so not axes
 NOT_SWEPT = {"faults", "system_params", "rule_params"}
-CONFIG_TYPES = get_type_hints(TrainConfig)
+
+
+def _without_none(annotation: Any) -> Any:
+    """``int | None`` → ``int`` (an option left unset takes its dataset kind's default; a swept
+    value is always set); other annotations as they are."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    optional = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    return args[0] if optional and len(args) == 1 else annotation
+
+
+CONFIG_TYPES = {name: _without_none(t) for name, t in get_type_hints(TrainConfig).items()}
 
 
 class SpaceError(ConfigError):

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Does the physics compute? PhyLL on full-resolution mnist5k (28×28) next to its controls, with
+# the defaults (the image profile: 1 block, 2,048 measurements, width 256, 1-pixel shifts,
+# cosine learning rate; see README "Physics that computes"), on the same split and seeds:
+#   phyll-nophysics  the same network with the measurement removed (digital path alone)
+#   random-features  the same network and rule, every system a fixed digital |R a|² map
+#   linear           multinomial logistic regression on the raw pixels
+#   mlp, backprop-ideal, pat (part 2; slow)
+# Run from the repository root inside the virtual environment:
+#   bash benchmarks/physics_gain.sh [OUT] [PART]     PART: 1 (the issue's check), 2, all
+set -euo pipefail
+OUT="${1:-runs/physics-gain}"
+PART="${2:-1}"
+mkdir -p "$OUT"
+load() { echo "load $1: $(cut -d' ' -f1-3 /proc/loadavg)"; }
+timed() { local start=$SECONDS; "$@"; echo "wall: $((SECONDS - start)) s for: $*"; }
+load before
+if [[ "$PART" == 1 || "$PART" == all ]]; then
+    # the issue's done-when: 2 seeds, under 20 minutes on the idle 2-core machine
+    timed phyll compare --dataset mnist5k --system optical --seeds 2 \
+        --rules phyll,phyll-nophysics,random-features,linear \
+        --out "$OUT/mnist5k-optical" --overwrite --quiet
+fi
+if [[ "$PART" == 2 || "$PART" == all ]]; then
+    for system in optical acoustic; do
+        timed phyll compare --dataset mnist5k --system "$system" --seeds 3 \
+            --rules phyll,phyll-nophysics,random-features,linear,mlp,backprop-ideal,pat \
+            --out "$OUT/mnist5k-$system-3seeds" --overwrite --quiet
+    done
+    timed phyll compare --dataset digits --system acoustic --seeds 3 \
+        --rules phyll,phyll-nophysics,random-features,linear,mlp,backprop-ideal,pat \
+        --out "$OUT/digits-acoustic" --overwrite --quiet
+fi
+load after
+python - "$OUT" <<'PY'
+import json, sys
+from pathlib import Path
+for summary in sorted(Path(sys.argv[1]).glob("*/summary.json")):
+    rules = json.loads(summary.read_text())["rules"]
+    line = ", ".join(
+        f"{r} {100 * v['test_accuracy_mean']:.1f}% {[round(100 * a, 1) for a in v['test_accuracy_per_seed']]}"
+        for r, v in rules.items()
+    )
+    print(f"{summary.parent.name}: {line}")
+PY
