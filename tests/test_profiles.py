@@ -23,13 +23,15 @@ from tests.test_resume import assert_identical_runs
 def test_each_dataset_kind_gets_its_profile_and_explicit_values_win():
     image, tabular = TrainConfig(dataset="mnist5k"), TrainConfig(dataset="vowels")
     for name, value in PROFILES["image"].items():
-        assert getattr(image, name) == value
+        assert getattr(image, name) == value  # acoustic: the kind's profile as it is
         assert getattr(TrainConfig(dataset="mnist5k:14x14"), name) == value
     for name, value in PROFILES["tabular"].items():
         assert getattr(tabular, name) == value
     assert TrainConfig(dataset="mnist5k", width=32, epochs=2).width == 32
     assert TrainConfig(dataset="mnist5k", augment_shift=0).augment_shift == 0
     assert image.system_params == {}  # acoustic: no profile parameters
+    assert TrainConfig(dataset="mnist5k", system="optical").measurements == 4096
+    assert TrainConfig(dataset="mnist5k", system="optical", measurements=64).measurements == 64
 
 
 def test_image_profile_sets_the_optical_encoding_under_the_users_own_parameters():

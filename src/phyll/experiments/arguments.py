@@ -170,7 +170,8 @@ def add_experiment_arguments(
         "--measurements",
         type=positive_int,
         default=None,
-        help=f"measured channels of every system (default: {_by_kind('measurements')})",
+        help=f"measured channels of every system (default: {_by_kind('measurements')}; "
+        "optical on images: 4096)",
     )
     g.add_argument(
         "--no-skip",
