@@ -141,3 +141,13 @@ def test_a_run_with_shifts_and_cosine_schedule_resumes_bit_identically(tmp_path)
         )
     resume(out, progress=False, dataset=data, system_factory=sigint_factory(config))
     assert_identical_runs(reference, out)
+
+
+def test_the_schedule_also_scales_an_unsupervised_readout_with_its_own_rate():
+    config = TrainConfig(
+        dataset="vowels", rule="phyll-unsup", epochs=1, rule_params={"readout_lr": 0.04}
+    )
+    rule = build_experiment(config).rule
+    assert rule.head_optimizer in rule.optimizers_made
+    rule.scale_learning_rate(0.5)
+    assert rule.head_optimizer.param_groups[0]["lr"] == pytest.approx(0.02)

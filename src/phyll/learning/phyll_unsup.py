@@ -136,10 +136,13 @@ class PhyLLUnsupervised(LearningRule):
         p = self.params
         self.references = random_references(self.network, seed)
         self.optimizers = [self.make_optimizer(b.parameters()) for b in self.network.blocks]
-        readout_optimizer = (
-            optimizer_factory(p.optimizer, p.readout_lr) if p.readout_lr else self.make_optimizer
-        )
-        self.head_optimizer = readout_optimizer(self.head.parameters())
+        if p.readout_lr:  # its own rate; a learning-rate schedule scales it too
+            self.head_optimizer = optimizer_factory(p.optimizer, p.readout_lr)(
+                self.head.parameters()
+            )
+            self.optimizers_made.append(self.head_optimizer)
+        else:
+            self.head_optimizer = self.make_optimizer(self.head.parameters())
         device = self.network.blocks[0].linear.weight.device
         self.blur = blur_operator(self.network.n_features, p.mask_blur).to(device)
 
