@@ -15,7 +15,7 @@ FORMAT = "phyll-run/1"
 #: datasets of 28×28-class images (``NAME`` or ``NAME:HxW``), trained with the image profile
 IMAGE_DATASETS = ("mnist5k", "mnist", "fashion-mnist")
 #: the defaults of the options left unset (None), by dataset kind; chosen on *validation*
-#: accuracy (README, "How the defaults were chosen"): images need a large physical layer
+#: accuracy (README, "Physics that computes"): images need a large physical layer
 #: (2,048 measurements or more), a wide digital layer, 1-pixel random shifts and
 #: a cosine learning-rate decay; the small tabular tasks keep two small blocks
 PROFILES: dict[str, dict[str, Any]] = {
