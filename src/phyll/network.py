@@ -9,15 +9,24 @@ The physical system is only ever *called*; the trainable weights ``W`` sit after
 measurement, so a block's local loss on ``y`` has a gradient w.r.t. ``W`` that needs the
 measured ``z`` only: no model or Jacobian of the physics. ``y`` (detached) drives the next block.
 
-The network also owns the supervised label embedding (one-hot appended to the input, in the
-drive range) used by the local rules' positive and negative samples. A :class:`Model` is what a
-run trains, checkpoints and saves: the network plus an optional digital :class:`LinearHead`
-(the classifier of in-silico backprop and PAT, or the linear readout of a local rule).
+Options of the paper's optical experiment (Momeni et al., Science 2023): ``pool`` averages
+neighbouring camera pixels (``(3, 2)``: 3 × 3 windows, stride 2) before the digital weights, for
+systems whose measurements are an image (:attr:`~phyll.systems.base.PhysicalSystem.output_grid`);
+the pooling is digital work, counted as such.
+
+The network also owns the supervised label embedding used by the local rules' positive and
+negative samples: a one-hot appended to the input as extra drive channels (``append``), or
+written into the image itself (``overlay``, as the paper's optics does: class ``c`` lights the
+``c``-th segment of the top two pixel rows, which in MNIST are blank; see
+:func:`overlay_labels`). A :class:`Model` is what a run trains, checkpoints and saves: the
+network plus an optional digital :class:`LinearHead` (the classifier of in-silico backprop and
+PAT, or the linear readout of a local rule).
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -122,6 +131,9 @@ class PhysicalBlock(nn.Module):
         use_physics: False removes the measurement (the honesty ablation: digital path only).
         normalise_input: scale each input sample to the drive range by its maximum (for hidden
             blocks, whose inputs are unbounded); the first block's data are already in [0, 1].
+        pool: ``(window, stride)``: average the measured image over ``window × window`` pixels
+            every ``stride`` pixels before conditioning (needs ``system.output_grid``); None:
+            every measured channel goes to the digital weights.
     """
 
     def __init__(
@@ -135,6 +147,7 @@ class PhysicalBlock(nn.Module):
         normalise_input: bool = True,
         conditioning: Conditioning = "standardize",
         activation: Activation = "abs",
+        pool: tuple[int, int] | None = None,
     ) -> None:
         super().__init__()
         if in_features > system.n_inputs:
@@ -154,8 +167,11 @@ class PhysicalBlock(nn.Module):
         self.normalise_input = normalise_input
         self.activation = activation
         self.index = 0  # set by the network
-        self.conditioner = MeasurementConditioner(system.n_outputs, conditioning)
-        n_digital_in = (system.n_outputs if use_physics else 0) + (in_features if skip else 0)
+        self.pool = pool
+        self.pooled_grid = pooled_grid(system, pool) if pool is not None else None
+        n_measured = system.n_outputs if pool is None else math.prod(self.pooled_grid)
+        self.conditioner = MeasurementConditioner(n_measured, conditioning)
+        n_digital_in = (n_measured if use_physics else 0) + (in_features if skip else 0)
         self.linear = nn.Linear(n_digital_in, out_features)
 
     def drive(self, h: Tensor) -> Tensor:
@@ -193,11 +209,22 @@ class PhysicalBlock(nn.Module):
         if self.use_physics:
             if z is None:
                 raise ConfigError("this block uses physics: pass its measurement")
-            parts.append(self.conditioner(z))
+            parts.append(self.conditioner(self.pooled(z)))
         if self.skip:
             parts.append(self.drive(h)[:, : self.in_features])
         pre = self.linear(torch.cat(parts, dim=1))
         return pre.abs() if self.activation == "abs" else F.relu(pre)
+
+    def pooled(self, z: Tensor) -> Tensor:
+        """The measured image averaged over the pooling windows (``z`` itself without pooling).
+
+        Unfolding is a view; the mean is the only arithmetic, so the FLOP counter sees it."""
+        if self.pool is None:
+            return z
+        window, stride = self.pool
+        image = z.reshape(z.shape[0], *self.system.output_grid)
+        patches = image.unfold(1, window, stride).unfold(2, window, stride)
+        return patches.mean(dim=(-2, -1)).flatten(1)
 
     def forward(self, h: Tensor) -> Tensor:
         """Full block: physical measurement (never differentiated here) then digital part."""
@@ -208,6 +235,41 @@ class PhysicalBlock(nn.Module):
         return self.digital(z, h)
 
 
+def pooled_grid(system: PhysicalSystem, pool: tuple[int, int]) -> tuple[int, int]:
+    """``(rows, cols)`` of ``system``'s measured image after ``pool = (window, stride)``."""
+    window, stride = pool
+    if window < 1 or stride < 1:
+        raise ConfigError(f"pooling window and stride must be >= 1, got {pool}")
+    grid = system.output_grid
+    if grid is None:
+        raise ConfigError(
+            f"pooling needs measurements laid out as an image, but {type(system).__name__} "
+            "has no output_grid (the optical camera and random-features have one; the optical "
+            "one only when every pixel is read)"
+        )
+    if window > min(grid):
+        raise ConfigError(f"pooling window {window} is larger than the measured image {grid}")
+    rows, cols = ((side - window) // stride + 1 for side in grid)
+    return rows, cols
+
+
+def overlay_labels(x: Tensor, code: Tensor, image_shape: tuple[int, int], scale: float) -> Tensor:
+    """``x`` (flattened images) with the label ``code`` [B, C] written into the top two rows.
+
+    The rows are cut into ``C`` segments of ``width // C`` pixels; segment ``c`` is set to
+    ``scale · code[:, c]`` (a hot label lights one segment; the neutral code lights all at
+    ``1/C``). The pixels under the segments are replaced: the image there is lost.
+    """
+    rows, cols = image_shape
+    n_classes = code.shape[1]
+    segment = cols // n_classes
+    band = min(2, rows)
+    images = x.reshape(x.shape[0], rows, cols).clone()
+    values = (scale * code).repeat_interleave(segment, dim=1)  # [B, C · segment]
+    images[:, :band, : n_classes * segment] = values.unsqueeze(1).to(x.dtype)
+    return images.flatten(1)
+
+
 class PhysicalNetwork(nn.Module):
     """A stack of :class:`PhysicalBlock` plus the supervised label embedding.
 
@@ -216,18 +278,28 @@ class PhysicalNetwork(nn.Module):
         n_features: input features of the data (in [0, 1]).
         n_classes: number of labels embedded in the input (0 for unsupervised use).
         label_scale: drive level of the hot label channel.
+        label_overlay: ``(rows, cols)`` of the data's images to write the labels into them
+            (:func:`overlay_labels`); None appends them as ``n_classes`` extra channels.
     """
 
     def __init__(
-        self, blocks: list[PhysicalBlock], n_features: int, n_classes: int, label_scale: float = 1.0
+        self,
+        blocks: list[PhysicalBlock],
+        n_features: int,
+        n_classes: int,
+        label_scale: float = 1.0,
+        label_overlay: tuple[int, int] | None = None,
     ) -> None:
         super().__init__()
         if not blocks:
             raise ConfigError("a network needs at least one block")
-        if blocks[0].in_features != n_features + n_classes:
+        if label_overlay is not None:
+            check_overlay(label_overlay, n_features, n_classes)
+        n_label_channels = 0 if label_overlay is not None else n_classes
+        if blocks[0].in_features != n_features + n_label_channels:
             raise ConfigError(
                 f"first block expects {blocks[0].in_features} inputs, data + labels give "
-                f"{n_features + n_classes}"
+                f"{n_features + n_label_channels}"
             )
         for i, (a, b) in enumerate(itertools.pairwise(blocks)):
             if a.out_features != b.in_features:
@@ -240,13 +312,15 @@ class PhysicalNetwork(nn.Module):
         self.n_features = n_features
         self.n_classes = n_classes
         self.label_scale = label_scale
+        self.label_overlay = tuple(label_overlay) if label_overlay is not None else None
 
     @property
     def systems(self) -> list[PhysicalSystem]:
         return [block.system for block in self.blocks]
 
     def embed(self, x: Tensor, labels: Tensor | None) -> Tensor:
-        """Append the label one-hot (or a neutral 1/C code when ``labels`` is None) to ``x``."""
+        """``x`` with the label one-hot (or a neutral 1/C code when ``labels`` is None),
+        appended or overlaid."""
         if x.dim() != 2 or x.shape[1] != self.n_features:
             raise ConfigError(
                 f"expected data of shape [batch, {self.n_features}], got {list(x.shape)}"
@@ -257,6 +331,8 @@ class PhysicalNetwork(nn.Module):
             code = torch.full((x.shape[0], self.n_classes), 1.0 / self.n_classes, device=x.device)
         else:
             code = F.one_hot(labels.long(), self.n_classes).to(x.dtype)
+        if self.label_overlay is not None:
+            return overlay_labels(x, code, self.label_overlay, self.label_scale)
         return torch.cat([x, self.label_scale * code], dim=1)
 
     def forward(self, h: Tensor) -> list[Tensor]:
@@ -279,10 +355,12 @@ def build_network(
     conditioning: Conditioning = "standardize",
     activation: Activation = "abs",
     label_scale: float = 1.0,
+    label_overlay: tuple[int, int] | None = None,
+    pool: tuple[int, int] | None = None,
 ) -> PhysicalNetwork:
     """Stack one block per system; hidden representations have ``width`` features."""
     blocks = []
-    in_features = n_features + n_classes
+    in_features = n_features + (0 if label_overlay is not None else n_classes)
     for i, system in enumerate(systems):
         blocks.append(
             PhysicalBlock(
@@ -294,10 +372,25 @@ def build_network(
                 normalise_input=i > 0,
                 conditioning=conditioning,
                 activation=activation,
+                pool=pool,
             )
         )
         in_features = width
-    return PhysicalNetwork(blocks, n_features, n_classes, label_scale)
+    return PhysicalNetwork(blocks, n_features, n_classes, label_scale, label_overlay)
+
+
+def check_overlay(image_shape: tuple[int, int], n_features: int, n_classes: int) -> None:
+    """Refuse a label overlay that does not fit the data: a clear one-line error."""
+    rows, cols = image_shape
+    if rows * cols != n_features:
+        raise ConfigError(
+            f"label overlay on {rows}×{cols} images, but the data have {n_features} features"
+        )
+    if n_classes > cols:
+        raise ConfigError(
+            f"label overlay needs an image at least as wide as the {n_classes} classes "
+            f"(images are {cols} pixels wide); use the appended labels"
+        )
 
 
 class LinearHead(nn.Module):

@@ -186,6 +186,29 @@ def add_experiment_arguments(
         help="honesty ablation: remove the physical measurement (digital path only)",
     )
     g.add_argument(
+        "--label-encoding",
+        default=d.label_encoding,
+        choices=["append", "overlay"],
+        help="labels of the local rules: appended drive channels, or written into the top "
+        "rows of the image as the paper's optics does (images only) (default: %(default)s)",
+    )
+    g.add_argument(
+        "--pool",
+        type=positive_int,
+        default=d.pool,
+        metavar="N",
+        help="average the measured image (camera pixels) over N × N windows before the "
+        "digital weights; 1: none (default: %(default)s)",
+    )
+    g.add_argument(
+        "--pool-stride",
+        type=positive_int,
+        default=None,
+        metavar="S",
+        help="stride of the pooling windows (default: N, non-overlapping; the paper: "
+        "--pool 3 --pool-stride 2)",
+    )
+    g.add_argument(
         "--conditioning",
         default=d.conditioning,
         choices=["standardize", "log-standardize", "unit-norm", "none"],

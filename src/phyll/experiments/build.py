@@ -92,7 +92,8 @@ def build_experiment(
     factory = system_factory or registry_systems(config)
     spec = cls.model_spec(params)
     n_labels = dataset.n_classes if spec.label_channels else 0
-    n_in = dataset.n_features + n_labels
+    overlay = label_overlay(dataset, config) if n_labels else None
+    n_in = dataset.n_features + (0 if overlay else n_labels)
     systems: list[PhysicalSystem] = []
     for i in range(config.blocks):
         systems.append(with_faults(factory(i, n_in, config.measurements), config, i))
@@ -106,6 +107,8 @@ def build_experiment(
         use_physics=config.use_physics,
         conditioning=config.conditioning,  # type: ignore[arg-type]
         activation=config.activation,  # type: ignore[arg-type]
+        label_overlay=overlay,
+        pool=config.pooling,
     ).to(device)
     model = model_for(spec, network, dataset.n_classes, config.seed)
     rule = cls(model, params, seed=config.seed)
@@ -121,6 +124,18 @@ def build_experiment(
         callbacks,
         augmentation(dataset, config),
     )
+
+
+def label_overlay(dataset: Dataset, config: TrainConfig) -> tuple[int, int] | None:
+    """The image shape to write labels into (``label_encoding="overlay"``), else None."""
+    if config.label_encoding != "overlay":
+        return None
+    if dataset.image_shape is None:
+        raise ConfigError(
+            f"label_encoding='overlay' writes labels into images, but dataset "
+            f"{dataset.name!r} has no image shape; use label_encoding='append'"
+        )
+    return dataset.image_shape
 
 
 def augmentation(dataset: Dataset, config: TrainConfig) -> Augmentation | None:

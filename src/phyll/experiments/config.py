@@ -46,6 +46,8 @@ SYSTEM_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "image": {"optical": {"measurements": 4096, "system_params": {"encoding": "amplitude"}}},
 }
 LR_SCHEDULES = ("constant", "cosine")
+#: how the local rules' labels enter the first block: extra drive channels, or in the image
+LABEL_ENCODINGS = ("append", "overlay")
 
 
 def dataset_kind(dataset: str) -> str:
@@ -82,6 +84,13 @@ class TrainConfig:
     lr_schedule: str | None = None
     skip: bool = True
     use_physics: bool = True
+    #: "append": the label one-hot as extra drive channels; "overlay": written into the top
+    #: rows of the image (images only; see phyll.network.overlay_labels)
+    label_encoding: str = "append"
+    #: average the measured image over pool × pool pixels (1: no pooling) every pool_stride
+    #: pixels (None: pool, non-overlapping) before the digital weights; image measurements only
+    pool: int = 1
+    pool_stride: int | None = None
     conditioning: str = "standardize"
     activation: str = "abs"
     val_fraction: float = 0.15
@@ -130,6 +139,17 @@ class TrainConfig:
             raise ConfigError(
                 f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}"
             )
+        if self.label_encoding not in LABEL_ENCODINGS:
+            raise ConfigError(
+                f"label_encoding must be one of {', '.join(LABEL_ENCODINGS)}, "
+                f"got {self.label_encoding!r}"
+            )
+        for name in ("pool", "pool_stride"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64
+            ):
+                raise ConfigError(f"{name} must be an integer in 1..64, got {value!r}")
         if not (math.isfinite(self.val_fraction) and 0.0 <= self.val_fraction < 0.5):
             raise ConfigError(f"val_fraction must be in [0, 0.5), got {self.val_fraction}")
         if self.checkpoint_every < 0:
@@ -143,6 +163,11 @@ class TrainConfig:
         for fault in self.faults:
             if not isinstance(fault, dict) or "name" not in fault:
                 raise ConfigError(f"each fault must be a dict with a 'name', got {fault!r}")
+
+    @property
+    def pooling(self) -> tuple[int, int] | None:
+        """``(window, stride)`` of the measurement pooling, None without pooling."""
+        return None if self.pool == 1 else (self.pool, self.pool_stride or self.pool)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

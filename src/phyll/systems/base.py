@@ -88,6 +88,10 @@ class PhysicalSystem(ABC):
     #: Drives the system made of itself when it was built (gain staging, exposure): physical
     #: queries the run's *setup* phase counts (:mod:`phyll.engine`).
     calibration_queries: int = 0
+    #: ``(rows, cols)`` when the measurements are an image read in raster order (a camera's
+    #: pixels), so that blocks can pool neighbouring pixels (``TrainConfig.pool``); None for
+    #: measurements without a 2-D layout
+    output_grid: tuple[int, int] | None = None
 
     def __init__(
         self,

@@ -112,6 +112,10 @@ class FaultWrapper(PhysicalSystem):
     def perturbable(self) -> bool:
         return self.inner.perturbable
 
+    @property
+    def output_grid(self) -> tuple[int, int] | None:  # type: ignore[override]
+        return self.inner.output_grid
+
     def perturb(self, strength: float = 1.0) -> None:
         self.inner.perturb(strength)
 

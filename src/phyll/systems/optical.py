@@ -327,6 +327,12 @@ class OpticalSystem(PhysicalSystem):
         """``(rows, cols)`` of the medium's output modes and of the camera."""
         return self.grid_shape
 
+    @property
+    def output_grid(self) -> tuple[int, int] | None:  # type: ignore[override]
+        """The camera image's ``(rows, cols)`` when every pixel is read (raster order), else
+        None (a scattered subset of pixels has no image layout)."""
+        return self.grid_shape if self._readout is None else None
+
     # ------------------------------------------------------------------ physics
     def _drift_basis(self) -> tuple[Tensor, Tensor]:
         """H's Haar eigenbasis and eigenvalues (drawn once, from the seed, when first needed)."""

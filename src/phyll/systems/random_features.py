@@ -6,6 +6,10 @@ in for a physical system to test whether the physics does more than any random n
 feature map of its size would (``phyll compare``'s ``random-features`` control). It queries no
 hardware: every call is digital work (:attr:`digital_model` is True), so its FLOPs are counted
 as the learner's and it makes no physical query, no device time and no physical energy.
+
+Its outputs are laid out like the optical camera's image (:attr:`output_grid`, the automatic
+grid of ``n_outputs`` when it is a rectangle), so a pooled optical network has its pooled
+control; the map has no spatial structure, so pooling sums independent features.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import torch
 from torch import Tensor
 
 from phyll.systems.base import PhysicalSystem
+from phyll.systems.optical import auto_grid
 
 
 class RandomFeatures(PhysicalSystem):
@@ -32,6 +37,8 @@ class RandomFeatures(PhysicalSystem):
         generator = torch.Generator().manual_seed(seed)
         weights = torch.randn(n_inputs, n_outputs, 2, generator=generator)
         self._map = torch.view_as_complex(weights).to(self.device)
+        rows, cols = auto_grid(n_outputs)
+        self.output_grid = (rows, cols) if rows * cols == n_outputs else None
 
     def _measure(self, drive: Tensor) -> Tensor:
         field = drive.to(torch.complex64) @ self._map
