@@ -12,7 +12,9 @@ from phyll.experiments.compare import (
     aggregate,
     cost_to_target,
     entry_config,
+    gain_lines,
     markdown_table,
+    physics_gain,
 )
 from phyll.experiments.config import TrainConfig
 
@@ -140,3 +142,25 @@ def test_controls_make_no_physical_query_and_the_physics_gain_is_reported(tmp_pa
     assert "Physics gain, phyll − phyll-nophysics" in (out / "table.md").read_text()
     config = json.loads((out / "runs" / "random-features-seed0" / "config.json").read_text())
     assert config["resolved"]["systems"][0]["class"] == "RandomFeatures"
+
+
+def test_unsupervised_phyll_has_its_own_controls_and_physics_gain():
+    base = TrainConfig(dataset="mnist5k", system="optical")
+    for entry, use_physics, system in [
+        ("phyll-unsup-nophysics", False, "optical"),
+        ("phyll-unsup-random-features", True, "random-features"),
+    ]:
+        config = entry_config(entry, base, seed=1)
+        assert (config.rule, config.use_physics, config.system) == (
+            "phyll-unsup",
+            use_physics,
+            system,
+        )
+    rules = {
+        "phyll-unsup": {"test_accuracy_per_seed": [0.95, 0.93]},
+        "phyll-unsup-nophysics": {"test_accuracy_per_seed": [0.90, 0.89]},
+    }
+    gains = physics_gain(rules)
+    assert list(gains) == ["unsup_vs_nophysics"]
+    assert gains["unsup_vs_nophysics"]["per_seed"] == pytest.approx([0.05, 0.04])
+    assert "Physics gain, phyll-unsup − phyll-unsup-nophysics: +4.5" in gain_lines(gains)

@@ -21,8 +21,10 @@ offloaded (what emulating every physical query digitally would have cost, see
 runs' instrumentation.
 
 Entries are rule names (``phyll list``) plus ``phyll-nophysics``: PhyLL on the same network with
-the physical measurement removed (the honesty ablation), and ``phyll-readout``: PhyLL
-predicting with its one-pass linear readout instead of goodness over every label.
+the physical measurement removed (the honesty ablation), ``phyll-readout``: PhyLL
+predicting with its one-pass linear readout instead of goodness over every label, and the
+controls (``VARIANTS``): ``random-features``, ``linear``, ``mlp``, and for unsupervised PhyLL
+``phyll-unsup-nophysics`` and ``phyll-unsup-random-features``.
 """
 
 from __future__ import annotations
@@ -62,9 +64,20 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "random-features": ("phyll", {"system": "random-features", "system_params": {}}),
     "linear": ("linear", {"use_physics": False}),
     "mlp": ("backprop-ideal", {"use_physics": False}),
+    # the same controls for unsupervised PhyLL (its readout included)
+    "phyll-unsup-nophysics": ("phyll-unsup", {"use_physics": False}),
+    "phyll-unsup-random-features": (
+        "phyll-unsup",
+        {"system": "random-features", "system_params": {}},
+    ),
 }
-#: what PhyLL's physics gain is measured against (compare entry → summary key)
-GAIN_CONTROLS = {"phyll-nophysics": "vs_nophysics", "random-features": "vs_random_features"}
+#: what a local rule's physics gain is measured against: summary key → (rule, control entry)
+GAIN_CONTROLS = {
+    "vs_nophysics": ("phyll", "phyll-nophysics"),
+    "vs_random_features": ("phyll", "random-features"),
+    "unsup_vs_nophysics": ("phyll-unsup", "phyll-unsup-nophysics"),
+    "unsup_vs_random_features": ("phyll-unsup", "phyll-unsup-random-features"),
+}
 QUANTITIES = (
     "physical_queries",
     "digital_flops",
@@ -168,12 +181,13 @@ def offloaded_ratio(summary: dict[str, Any]) -> float:
 
 
 def physics_gain(rules: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """PhyLL's test accuracy minus each control's, per seed and as mean ± std (same seeds)."""
+    """PhyLL's (and unsupervised PhyLL's) test accuracy minus each control's, per seed and as
+    mean ± std (same seeds)."""
     gains: dict[str, Any] = {}
-    for control, key in GAIN_CONTROLS.items():
-        if "phyll" not in rules or control not in rules:
+    for key, (rule, control) in GAIN_CONTROLS.items():
+        if rule not in rules or control not in rules:
             continue
-        ours, theirs = rules["phyll"], rules[control]
+        ours, theirs = rules[rule], rules[control]
         per_seed = [
             a - b
             for a, b in zip(
@@ -181,7 +195,13 @@ def physics_gain(rules: dict[str, dict[str, Any]]) -> dict[str, Any]:
             )
         ]
         mean, std = _mean_std(per_seed)
-        gains[key] = {"control": control, "per_seed": per_seed, "mean": mean, "std": std}
+        gains[key] = {
+            "rule": rule,
+            "control": control,
+            "per_seed": per_seed,
+            "mean": mean,
+            "std": std,
+        }
     return gains
 
 
@@ -192,7 +212,7 @@ def gain_lines(gains: dict[str, Any]) -> str:
         seeds = " / ".join(f"{100 * g:+.1f}" for g in gain["per_seed"])
         spread = f" ± {100 * gain['std']:.1f}" if len(gain["per_seed"]) > 1 else ""
         lines.append(
-            f"Physics gain, phyll − {gain['control']}: {100 * gain['mean']:+.1f}{spread} "
+            f"Physics gain, {gain['rule']} − {gain['control']}: {100 * gain['mean']:+.1f}{spread} "
             f"points (per seed: {seeds})."
         )
     return "\n".join(lines) + ("\n" if lines else "")
@@ -400,7 +420,9 @@ def register(sub: Any) -> None:
         help="rules to compare, comma-separated; also the variants phyll-nophysics (honesty "
         "ablation), phyll-readout, and the controls random-features (a digital random map "
         "|xR|² in place of every system), linear (logistic regression on the inputs), mlp "
-        f"(a digital MLP of the same widths) (default: {','.join(DEFAULT_RULES)})",
+        "(a digital MLP of the same widths); phyll-unsup-nophysics and "
+        "phyll-unsup-random-features for phyll-unsup "
+        f"(default: {','.join(DEFAULT_RULES)})",
     )
     add_seeds_arguments(p, default=3)
     p.add_argument(

@@ -103,7 +103,7 @@ def compare_page(exp: Experiment, figs: list[Figure]) -> tuple[str, list[str]]:
     ]
     gain_rows = [
         [
-            f"phyll − {g['control']}",
+            f"{g.get('rule', 'phyll')} − {g['control']}",
             points(g["mean"], g["std"] if several else None),
             " / ".join(points(v) for v in g["per_seed"]),
         ]
