@@ -8,6 +8,8 @@
 #   overlay+pool     both (the paper's optical layer)
 #   physics-only     no skip connection (--no-skip): the digital weights see the camera alone
 #   paper            overlay, pooling and no skip
+#   two-blocks       a second optical block driven by the first one's 256 hidden features,
+#                    laid out on its SLM (16 × 16 macro-pixels) in raster order (--blocks 2)
 # Run from the repository root inside the virtual environment:
 #   bash benchmarks/optical_options.sh [OUT] [SEEDS]      (SEEDS: default "0")
 set -euo pipefail
@@ -22,8 +24,9 @@ declare -A OPTIONS=(
     [overlay+pool]="--label-encoding overlay --pool 3 --pool-stride 2"
     [physics-only]="--no-skip"
     [paper]="--label-encoding overlay --pool 3 --pool-stride 2 --no-skip"
+    [two-blocks]="--blocks 2"
 )
-for name in default overlay pool overlay+pool physics-only paper; do
+for name in default overlay pool overlay+pool physics-only paper two-blocks; do
     for seed in $SEEDS; do
         start=$SECONDS
         # shellcheck disable=SC2086
