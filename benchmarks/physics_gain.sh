@@ -46,14 +46,4 @@ if [[ "$PART" == 4 || "$PART" == all ]]; then
         --out "$OUT/digits-microwave" --overwrite --quiet
 fi
 load after
-python - "$OUT" <<'PY'
-import json, sys
-from pathlib import Path
-for summary in sorted(Path(sys.argv[1]).glob("*/summary.json")):
-    rules = json.loads(summary.read_text())["rules"]
-    line = ", ".join(
-        f"{r} {100 * v['test_accuracy_mean']:.1f}% {[round(100 * a, 1) for a in v['test_accuracy_per_seed']]}"
-        for r, v in rules.items()
-    )
-    print(f"{summary.parent.name}: {line}")
-PY
+python benchmarks/gain_tables.py "$OUT"

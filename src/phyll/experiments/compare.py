@@ -212,7 +212,8 @@ def gain_lines(gains: dict[str, Any]) -> str:
         seeds = " / ".join(f"{100 * g:+.1f}" for g in gain["per_seed"])
         spread = f" ± {100 * gain['std']:.1f}" if len(gain["per_seed"]) > 1 else ""
         lines.append(
-            f"Physics gain, {gain['rule']} − {gain['control']}: {100 * gain['mean']:+.1f}{spread} "
+            f"Physics gain, {gain.get('rule', 'phyll')} − {gain['control']}: "
+            f"{100 * gain['mean']:+.1f}{spread} "
             f"points (per seed: {seeds})."
         )
     return "\n".join(lines) + ("\n" if lines else "")
