@@ -187,10 +187,11 @@ def add_experiment_arguments(
     )
     g.add_argument(
         "--label-encoding",
-        default=d.label_encoding,
+        default=None,
         choices=["append", "overlay"],
         help="labels of the local rules: appended drive channels, or written into the top "
-        "rows of the image as the paper's optics does (images only) (default: %(default)s)",
+        "rows of the image as the paper's optics does (images only) (default: "
+        f"{_by_kind('label_encoding')}; images narrower than 10 pixels: append)",
     )
     g.add_argument(
         "--pool",

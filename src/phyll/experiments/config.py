@@ -17,7 +17,9 @@ IMAGE_DATASETS = ("mnist5k", "mnist", "fashion-mnist")
 #: the defaults of the options left unset (None), by dataset kind; chosen on *validation*
 #: accuracy (README, "Physics that computes"): images need a large physical layer
 #: (2,048 measurements or more), a wide digital layer, 1-pixel random shifts and
-#: a cosine learning-rate decay; the small tabular tasks keep two small blocks
+#: a cosine learning-rate decay, and the labels written into the image (the overlay scored
+#: 96.3 % validation against 95.7 % for appended label channels, seeds 0–2); the small
+#: tabular tasks keep two small blocks and appended labels
 PROFILES: dict[str, dict[str, Any]] = {
     "tabular": {
         "epochs": 30,
@@ -27,6 +29,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "measurements": 128,
         "augment_shift": 0,
         "lr_schedule": "constant",
+        "label_encoding": "append",
     },
     "image": {
         "epochs": 15,
@@ -36,6 +39,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "measurements": 2048,
         "augment_shift": 1,
         "lr_schedule": "cosine",
+        "label_encoding": "overlay",
     },
 }
 #: what a system changes in its dataset kind's profile (system parameters go under the user's
@@ -53,6 +57,19 @@ LABEL_ENCODINGS = ("append", "overlay")
 def dataset_kind(dataset: str) -> str:
     """``"image"`` for the 28×28-class image datasets (pooled or not), else ``"tabular"``."""
     return "image" if dataset.split(":")[0] in IMAGE_DATASETS else "tabular"
+
+
+#: classes of the image datasets: a label overlay needs images at least this wide
+IMAGE_CLASSES = 10
+
+
+def image_width(dataset: str) -> int:
+    """Width of an image dataset's images: 28, or W of a ``NAME:HxW`` pooling suffix."""
+    _, _, size = dataset.partition(":")
+    try:
+        return int(size.lower().split("x")[1]) if size else 28
+    except (IndexError, ValueError):
+        return 28  # a malformed suffix is the dataset loader's error to report
 
 
 @dataclass
@@ -85,8 +102,8 @@ class TrainConfig:
     skip: bool = True
     use_physics: bool = True
     #: "append": the label one-hot as extra drive channels; "overlay": written into the top
-    #: rows of the image (images only; see phyll.network.overlay_labels)
-    label_encoding: str = "append"
+    #: rows of the image (images only; see phyll.network.overlay_labels); None: the profile's
+    label_encoding: str | None = None
     #: average the measured image over pool × pool pixels (1: no pooling) every pool_stride
     #: pixels (None: pool, non-overlapping) before the digital weights; image measurements only
     pool: int = 1
@@ -119,6 +136,8 @@ class TrainConfig:
         kind = dataset_kind(self.dataset)
         system_profile = dict(SYSTEM_PROFILES.get(kind, {}).get(self.system, {}))
         self.system_params = {**system_profile.pop("system_params", {}), **self.system_params}
+        if kind == "image" and image_width(self.dataset) < IMAGE_CLASSES:
+            system_profile["label_encoding"] = "append"  # too narrow for the 10 segments
         for name, value in {**PROFILES[kind], **system_profile}.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
