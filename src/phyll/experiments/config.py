@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from phyll.data import CATALOGUE, CATALOGUE_FIELDS, DatasetError, parse_dataset_spec
 from phyll.errors import ConfigError
 
 #: the marker ``config.json`` carries so that phyll never writes into a folder it did not make
@@ -59,17 +60,16 @@ def dataset_kind(dataset: str) -> str:
     return "image" if dataset.split(":")[0] in IMAGE_DATASETS else "tabular"
 
 
-#: classes of the image datasets: a label overlay needs images at least this wide
-IMAGE_CLASSES = 10
-
-
-def image_width(dataset: str) -> int:
-    """Width of an image dataset's images: 28, or W of a ``NAME:HxW`` pooling suffix."""
-    _, _, size = dataset.partition(":")
+def overlay_fits(dataset: str) -> bool:
+    """Whether an image dataset's images (pooled by a ``NAME:HxW`` suffix or not) are at least
+    as wide as its classes, as a label overlay needs (from the catalogue, without loading)."""
     try:
-        return int(size.lower().split("x")[1]) if size else 28
-    except (IndexError, ValueError):
-        return 28  # a malformed suffix is the dataset loader's error to report
+        name, size = parse_dataset_spec(dataset)
+    except DatasetError:
+        return True  # an unknown name is the dataset loader's error to report
+    row = dict(zip(CATALOGUE_FIELDS, CATALOGUE[name], strict=True))
+    width = size[1] if size else math.isqrt(int(row["n_features"]))
+    return width >= int(row["n_classes"])
 
 
 @dataclass
@@ -136,8 +136,8 @@ class TrainConfig:
         kind = dataset_kind(self.dataset)
         system_profile = dict(SYSTEM_PROFILES.get(kind, {}).get(self.system, {}))
         self.system_params = {**system_profile.pop("system_params", {}), **self.system_params}
-        if kind == "image" and image_width(self.dataset) < IMAGE_CLASSES:
-            system_profile["label_encoding"] = "append"  # too narrow for the 10 segments
+        if kind == "image" and not overlay_fits(self.dataset):
+            system_profile["label_encoding"] = "append"  # too narrow for a segment per class
         for name, value in {**PROFILES[kind], **system_profile}.items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
