@@ -29,13 +29,20 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor
 
-from phyll.learning.local import LocalContrastiveRule, LocalParams
+from phyll.learning.blockwise import BlockObjective
+from phyll.learning.local import LocalContrastiveRule, LocalParams, PairedObjective
 from phyll.params import param
 
 
 def mean_square_goodness(y: Tensor) -> Tensor:
     """Hinton's goodness per sample: mean of the squared activities."""
     return y.pow(2).mean(dim=1)
+
+
+def threshold_pair_loss(y_pos: Tensor, y_neg: Tensor, theta: float) -> Tensor:
+    """FF's block loss: softplus(θ − G⁺) + softplus(G⁻ − θ), averaged over the batch."""
+    g_pos, g_neg = mean_square_goodness(y_pos), mean_square_goodness(y_neg)
+    return (F.softplus(theta - g_pos) + F.softplus(g_neg - theta)).mean()
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,9 @@ class ForwardForward(LocalContrastiveRule):
 
     def local_loss(self, y_pos: Tensor, y_neg: Tensor, block: int) -> Tensor:
         """softplus(θ − G⁺) + softplus(G⁻ − θ), averaged over the batch."""
-        g_pos, g_neg = self.goodness(y_pos, block), self.goodness(y_neg, block)
-        theta = self.params.theta
-        return (F.softplus(theta - g_pos) + F.softplus(g_neg - theta)).mean()
+        del block
+        return threshold_pair_loss(y_pos, y_neg, self.params.theta)
+
+    def block_objective(self, index: int) -> BlockObjective:
+        del index
+        return PairedObjective(threshold_pair_loss, (self.params.theta,))

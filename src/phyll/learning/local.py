@@ -6,7 +6,14 @@ with both (``2B`` queries per block, under ``torch.no_grad()``), update each blo
 weights from a local loss on its own output only, and predict the label whose embedding gives
 the best goodness summed over blocks (or with a linear readout on detached block outputs). They
 differ only in the goodness of a block output and in the local loss: subclasses implement
-:meth:`LocalContrastiveRule.goodness` and :meth:`LocalContrastiveRule.local_loss`.
+:meth:`LocalContrastiveRule.goodness` and :meth:`LocalContrastiveRule.local_loss`, and, to train
+on one worker per block (:mod:`phyll.experiments.pipeline`), :meth:`~LocalContrastiveRule.
+block_objective` as a :class:`PairedObjective` of module-level functions.
+
+The step is cut where the blocks meet (:class:`~phyll.learning.blockwise.BlockwiseRule`): the
+rule draws the negatives and embeds the labels, every block trains on the stacked
+``[positives; negatives]``, and a readout, if any, trains last on the outputs of a neutral-label
+pass made with the updated weights.
 """
 
 from __future__ import annotations
@@ -20,14 +27,14 @@ import torch
 from torch import Tensor
 
 from phyll.learning.base import (
-    LearningRule,
     ModelSpec,
     OptimizerFactory,
     RuleParams,
     evaluating,
 )
+from phyll.learning.blockwise import BlockObjective, BlockStep, BlockwiseRule
 from phyll.learning.readout import train_readout
-from phyll.network import Model, PhysicalNetwork
+from phyll.network import Model
 from phyll.params import check, param
 
 Prediction = Literal["goodness", "readout"]
@@ -54,46 +61,21 @@ def wrong_labels(labels: Tensor, n_classes: int, generator: torch.Generator) -> 
     return (labels + offset) % n_classes
 
 
-BlockLoss = Callable[[Tensor, int], Tensor]
+@dataclass(frozen=True)
+class PairedObjective:
+    """A block's loss on its stacked outputs ``[positives; negatives]``:
+    ``loss(y_pos, y_neg, *args)``, with ``loss`` a module-level function (picklable)."""
+
+    loss: Callable[..., Tensor]
+    args: tuple[Any, ...] = ()
+
+    def __call__(self, out: Tensor, context: dict[str, Tensor]) -> Tensor:
+        del context
+        batch = out.shape[0] // 2
+        return self.loss(out[:batch], out[batch:], *self.args)
 
 
-def train_blocks_locally(
-    network: PhysicalNetwork,
-    inputs: Tensor,
-    block_loss: BlockLoss,
-    optimizers: list[torch.optim.Optimizer],
-) -> tuple[float, list[Tensor]]:
-    """One local step on every block, first to last, for a stacked batch of embedded inputs.
-
-    Block *l* drives its system once with all rows of ``inputs`` (e.g. positives stacked on
-    negatives: ``2B`` queries, no gradient), updates its own weights from
-    ``block_loss(outputs, l)`` and passes its detached outputs on. Returns the mean loss over
-    blocks and every block's detached outputs (features a readout may reuse at no extra
-    physical cost).
-    """
-    network.train()
-    h = inputs
-    total: Tensor | None = None  # summed on the device: one host read per step, not per block
-    outputs = []
-    for index, (block, optimizer) in enumerate(zip(network.blocks, optimizers, strict=True)):
-        z = None
-        if block.use_physics:
-            with torch.no_grad():
-                z = block.measure(h)  # one physical query per row
-        out = block.digital(z, h)
-        loss = block_loss(out, index)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        loss = loss.detach().double()
-        total = loss if total is None else total + loss
-        h = out.detach()
-        outputs.append(h)
-    assert total is not None  # a network has at least one block
-    return float(total) / len(network.blocks), outputs
-
-
-class LocalContrastiveRule(LearningRule):
+class LocalContrastiveRule(BlockwiseRule):
     """Positive/negative local training of every block; goodness or readout prediction.
 
     Args: see :class:`~phyll.learning.base.LearningRule`; parameters: :class:`LocalParams`.
@@ -142,43 +124,62 @@ class LocalContrastiveRule(LearningRule):
     def local_loss(self, y_pos: Tensor, y_neg: Tensor, block: int) -> Tensor:
         """Scalar local loss of one block from its positive and negative outputs."""
 
-    def train_step(self, x: Tensor, y: Tensor) -> float:
+    def block_objective(self, index: int) -> BlockObjective:
+        """:meth:`local_loss` of block ``index`` on the stacked outputs. This default refers
+        to the rule itself; PhyLL and FF give a :class:`PairedObjective` instead, which a
+        pipeline can send to the block's worker."""
+        return PairedObjective(self.local_loss, (index,))
+
+    def prepare_step(self, x: Tensor, y: Tensor) -> BlockStep:
+        """Negatives drawn, labels embedded: ``[x ⊕ y; x ⊕ y']``; with a readout, the neutral
+        code too."""
         net = self.network
-        batch = x.shape[0]
         negatives = wrong_labels(y, net.n_classes, self.generator)
-
-        def block_loss(out: Tensor, index: int) -> Tensor:  # positives first, then negatives
-            return self.local_loss(out[:batch], out[batch:], index)
-
         inputs = torch.cat([net.embed(x, y), net.embed(x, negatives)])
-        loss, _ = train_blocks_locally(net, inputs, block_loss, self.optimizers)
+        neutral = net.embed(x, None) if self.model.head is not None else None
+        return BlockStep(inputs, y, neutral=neutral)
+
+    def finish_step(
+        self, step: BlockStep, outputs: list[Tensor], neutral: list[Tensor] | None
+    ) -> None:
+        """The readout's step on the neutral pass's outputs (the updated blocks in eval mode:
+        that pass must not move the measurement statistics, and it matches prediction)."""
+        del outputs
         if self.model.head is not None and self.head_optimizer is not None:
-            train_readout(self.model.head, self.head_optimizer, self._features(x), y)
-        return loss
+            assert neutral is not None
+            features = torch.cat(neutral, dim=1)
+            train_readout(self.model.head, self.head_optimizer, features, step.labels)
 
     def _features(self, x: Tensor) -> Tensor:
-        """Detached block outputs of a neutral-label pass (readout features).
-
-        Run in eval mode: the neutral pass must not move the measurement statistics that the
-        positive/negative training passes maintain, and it then matches prediction exactly.
-        """
+        """Detached block outputs of a neutral-label pass (readout features)."""
         with evaluating(self.model), torch.no_grad():
             return torch.cat(self.model(x, None), dim=1)
 
     def goodness_per_label(self, x: Tensor) -> Tensor:
         """Goodness summed over blocks for every candidate label: ``[B, n_classes]``."""
+        with evaluating(self.model), torch.no_grad():
+            return self._label_scores(x, self.network(self._every_label(x)))
+
+    def _every_label(self, x: Tensor) -> Tensor:
+        """``x`` embedded with every candidate label, label-major: ``[C·B, ...]``."""
         n = self.network.n_classes
         labels = torch.arange(n, device=x.device).repeat_interleave(x.shape[0])
-        with evaluating(self.model), torch.no_grad():
-            outputs = self.model(x.repeat(n, 1), labels)
-            score = sum(self.goodness(o, i) for i, o in enumerate(outputs))
-        return score.view(n, x.shape[0]).T
+        return self.network.embed(x.repeat(n, 1), labels)
 
-    def predict(self, x: Tensor) -> Tensor:
+    def _label_scores(self, x: Tensor, outputs: list[Tensor]) -> Tensor:
+        score = sum(self.goodness(o, i) for i, o in enumerate(outputs))
+        return score.view(self.network.n_classes, x.shape[0]).T
+
+    def prediction_input(self, x: Tensor) -> Tensor:
+        """The neutral code (readout), else every candidate label."""
         if self.model.head is not None:
-            with evaluating(self.model), torch.no_grad():
-                return self.model.head(self._features(x)).argmax(dim=1)
-        return self.goodness_per_label(x).argmax(dim=1)
+            return self.network.embed(x, None)
+        return self._every_label(x)
+
+    def predict_from_outputs(self, x: Tensor, outputs: list[Tensor]) -> Tensor:
+        if self.model.head is not None:
+            return self.model.head(torch.cat(outputs, dim=1)).argmax(dim=1)
+        return self._label_scores(x, outputs).argmax(dim=1)
 
     def state_dict(self) -> dict[str, Any]:
         state = {

@@ -44,7 +44,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from phyll.learning.base import OptimizerFactory
-from phyll.learning.local import LocalContrastiveRule, LocalParams, wrong_labels
+from phyll.learning.blockwise import BlockObjective
+from phyll.learning.local import LocalContrastiveRule, LocalParams, PairedObjective, wrong_labels
 from phyll.network import Model, PhysicalNetwork
 
 
@@ -65,6 +66,14 @@ def random_references(network: PhysicalNetwork, seed: int) -> list[Tensor]:
 def contrastive_loss(g_pos: Tensor, g_neg: Tensor, theta: float) -> Tensor:
     """PhyLL's local loss softplus(−θ (G⁺ − G⁻)) on goodness values, batch mean."""
     return F.softplus(-theta * (g_pos - g_neg)).mean()
+
+
+def reference_pair_loss(y_pos: Tensor, y_neg: Tensor, reference: Tensor, theta: float) -> Tensor:
+    """PhyLL's block loss: :func:`contrastive_loss` of the cosine goodness against
+    ``reference`` of the positive and negative outputs."""
+    return contrastive_loss(
+        cosine_goodness(y_pos, reference), cosine_goodness(y_neg, reference), theta
+    )
 
 
 class PhyLL(LocalContrastiveRule):
@@ -99,9 +108,17 @@ class PhyLL(LocalContrastiveRule):
 
     def local_loss(self, y_pos: Tensor, y_neg: Tensor, block: int) -> Tensor:
         """softplus(−θ (G⁺ − G⁻)), averaged over the batch."""
-        return contrastive_loss(
-            self.goodness(y_pos, block), self.goodness(y_neg, block), self.params.theta
-        )
+        return reference_pair_loss(y_pos, y_neg, self.references[block], self.params.theta)
+
+    def block_objective(self, index: int) -> BlockObjective:
+        return PairedObjective(reference_pair_loss, (self.references[index], self.params.theta))
 
 
-__all__ = ["PhyLL", "contrastive_loss", "cosine_goodness", "random_references", "wrong_labels"]
+__all__ = [
+    "PhyLL",
+    "contrastive_loss",
+    "cosine_goodness",
+    "random_references",
+    "reference_pair_loss",
+    "wrong_labels",
+]

@@ -51,14 +51,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from phyll.learning.base import (
-    LearningRule,
     ModelSpec,
     OptimizerFactory,
     RuleParams,
-    evaluating,
     optimizer_factory,
 )
-from phyll.learning.local import train_blocks_locally
+from phyll.learning.blockwise import BlockObjective, BlockStep, BlockwiseRule
 from phyll.learning.phyll import contrastive_loss, cosine_goodness, random_references
 from phyll.learning.readout import train_readout
 from phyll.network import Model
@@ -102,7 +100,29 @@ class UnsupervisedParams(RuleParams):
         )
 
 
-class PhyLLUnsupervised(LearningRule):
+@dataclass(frozen=True)
+class UnsupervisedObjective:
+    """A block's loss on its stacked outputs ``[first views; second views]`` (see
+    :meth:`PhyLLUnsupervised.block_loss`); the step's ``partners`` come in the context."""
+
+    pairs: Pairs
+    reference: Tensor
+    theta: float
+
+    def __call__(self, out: Tensor, context: dict[str, Tensor]) -> Tensor:
+        batch = out.shape[0] // 2
+        first, second = out[:batch], out[batch:]
+        if self.pairs == "hybrid":
+            g_pos = cosine_goodness(first, self.reference)
+            g_neg = cosine_goodness(second, self.reference)
+        else:
+            partners = context["partners"]
+            g_pos = F.cosine_similarity(first, second, dim=1, eps=1e-8)
+            g_neg = F.cosine_similarity(first, second[partners], dim=1, eps=1e-8)
+        return contrastive_loss(g_pos, g_neg, self.theta)
+
+
+class PhyLLUnsupervised(BlockwiseRule):
     """Unsupervised PhyLL with a jointly trained linear readout (see module docstring).
 
     Args: see :class:`~phyll.learning.base.LearningRule`; ``seed`` also draws the references,
@@ -181,40 +201,38 @@ class PhyLLUnsupervised(LearningRule):
             return self.corrupt(x), self.hybrid(x, x[partners]), partners
         return self.corrupt(x), self.corrupt(x), partners
 
+    def block_objective(self, index: int) -> BlockObjective:
+        p = self.params
+        return UnsupervisedObjective(p.pairs, self.references[index], p.theta)
+
     def block_loss(self, out: Tensor, index: int, partners: Tensor) -> Tensor:
         """The contrastive loss of block ``index`` on its stacked outputs ``[pos; neg]``."""
-        batch = out.shape[0] // 2
-        first, second = out[:batch], out[batch:]
-        if self.params.pairs == "hybrid":
-            ref = self.references[index]
-            g_pos, g_neg = cosine_goodness(first, ref), cosine_goodness(second, ref)
-        else:
-            g_pos = F.cosine_similarity(first, second, dim=1, eps=1e-8)
-            g_neg = F.cosine_similarity(first, second[partners], dim=1, eps=1e-8)
-        return contrastive_loss(g_pos, g_neg, self.params.theta)
+        return self.block_objective(index)(out, {"partners": partners})
 
-    def train_step(self, x: Tensor, y: Tensor) -> float:
-        x = self.network.embed(x, None)
-        batch = x.shape[0]
-        first, second, partners = self.make_pairs(x)
-        loss, outputs = train_blocks_locally(
-            self.network,
-            torch.cat([first, second]),
-            lambda out, index: self.block_loss(out, index, partners),
-            self.optimizers,
-        )
+    def prepare_step(self, x: Tensor, y: Tensor) -> BlockStep:
+        """The two label-free views of every sample, stacked; the partners as context."""
+        first, second, partners = self.make_pairs(self.network.embed(x, None))
+        return BlockStep(torch.cat([first, second]), y, {"partners": partners})
+
+    def finish_step(
+        self, step: BlockStep, outputs: list[Tensor], neutral: list[Tensor] | None
+    ) -> None:
+        """The readout's step on every block's outputs of the first views."""
+        del neutral
+        batch = step.labels.shape[0]
         features = torch.cat([o[:batch] for o in outputs], dim=1)
-        train_readout(self.head, self.head_optimizer, features, y)
-        return loss
+        train_readout(self.head, self.head_optimizer, features, step.labels)
 
     def features(self, x: Tensor) -> Tensor:
         """Detached outputs of every block for clean samples (the readout's input)."""
         with torch.no_grad():
             return torch.cat(self.model(x, None), dim=1)
 
-    def predict(self, x: Tensor) -> Tensor:
-        with evaluating(self.model), torch.no_grad():
-            return self.head(self.features(x)).argmax(dim=1)
+    def prediction_input(self, x: Tensor) -> Tensor:
+        return self.network.embed(x, None)
+
+    def predict_from_outputs(self, x: Tensor, outputs: list[Tensor]) -> Tensor:
+        return self.head(torch.cat(outputs, dim=1)).argmax(dim=1)
 
     def state_dict(self) -> dict[str, Any]:
         return {
