@@ -63,6 +63,13 @@ def command_train(args: argparse.Namespace) -> int:
         f"({summary['simulation_time_s']:.1f} s simulating the physics) · projected with the "
         f"hardware: {summary['projected_time_s']:.1f} s"
     )
+    timeline = summary.get("pipeline_timeline")
+    if timeline:
+        busy = sum(b["busy_s"] for b in timeline["blocks"]) + timeline["driver_busy_s"]
+        print(
+            f"pipeline: {timeline['elapsed_s']:.1f} s elapsed for {busy:.1f} s of work on "
+            f"{len(timeline['blocks'])} actors (+ {timeline['startup_s']:.1f} s starting them)"
+        )
     print(f"run folder: {out}")
     return 0
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from phyll.data import DATASETS, DatasetError, parse_dataset_spec
 from phyll.experiments.build import resolve_device
-from phyll.experiments.config import LR_SCHEDULES, PROFILES, TrainConfig
+from phyll.experiments.config import LR_SCHEDULES, PIPELINES, PROFILES, TrainConfig
 from phyll.experiments.tracking import TRACKERS, Tracking
 from phyll.params import parse_params
 from phyll.registry import RULES, SYSTEMS
@@ -99,13 +99,20 @@ def _by_kind(name: str) -> str:
 
 
 def add_experiment_arguments(
-    p: argparse.ArgumentParser, *, rule: bool = True, seed: bool = True, blocks: bool = True
+    p: argparse.ArgumentParser,
+    *,
+    rule: bool = True,
+    seed: bool = True,
+    blocks: bool = True,
+    address: bool = True,
 ) -> None:
-    """Task, physical network, training and evaluation options of every command that trains.
+    """Task, physical network, training, pipeline and evaluation options of every command that
+    trains.
 
     ``rule=False`` / ``seed=False`` / ``blocks=False`` leave out ``--rule``/``--rule-param``,
     ``--seed`` and ``--blocks`` for commands that take several (``--rules``, ``--seeds``,
-    a list of block counts).
+    a list of block counts); ``address=False`` leaves out ``--address`` for a command that has
+    its own Ray cluster option.
     """
     d = TrainConfig()
     g = p.add_argument_group("task")
@@ -275,6 +282,7 @@ def add_experiment_arguments(
         help="part of the training split held out to pick the best epoch (default: %(default)s)",
     )
     add_device_argument(g, d.device)
+    add_pipeline_arguments(p, d, address)
     g = p.add_argument_group("evaluation (each costs physical queries)")
     g.add_argument(
         "--eval-every",
@@ -303,6 +311,41 @@ def add_experiment_arguments(
         metavar="N",
         help="also measure the accuracy on N training samples at every evaluation (default: 0)",
     )
+
+
+def add_pipeline_arguments(p: argparse.ArgumentParser, d: TrainConfig, address: bool) -> None:
+    """``--pipeline ray``, ``--pipeline-sync``, ``--pipeline-restarts`` (and ``--address``)."""
+    g = p.add_argument_group("pipeline: every block on its own Ray actor (optional extra .[ray])")
+    g.add_argument(
+        "--pipeline",
+        choices=list(PIPELINES),
+        default=d.pipeline,
+        help="ray: train each block on its own Ray actor, minibatches pipelined through them "
+        "(local rules: phyll, ff, phyll-unsup) (default: %(default)s)",
+    )
+    g.add_argument(
+        "--pipeline-sync",
+        action="store_true",
+        help="one actor task at a time, in the sequential order (no overlap): identical to "
+        "a sequential run even when blocks share a device",
+    )
+    g.add_argument(
+        "--pipeline-restarts",
+        type=int,
+        default=d.pipeline_restarts,
+        metavar="N",
+        help="replace a dead actor and continue from the last checkpoint at most N times "
+        "(0: stop at once) (default: %(default)s)",
+    )
+    if address:
+        g.add_argument(
+            "--address",
+            dest="ray_address",
+            default=None,
+            metavar="ADDRESS",
+            help="the Ray cluster of the actors, e.g. auto or ray://HOST:PORT (default: a local "
+            "Ray instance)",
+        )
 
 
 def add_device_argument(g: Any, default: str | None, default_text: str = "") -> None:

@@ -42,6 +42,8 @@ class Experiment:
     splits: Splits
     callbacks: list[Callback] = field(default_factory=list)
     augment: Augmentation | None = None
+    #: what built each block's system (before its faults): a pipeline rebuilds them with it
+    system_factory: SystemFactory | None = None
 
     @property
     def systems(self) -> list[PhysicalSystem]:
@@ -58,10 +60,32 @@ def registry_systems(config: TrainConfig) -> SystemFactory:
             n_out,
             seed=1000 * config.seed + i,
             device=config.device,
-            **config.system_params,
+            **block_params(config.system_params, i, config.blocks),
         )
 
     return factory
+
+
+#: system parameters that may name one value per block, comma-separated
+PER_BLOCK_PARAMS = ("address",)
+
+
+def block_params(params: dict[str, Any], block: int, blocks: int) -> dict[str, Any]:
+    """Block ``block``'s system parameters: a :data:`PER_BLOCK_PARAMS` value listing one item
+    per block, comma-separated (``address=tcp://h1:5555,tcp://h2:5555``), gives each block its
+    own (e.g. its own instrument)."""
+    own = dict(params)
+    for key in PER_BLOCK_PARAMS:
+        value = own.get(key)
+        if isinstance(value, str) and "," in value:
+            items = [item.strip() for item in value.split(",")]
+            if len(items) != blocks:
+                raise ConfigError(
+                    f"system parameter {key} lists {len(items)} values for {blocks} blocks: "
+                    "give one per block, or one for all"
+                )
+            own[key] = items[block]
+    return own
 
 
 def build_experiment(
@@ -123,6 +147,7 @@ def build_experiment(
         make_splits(dataset, config),
         callbacks,
         augmentation(dataset, config),
+        factory,
     )
 
 

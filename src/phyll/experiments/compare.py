@@ -25,6 +25,10 @@ the physical measurement removed (the honesty ablation), ``phyll-readout``: PhyL
 predicting with its one-pass linear readout instead of goodness over every label, and the
 controls (``VARIANTS``): ``random-features``, ``linear``, ``mlp``, and for unsupervised PhyLL
 ``phyll-unsup-nophysics`` and ``phyll-unsup-random-features``.
+
+With ``--pipeline ray`` the entries of local rules train on one Ray actor per block; those that
+cannot pipeline (PAT, backprop, the linear control) train sequentially, and their run folders
+say so (``"pipeline": "none"``).
 """
 
 from __future__ import annotations
@@ -49,10 +53,11 @@ from phyll.experiments.arguments import (
     seeds_of,
 )
 from phyll.experiments.config import TrainConfig
+from phyll.experiments.pipeline import pipeline_refusal
 from phyll.experiments.run_folder import RunFolder, RunFolderError, output_folder
 from phyll.experiments.train import check_configs, train
 from phyll.plotting import Target, accuracy_axis, epoch_axis, mark_selected, save
-from phyll.registry import RULES
+from phyll.registry import RULES, rule_class
 
 DEFAULT_RULES = ("phyll", "ff", "pat", "backprop-ideal", "backprop-transfer")
 #: compare entries that are not rule names: entry → (rule, config overrides)
@@ -104,6 +109,8 @@ def entry_config(entry: str, base: TrainConfig, seed: int) -> TrainConfig:
         raise ConfigError(f"unknown rule {entry!r} in --rules; choose from: {known}")
     if "rule_params" in overrides:
         overrides = {**overrides, "rule_params": {**base.rule_params, **overrides["rule_params"]}}
+    if base.pipeline != "none" and pipeline_refusal(rule_class(rule)):  # PAT, backprop, linear
+        overrides = {**overrides, "pipeline": "none", "pipeline_sync": False}
     return dataclasses.replace(base, rule=rule, seed=seed, **overrides)
 
 

@@ -51,6 +51,8 @@ SYSTEM_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "image": {"optical": {"measurements": 4096, "system_params": {"encoding": "amplitude"}}},
 }
 LR_SCHEDULES = ("constant", "cosine")
+#: where the blocks train: all in this process, or each on its own Ray actor (docs/pipeline.md)
+PIPELINES = ("none", "ray")
 #: how the local rules' labels enter the first block: extra drive channels, or in the image
 LABEL_ENCODINGS = ("append", "overlay")
 
@@ -129,6 +131,15 @@ class TrainConfig:
     #: record every drive/measurement pair to DIR/records (see phyll.systems.recording)
     record: bool = False
     faults: list[dict[str, Any]] = field(default_factory=list)
+    #: "ray": every block on its own Ray actor, minibatches pipelined (docs/pipeline.md)
+    pipeline: str = "none"
+    #: with a pipeline: one task at a time in the sequential order (no overlap)
+    pipeline_sync: bool = False
+    #: with a pipeline: dead actors replaced (the run continuing from its last checkpoint) at
+    #: most this many times before the run stops
+    pipeline_restarts: int = 2
+    #: with a pipeline: the Ray cluster of the actors (None: a local Ray instance)
+    ray_address: str | None = None
     system_params: dict[str, Any] = field(default_factory=dict)
     rule_params: dict[str, Any] = field(default_factory=dict)
 
@@ -179,6 +190,18 @@ class TrainConfig:
             raise ConfigError(f"train_eval_samples must be >= 0, got {self.train_eval_samples}")
         if not (self.skip or self.use_physics):
             raise ConfigError("a network without physics needs the skip connection")
+        if self.pipeline not in PIPELINES:
+            raise ConfigError(
+                f"pipeline must be one of {', '.join(PIPELINES)}, got {self.pipeline!r}"
+            )
+        if self.pipeline_sync and self.pipeline == "none":
+            raise ConfigError("pipeline_sync (--pipeline-sync) needs a pipeline (--pipeline ray)")
+        if isinstance(self.pipeline_restarts, bool) or not (
+            isinstance(self.pipeline_restarts, int) and self.pipeline_restarts >= 0
+        ):
+            raise ConfigError(
+                f"pipeline_restarts must be an integer >= 0, got {self.pipeline_restarts!r}"
+            )
         for fault in self.faults:
             if not isinstance(fault, dict) or "name" not in fault:
                 raise ConfigError(f"each fault must be a dict with a 'name', got {fault!r}")

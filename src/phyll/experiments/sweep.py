@@ -502,7 +502,7 @@ def register(sub: Any) -> None:
         "trial is an ordinary `phyll train` run in OUT/trials/trial-NNNN; every `phyll train` "
         'option sets the base configuration. Needs pip install -e ".[ray]".',
     )
-    add_experiment_arguments(p, seed=False)
+    add_experiment_arguments(p, seed=False, address=False)  # --address below places the trials
     g = p.add_argument_group("sweep")
     g.add_argument(
         "--param",

@@ -33,6 +33,7 @@ from phyll.engine import (
 from phyll.errors import ConfigError
 from phyll.experiments.build import Experiment, SystemFactory, build_experiment
 from phyll.experiments.config import FORMAT, TrainConfig
+from phyll.experiments.pipeline import check_pipeline, pipelined_engine
 from phyll.experiments.run_callbacks import RunFolderWriter, SummaryInfo
 from phyll.experiments.run_folder import RunFolder, RunFolderError
 from phyll.systems.recording import record_systems
@@ -61,6 +62,7 @@ def train(
     the folder is created.
     """
     exp = build_experiment(config, dataset=dataset, system_factory=system_factory)
+    check_pipeline(config, exp)
     recorded = recorded_config(config, exp, dataset is not None, system_factory is not None)
     if out is None:
         return run(exp, recorded, None, progress=progress, callbacks=callbacks)
@@ -76,7 +78,7 @@ def check_configs(configs: Iterable[TrainConfig]) -> None:
     """Build each configuration and drop it, so an experiment command that trains several runs
     refuses a bad option (an unknown parameter, unreadable data) before it writes anything."""
     for config in configs:
-        build_experiment(config)
+        check_pipeline(config, build_experiment(config))
 
 
 def resume(
@@ -119,6 +121,7 @@ def resume(
             system=config.system.removeprefix(PYTHON),
         )
     exp = build_experiment(build_config, dataset=dataset, system_factory=system_factory)
+    check_pipeline(config, exp)
     resolved = folder.read_json(folder.config_file).get("resolved", {})
     changed = provenance_changes(resolved.get("dataset", {}).get("provenance") or {"files": {}})
     if changed:
@@ -168,10 +171,7 @@ def run(
         SignalGuard(),
         ProgressBar(f"{config.rule} on {config.dataset}/{config.system}", progress),
     ]
-    engine = Engine(
-        exp.model,
-        exp.rule,
-        exp.splits,
+    settings: dict[str, Any] = dict(
         epochs=config.epochs,
         batch_size=config.batch_size,
         seed=config.seed,
@@ -180,6 +180,11 @@ def run(
         ),
         callbacks=chain,
         augment=exp.augment,
+    )
+    engine = (
+        pipelined_engine(exp, config, **settings)
+        if config.pipeline != "none"
+        else Engine(exp.model, exp.rule, exp.splits, **settings)
     )
     if state is not None:
         try:
@@ -273,6 +278,7 @@ def run_info(config: TrainConfig, exp: Experiment) -> dict[str, Any]:
         "blocks": config.blocks,
         "width": config.width,
         "use_physics": config.use_physics,
+        "pipeline": config.pipeline,
         "prediction": exp.rule.prediction,
         "model_free": exp.rule.model_free,
         "class_names": list(exp.dataset.class_names),

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import torch
 from torch import Tensor
@@ -109,6 +109,9 @@ class BlockwiseRule(LearningRule):
     """
 
     optimizers: list[torch.optim.Optimizer]
+    #: whether :meth:`finish_step` reads the blocks' training outputs (a pipeline fetches them
+    #: from the workers only then)
+    needs_outputs: ClassVar[bool] = False
 
     @abstractmethod
     def prepare_step(self, x: Tensor, y: Tensor) -> BlockStep:

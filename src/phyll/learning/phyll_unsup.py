@@ -131,6 +131,7 @@ class PhyLLUnsupervised(BlockwiseRule):
 
     name = "phyll-unsup"
     model_free = True
+    needs_outputs = True
     Params = UnsupervisedParams
     params: UnsupervisedParams
 

@@ -1,0 +1,268 @@
+"""The Ray side of a pipelined run: Ray itself, a pool of block workers, one run's actors.
+
+:class:`Pipeline` holds one actor per block (:class:`~phyll.experiments.pipeline.worker.
+BlockWorker`) and submits their tasks: a training step flows through the actors as a chain of
+tasks, each taking the previous block's output (an object reference, so block *k* can start
+on step *t* while block *k + 1* still works on step *t − 1*). Ray runs the tasks one caller
+submits to one actor in submission order; the workers check it.
+
+Actors ask for no CPU (``num_cpus=0``): a block behind a latency-bound device mostly waits, so
+four of them share two cores. They are pooled per process and Ray session: the runs of one
+``phyll compare`` (or of one sweep worker) reuse them instead of starting a process per block
+and run. Ray is started here (a local instance, or the cluster at ``address``) unless this
+process is already connected, e.g. inside a ``phyll sweep`` trial.
+
+A worker that raises a user error (a faulty system) is reported as the sequential run reports
+it (:meth:`~phyll.experiments.pipeline.worker.WorkerError.as_driver_error`); an actor whose
+process died is an :class:`ActorDied`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from torch import Tensor
+
+from phyll.errors import UserError
+from phyll.experiments.extras import require
+from phyll.experiments.pipeline.worker import BlockWorker, WorkerError, WorkerSpec, WorkerState
+from phyll.systems.base import PhysicalSystemError
+
+#: the object store of a local Ray instance started here: batches and small states pass
+OBJECT_STORE_BYTES = 200 * 2**20
+#: every block worker's actor options: no CPU reserved, never restarted by Ray (the pipeline
+#: restarts a run from its last checkpoint itself)
+ACTOR_OPTIONS: dict[str, Any] = {"num_cpus": 0, "max_restarts": 0}
+
+
+class PipelineError(UserError):
+    """The pipeline cannot run (no Ray cluster at the address, a system that cannot be sent)."""
+
+
+class ActorDied(PhysicalSystemError):
+    """The actor of a block died (its process ended, its node went away)."""
+
+    def __init__(self, block_index: int, reason: str) -> None:
+        super().__init__(f"the actor of block {block_index} died ({reason})")
+        self.block_index = block_index
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.block_index, str(self)))
+
+
+def ray_module() -> ModuleType:
+    """Ray, or one line saying how to install the extra."""
+    return require("ray", "ray", "--pipeline ray")
+
+
+def connect(address: str | None) -> ModuleType:
+    """Ray, connected: this process's connection, else the cluster at ``address``, else a
+    local instance started here."""
+    ray = ray_module()
+    if ray.is_initialized():
+        return ray
+    quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
+    if address is None:
+        ray.init(object_store_memory=OBJECT_STORE_BYTES, include_dashboard=False, **quiet)
+        return ray
+    try:
+        ray.init(address=address, **quiet)
+    except ConnectionError as exc:
+        reason = " ".join(str(exc).split())[:300]
+        raise PipelineError(f"cannot connect to the Ray cluster at {address}: {reason}") from None
+    return ray
+
+
+#: idle block workers of this process, for the Ray session they belong to
+_POOL: dict[str, Any] = {"session": None, "idle": []}
+
+
+def _session(ray: ModuleType) -> str:
+    return str(ray.get_runtime_context().get_job_id())
+
+
+def acquire(ray: ModuleType, n: int) -> list[Any]:
+    """``n`` block-worker actors: idle ones of this session first, new ones for the rest."""
+    session = _session(ray)
+    if _POOL["session"] != session:
+        _POOL.update(session=session, idle=[])
+    idle: list[Any] = _POOL["idle"]
+    taken = [idle.pop() for _ in range(min(n, len(idle)))]
+    actor_class = ray.remote(BlockWorker).options(**ACTOR_OPTIONS)
+    return taken + [actor_class.remote() for _ in range(n - len(taken))]
+
+
+def give_back(ray: ModuleType, actors: Sequence[Any]) -> None:
+    """Return living actors to the pool (their runs' blocks dropped), forget dead ones."""
+    session = _session(ray)
+    if _POOL["session"] != session:
+        _POOL.update(session=session, idle=[])
+    for actor in actors:
+        try:
+            ray.get(actor.clear.remote())
+        except ray.exceptions.RayActorError:
+            continue
+        _POOL["idle"].append(actor)
+
+
+@dataclass
+class BlockRefs:
+    """The object references of one block's part of a step or a prediction pass."""
+
+    out: Any
+    costs: list[Any]
+    loss: Any = None
+    neutral: Any = None
+    snapshot: Any = None
+
+
+@dataclass
+class Pipeline:
+    """The actors of one run, one per block (see module docstring).
+
+    Args:
+        specs: each block's worker spec, in block order.
+        address: the Ray cluster (None: this process's connection or a local instance).
+        serial: run one task at a time, waiting for each (``--pipeline-sync``): every device,
+            even one shared by several blocks, then sees the queries in the sequential order.
+    """
+
+    specs: list[WorkerSpec]
+    address: str | None = None
+    serial: bool = False
+    actors: list[Any] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)
+    startup_s: float = 0.0
+    _seq: list[int] = field(default_factory=list)
+    _ray: Any = None
+
+    # ------------------------------------------------------------------ life cycle
+    def start(self) -> None:
+        """Connect to Ray, take one actor per block and give each its block."""
+        started = time.perf_counter()
+        self._ray = connect(self.address)
+        self.actors = acquire(self._ray, len(self.specs))
+        self.hosts = [""] * len(self.specs)
+        self._setup(range(len(self.specs)))
+        self.startup_s += time.perf_counter() - started
+
+    def replace_dead(self) -> list[int]:
+        """Replace the actors that died with new ones holding their blocks; their indices."""
+        ray = self._ray
+        dead = []
+        for i, actor in enumerate(self.actors):
+            try:
+                ray.get(actor.ping.remote())
+            except ray.exceptions.RayActorError:
+                dead.append(i)
+        fresh = acquire(ray, len(dead))
+        for i, actor in zip(dead, fresh, strict=True):
+            self.actors[i] = actor
+        self._setup(dead)
+        return dead
+
+    def release(self) -> None:
+        """Give the actors back to the pool."""
+        if self._ray is not None and self.actors:
+            give_back(self._ray, self.actors)
+        self.actors = []
+
+    # ------------------------------------------------------------------ state
+    def load(self, states: Sequence[WorkerState]) -> None:
+        """Give every block its state (waits); task numbers restart."""
+        refs = [a.load.remote(s) for a, s in zip(self.actors, states, strict=True)]
+        for i, ref in enumerate(refs):
+            self.get(i, ref)
+        self._seq = [0] * len(self.actors)
+
+    def states(self) -> list[WorkerState]:
+        """Every block's live state (call when nothing is in flight)."""
+        refs = [a.state.remote() for a in self.actors]
+        return [self.get(i, ref) for i, ref in enumerate(refs)]
+
+    def state_refs(self) -> list[Any]:
+        """References to every block's state right after the tasks submitted so far."""
+        return [a.state.remote() for a in self.actors]
+
+    def set_hyperparameters(self, groups: Sequence[list[dict[str, Any]]]) -> None:
+        """Every block optimizer's hyperparameters, before the tasks submitted next."""
+        for actor, g in zip(self.actors, groups, strict=True):
+            actor.set_hyperparameters.remote(g)
+
+    # ------------------------------------------------------------------ tasks
+    def train(
+        self,
+        inputs: Tensor,
+        context: dict[str, Tensor],
+        neutral: Tensor | None,
+        snapshot: bool,
+    ) -> list[BlockRefs]:
+        """Submit one training step through every block; its references per block."""
+        ray, refs = self._ray, []
+        shared = ray.put(context) if context else {}
+        h: Any = inputs
+        n: Any = None if self.serial else neutral
+        for i, actor in enumerate(self.actors):
+            last = snapshot and not (self.serial and neutral is not None)
+            loss, h, n, costs, snap = actor.train.options(num_returns=5).remote(
+                self._next(i), h, shared, n, last
+            )
+            refs.append(BlockRefs(h, [costs], loss, n, snap))
+            if self.serial:
+                self.get(i, h)
+        if self.serial and neutral is not None:  # sequential order: the neutral pass after
+            for block, ref in zip(refs, self.forward(neutral, snapshot), strict=True):
+                block.neutral, block.snapshot = ref.out, ref.snapshot
+                block.costs += ref.costs
+        return refs
+
+    def forward(self, inputs: Tensor, snapshot: bool) -> list[BlockRefs]:
+        """Submit one eval-mode pass of ``inputs`` through every block."""
+        refs, h = [], inputs
+        for i, actor in enumerate(self.actors):
+            h, costs, snap = actor.forward.options(num_returns=3).remote(self._next(i), h, snapshot)
+            refs.append(BlockRefs(h, [costs], snapshot=snap))
+            if self.serial:
+                self.get(i, h)
+        return refs
+
+    def get(self, index: int, ref: Any) -> Any:
+        """The value of block ``index``'s reference: its worker's user error as the sequential
+        run raises it, a dead actor as :class:`ActorDied`."""
+        ray = self._ray
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayActorError as exc:
+            raise ActorDied(index, _reason(exc)) from None
+        except ray.exceptions.RayTaskError as exc:
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, WorkerError):
+                raise cause.as_driver_error() from None
+            raise
+
+    # ------------------------------------------------------------------ internals
+    def _setup(self, indices: Sequence[int]) -> None:
+        refs = {i: self.actors[i].setup.remote(self.specs[i]) for i in indices}
+        for i, ref in refs.items():
+            try:
+                self.hosts[i] = self.get(i, ref)
+            except self._ray.exceptions.RaySystemError as exc:
+                raise PipelineError(
+                    f"cannot start the actor of block {i}: {_reason(exc)}"
+                ) from None
+        self._seq = [0] * len(self.actors)
+
+    def _next(self, index: int) -> int:
+        self._seq[index] += 1
+        return self._seq[index]
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of a Ray error, shortened."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:200]

@@ -1,0 +1,222 @@
+"""One block on its own worker: what each Ray actor of a pipelined run holds and does.
+
+A :class:`BlockWorker` holds one block of the network (its digital weights and measurement
+conditioner), the block's physical system (built *in the worker's process*, so that a remote
+instrument is driven from there), the block's optimizer and its local objective. Every task
+runs under a fresh :class:`~phyll.accounting.Meter`, so the worker reports the queries, FLOPs
+and time of its share of the work exactly as the same code counts them in a sequential run.
+
+Tasks carry a sequence number: a worker refuses a task that does not follow the previous one,
+so the per-block order of the work (and of every physical query) is the sequential order or
+the run stops. A task asked to ``snapshot`` also returns the worker's whole state right after
+it (weights, optimizer, system), which the driver assembles into a checkpoint without waiting
+for the tasks queued behind it.
+
+This module does not import Ray: :mod:`phyll.experiments.pipeline.actors` makes the class an
+actor.
+"""
+
+from __future__ import annotations
+
+import copy
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from phyll.accounting import Costs, Meter
+from phyll.errors import UserError
+from phyll.learning.blockwise import BlockObjective, neutral_pass, train_block
+from phyll.network import BlockMeasurementError, PhysicalBlock
+from phyll.systems.base import NonFiniteMeasurementError, PhysicalSystem, PhysicalSystemError
+
+
+@dataclass
+class WorkerSpec:
+    """What a worker needs to hold block ``index`` (sent once per run).
+
+    Attributes:
+        index: the block's position in the network.
+        block: the block without its system (``block.system`` is None); its weights are
+            loaded with :class:`WorkerState` afterwards.
+        build_system: builds the block's physical system in the worker's process.
+        optimizer: the block optimizer's class and ``defaults`` (its state is loaded later).
+        optimizer_defaults: keyword arguments of ``optimizer`` (learning rate, betas, ...).
+        objective: the block's local loss (:meth:`~phyll.learning.blockwise.BlockwiseRule.
+            block_objective`).
+        threads: torch threads of the worker (the driver's: the same arithmetic).
+    """
+
+    index: int
+    block: PhysicalBlock
+    build_system: Callable[[], PhysicalSystem]
+    optimizer: type[torch.optim.Optimizer]
+    optimizer_defaults: dict[str, Any]
+    objective: BlockObjective
+    threads: int
+
+
+@dataclass
+class WorkerState:
+    """A worker's state (any part None: left as it is when loaded)."""
+
+    block: dict[str, Tensor] | None = None
+    optimizer: dict[str, Any] | None = None
+    system: dict[str, Any] | None = None
+
+
+class WorkerError(UserError):
+    """A block's worker stopped on an error the user can fix (a faulty system, a bad drive);
+    carries what the driver needs to report it as the sequential run would."""
+
+    def __init__(self, message: str, block_index: int, kind: str) -> None:
+        super().__init__(message)
+        self.message, self.block_index, self.kind = message, block_index, kind
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message, self.block_index, self.kind))
+
+    def as_driver_error(self) -> UserError:
+        """The error a sequential run raises at the same point."""
+        if self.kind == "nonfinite":
+            return BlockMeasurementError(self.block_index, NonFiniteMeasurementError(self.message))
+        if self.kind == "physical":
+            return PhysicalSystemError(self.message)
+        return UserError(self.message)
+
+
+def worker_error(exc: UserError, index: int) -> WorkerError:
+    """``exc`` raised in block ``index``'s worker, as a picklable :class:`WorkerError`."""
+    if isinstance(exc, BlockMeasurementError):
+        cause = exc.__cause__ if exc.__cause__ is not None else exc
+        return WorkerError(str(cause), index, "nonfinite")
+    if isinstance(exc, PhysicalSystemError):
+        return WorkerError(f"block {index}: {exc}", index, "physical")
+    return WorkerError(str(exc), index, "user")
+
+
+Snapshot = WorkerState | None
+TrainResult = tuple[Tensor, Tensor, Tensor | None, Costs, Snapshot]
+
+
+class BlockWorker:
+    """The body of one block's actor (see module docstring). Reusable: :meth:`setup` makes it
+    hold another run's block."""
+
+    def __init__(self) -> None:
+        self.index = -1
+        self.block: PhysicalBlock | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.objective: BlockObjective | None = None
+        self.seq = 0
+
+    # ------------------------------------------------------------------ life cycle
+    def setup(self, spec: WorkerSpec) -> str:
+        """Hold ``spec``'s block: build its system here; returns this worker's host name."""
+        self.clear()
+        torch.set_num_threads(spec.threads)
+        self.index = spec.index
+        try:
+            system = spec.build_system()
+        except UserError as exc:
+            raise worker_error(exc, spec.index) from None
+        spec.block.system = system
+        self.block, self.objective = spec.block, spec.objective
+        self.optimizer = spec.optimizer(self.block.parameters(), **spec.optimizer_defaults)
+        self.seq = 0
+        return socket.gethostname()
+
+    def clear(self) -> None:
+        """Let go of the run's block and close its system's connection, if it has one."""
+        if self.block is not None and self.block.system is not None:
+            close = getattr(self.block.system, "close", None)
+            if callable(close):
+                close()
+        self.block = self.optimizer = self.objective = None
+
+    def ping(self) -> int:
+        """Alive: the last task's sequence number."""
+        return self.seq
+
+    # ------------------------------------------------------------------ state
+    def load(self, state: WorkerState) -> None:
+        """Take the given parts of a state; the next task is number 1."""
+        block, optimizer = self._held()
+        try:
+            if state.block is not None:
+                block.load_state_dict(state.block)
+            if state.optimizer is not None:
+                optimizer.load_state_dict(state.optimizer)
+            if state.system is not None:
+                block.system.load_state_dict(state.system)
+        except UserError as exc:
+            raise worker_error(exc, self.index) from None
+        self.seq = 0
+
+    def set_hyperparameters(self, groups: list[dict[str, Any]]) -> None:
+        """The optimizer's hyperparameters (learning rate, ...) per group, e.g. a schedule's."""
+        _, optimizer = self._held()
+        for group, values in zip(optimizer.param_groups, groups, strict=True):
+            group.update(values)
+
+    def state(self) -> WorkerState:
+        """A copy of the whole state (weights, optimizer, system)."""
+        block, optimizer = self._held()
+        return WorkerState(
+            {k: v.detach().clone() for k, v in block.state_dict().items()},
+            copy.deepcopy(optimizer.state_dict()),
+            copy.deepcopy(block.system.state_dict()),
+        )
+
+    # ------------------------------------------------------------------ tasks
+    def train(
+        self,
+        seq: int,
+        h: Tensor,
+        context: dict[str, Tensor],
+        neutral: Tensor | None,
+        snapshot: bool,
+    ) -> TrainResult:
+        """One local step on ``h`` (then, with ``neutral``, its pass with the updated weights):
+        the loss, the output for the next block, the neutral output, the costs, a snapshot."""
+        block, optimizer = self._held()
+        self._follow(seq)
+        meter = Meter()
+        try:
+            with meter.measure():
+                block.train()
+                assert self.objective is not None
+                loss, out = train_block(block, h, self.objective, context, optimizer)
+                neutral_out = neutral_pass(block, neutral) if neutral is not None else None
+        except UserError as exc:
+            raise worker_error(exc, self.index) from None
+        return loss, out, neutral_out, meter.costs, self.state() if snapshot else None
+
+    def forward(self, seq: int, h: Tensor, snapshot: bool) -> tuple[Tensor, Costs, Snapshot]:
+        """The block's output for ``h`` in eval mode (a prediction's pass), its costs, and a
+        snapshot if asked."""
+        block, _ = self._held()
+        self._follow(seq)
+        meter = Meter()
+        try:
+            with meter.measure():
+                out = neutral_pass(block, h)
+        except UserError as exc:
+            raise worker_error(exc, self.index) from None
+        return out, meter.costs, self.state() if snapshot else None
+
+    # ------------------------------------------------------------------ internals
+    def _held(self) -> tuple[PhysicalBlock, torch.optim.Optimizer]:
+        if self.block is None or self.optimizer is None:
+            raise RuntimeError("this block worker holds no block: call setup first")
+        return self.block, self.optimizer
+
+    def _follow(self, seq: int) -> None:
+        if seq != self.seq + 1:
+            raise RuntimeError(
+                f"block {self.index}: task {seq} arrived after task {self.seq}: out of order"
+            )
+        self.seq = seq
