@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 
 from phyll.experiments.compare import FIGURES, comparison_title, plot_comparison_figure
 from phyll.experiments.depth import plot_depth
+from phyll.experiments.pipeline import plot_timeline
 from phyll.experiments.robustness import plot_robustness
 from phyll.plotting import Target, accuracy_axis, plot_learning_curve, save
 from phyll.report.load import Experiment, Run
@@ -119,7 +120,13 @@ def figures(exp: Experiment) -> list[Figure]:
     """Every figure of ``exp``'s report, in page order."""
     data = exp.data
     if exp.kind == "run":
-        return [learning_curve(exp.runs["run"][0], "Accuracy and training loss per epoch.")]
+        run = exp.runs["run"][0]
+        shown = [learning_curve(run, "Accuracy and training loss per epoch.")]
+        timeline = run.summary.get("pipeline_timeline")
+        if timeline:
+            caption = "Each block actor's busy and idle time, over the run and per epoch."
+            shown.append(draw(caption, lambda t: plot_timeline(timeline, run.history, t)))
+        return shown
     if exp.kind == "compare":
         return compare_figures(exp)
     if exp.kind == "robustness":

@@ -73,12 +73,48 @@ def run_page(exp: Experiment, figs: list[Figure]) -> tuple[str, list[str]]:
         headline,
         figures_section(figs),
         section("Costs per phase", cost_table([("run", s)])),
+        pipeline_section(s.get("pipeline_timeline")),
         section(
             "Configuration",
             config_list(config),
             details("what it resolved to", run.config.get("resolved", {})),
         ),
     ]
+
+
+PIPELINE_NOTE = (
+    "Busy: the seconds an actor spent in its tasks (training steps, prediction passes, its "
+    "device's latency included); idle: the rest of the pipelined epochs' elapsed time "
+    "(waiting for its predecessor, the driver, or the pipeline to fill and drain). The costs "
+    "per phase add up every actor's work, as a sequential run would spend it."
+)
+
+
+def pipeline_section(timeline: dict[str, Any] | None) -> str:
+    """A pipelined run's actors: busy and idle seconds per block (nothing for other runs)."""
+    if not timeline:
+        return ""
+    rows = [
+        [f"block {b['block']}", b.get("host") or "—", num(b["busy_s"]), num(b["idle_s"]),
+         pct(b["utilisation"]), num(b["tasks"])]
+        for b in timeline["blocks"]
+    ]  # fmt: skip
+    elapsed = timeline["elapsed_s"]
+    rows.append(["driver", "—", num(timeline["driver_busy_s"]),
+                 num(max(elapsed - timeline["driver_busy_s"], 0.0)),
+                 pct(timeline["driver_busy_s"] / elapsed if elapsed else None), "—"])  # fmt: skip
+    headline = cards(
+        [
+            (f"{num(elapsed)} s", f"elapsed, pipelined ({timeline['mode']})"),
+            (f"{num(timeline['startup_s'])} s", "starting the actors"),
+            (num(timeline["restarts"]), "actor restarts"),
+        ]
+    )
+    head = ["", "host", "busy (s)", "idle (s)", "busy", "tasks"]
+    return section(
+        "Pipeline: each block's actor", headline, table(head, rows, labels=2),
+        note(PIPELINE_NOTE),
+    )  # fmt: skip
 
 
 def compare_page(exp: Experiment, figs: list[Figure]) -> tuple[str, list[str]]:

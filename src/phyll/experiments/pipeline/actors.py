@@ -19,6 +19,7 @@ process died is an :class:`ActorDied`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -112,13 +113,12 @@ def give_back(ray: ModuleType, actors: Sequence[Any]) -> None:
 
 @dataclass
 class BlockRefs:
-    """The object references of one block's part of a step or a prediction pass."""
+    """The object references of one block's part of a step or a prediction pass: its output,
+    its neutral output (a training step with a neutral pass), its task reports."""
 
     out: Any
-    costs: list[Any]
-    loss: Any = None
+    reports: list[Any]
     neutral: Any = None
-    snapshot: Any = None
 
 
 @dataclass
@@ -186,8 +186,8 @@ class Pipeline:
         return [self.get(i, ref) for i, ref in enumerate(refs)]
 
     def state_refs(self) -> list[Any]:
-        """References to every block's state right after the tasks submitted so far."""
-        return [a.state.remote() for a in self.actors]
+        """Reports of every block's state right after the tasks submitted so far."""
+        return [a.report_state.remote() for a in self.actors]
 
     def set_hyperparameters(self, groups: Sequence[list[dict[str, Any]]]) -> None:
         """Every block optimizer's hyperparameters, before the tasks submitted next."""
@@ -209,27 +209,35 @@ class Pipeline:
         n: Any = None if self.serial else neutral
         for i, actor in enumerate(self.actors):
             last = snapshot and not (self.serial and neutral is not None)
-            loss, h, n, costs, snap = actor.train.options(num_returns=5).remote(
+            h, n, report = actor.train.options(num_returns=3).remote(
                 self._next(i), h, shared, n, last
             )
-            refs.append(BlockRefs(h, [costs], loss, n, snap))
+            refs.append(BlockRefs(h, [report], n))
             if self.serial:
                 self.get(i, h)
         if self.serial and neutral is not None:  # sequential order: the neutral pass after
             for block, ref in zip(refs, self.forward(neutral, snapshot), strict=True):
-                block.neutral, block.snapshot = ref.out, ref.snapshot
-                block.costs += ref.costs
+                block.neutral = ref.out
+                block.reports += ref.reports
         return refs
 
     def forward(self, inputs: Tensor, snapshot: bool) -> list[BlockRefs]:
         """Submit one eval-mode pass of ``inputs`` through every block."""
         refs, h = [], inputs
         for i, actor in enumerate(self.actors):
-            h, costs, snap = actor.forward.options(num_returns=3).remote(self._next(i), h, snapshot)
-            refs.append(BlockRefs(h, [costs], snapshot=snap))
+            h, report = actor.forward.options(num_returns=2).remote(self._next(i), h, snapshot)
+            refs.append(BlockRefs(h, [report]))
             if self.serial:
                 self.get(i, h)
         return refs
+
+    def get_all(self, refs: list[tuple[int, Any]]) -> list[Any]:
+        """The values of ``(block, reference)`` pairs, fetched at once (errors as :meth:`get`)."""
+        ray = self._ray
+        try:
+            return ray.get([ref for _, ref in refs])
+        except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError):
+            return [self.get(i, ref) for i, ref in refs]  # which block failed, and how
 
     def get(self, index: int, ref: Any) -> Any:
         """The value of block ``index``'s reference: its worker's user error as the sequential
@@ -244,6 +252,18 @@ class Pipeline:
             if isinstance(cause, WorkerError):
                 raise cause.as_driver_error() from None
             raise
+
+    def discard(self, refs: Sequence[Any], timeout_s: float = 10.0) -> None:
+        """Let go of abandoned work: fetch what finishes within ``timeout_s`` (errors
+        included), so that Ray does not report them as unhandled errors."""
+        ray = self._ray
+        refs = list(dict.fromkeys(r for r in refs if r is not None))
+        if not refs:
+            return
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
+        for ref in ready:
+            with contextlib.suppress(ray.exceptions.RayError):
+                ray.get(ref)
 
     # ------------------------------------------------------------------ internals
     def _setup(self, indices: Sequence[int]) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
-from phyll.plotting import Target, save
+from phyll.plotting import Target, epoch_axis, save
 
 
 @dataclass
@@ -96,7 +96,8 @@ def plot_timeline(timeline: dict[str, Any], history: list[dict[str, Any]], targe
             previous = {"busy": record["pipeline_busy_s"], "elapsed": record["pipeline_elapsed_s"]}
         for i, values in enumerate(shares):
             ax.plot(epochs, values, marker="o", ms=3, label=f"block {i}")
-        ax.set(xlabel="epoch", ylabel="busy (% of the epoch)", title="utilisation per epoch")
+        epoch_axis(ax)
+        ax.set(ylabel="busy (% of the epoch)", title="each block's utilisation per epoch")
         ax.set_ylim(0, 105)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)

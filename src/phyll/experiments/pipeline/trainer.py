@@ -58,7 +58,7 @@ from phyll.accounting import Costs, Meter
 from phyll.engine import Engine, TrainingError, calibration_report
 from phyll.experiments.pipeline.actors import ActorDied, BlockRefs, Pipeline
 from phyll.experiments.pipeline.timeline import Timeline
-from phyll.experiments.pipeline.worker import WorkerState
+from phyll.experiments.pipeline.worker import Report, WorkerState
 from phyll.learning.base import evaluating
 from phyll.learning.blockwise import BlockStep, BlockwiseRule
 
@@ -68,10 +68,10 @@ EVAL_BATCH = 512
 
 @dataclass
 class Cut:
-    """A consistent point of the run: each worker's snapshot right after it, and the driver's
-    random streams as they were when it was submitted."""
+    """A consistent point of the run: each worker's report carrying its snapshot right after
+    it, and the driver's random streams as they were when it was submitted."""
 
-    snapshots: list[Any]
+    reports: list[Any]
     streams: dict[str, Any]
 
 
@@ -199,7 +199,6 @@ class PipelineEngine(Engine):
                 f"{self.timeline.restarts} restart(s) of {self.restarts} allowed"
             ) from died
         elapsed = self.timeline.elapsed_s  # the failed session's time included
-        self._inflight.clear()
         point = self._restart_point
         self.load_state_dict(copy.deepcopy(point))
         replaced = self.pipeline.replace_dead()
@@ -235,11 +234,16 @@ class PipelineEngine(Engine):
                 ):
                     self._submit(cursor)
                 if self._inflight:
-                    self._complete(self._inflight.popleft())
+                    self._complete(self._inflight[0])
+                    self._inflight.popleft()
                 if self.stop_reason is not None and not self._inflight:
                     self._settle()
                     self._stop_if_requested()
             self._settle()
+        except BaseException:
+            self.pipeline.discard([ref for item in self._inflight for ref in _references(item)])
+            self._inflight.clear()
+            raise
         finally:
             self.timeline.elapsed_s += time.perf_counter() - self._session_start
             self._session_start = time.perf_counter()
@@ -287,7 +291,7 @@ class PipelineEngine(Engine):
         refs = self.pipeline.train(block_step.inputs, block_step.context, block_step.neutral, cut)
         item = StepItem(cursor.epoch, cursor.order, block_step, refs, meter.costs)
         if cut:
-            item.cut = Cut([r.snapshot for r in refs], self._streams())
+            item.cut = Cut([r.reports[-1] for r in refs], self._streams())
         return item
 
     def _submit_epoch_end(self, epoch: int) -> EpochEndItem:
@@ -298,7 +302,7 @@ class PipelineEngine(Engine):
         ]
         passes = [refs for e in evaluations for _, _, refs in e.batches]
         # no evaluation: the state after the epoch's last step (a request queued behind it)
-        snapshots = [r.snapshot for r in passes[-1]] if passes else self.pipeline.state_refs()
+        snapshots = [r.reports[-1] for r in passes[-1]] if passes else self.pipeline.state_refs()
         return EpochEndItem(epoch, evaluations, Cut(snapshots, self._streams()))
 
     def _submit_evaluation(self, key: str, split: str, subset: Tensor | None) -> Evaluation:
@@ -336,22 +340,26 @@ class PipelineEngine(Engine):
             self._complete_epoch(item)
 
     def _complete_step(self, item: StepItem) -> None:
-        get = self.pipeline.get
-        losses = [get(i, r.loss) for i, r in enumerate(item.refs)]
-        outputs = [get(i, r.out) for i, r in enumerate(item.refs)] if self._outputs_needed else []
-        neutral = None
+        refs, n = item.refs, len(item.refs)
+        wanted = [(i, r.reports) for i, r in enumerate(refs)]
+        if self._outputs_needed:
+            wanted += [(i, r.out) for i, r in enumerate(refs)]
         if item.block_step.neutral is not None:
-            neutral = [get(i, r.neutral) for i, r in enumerate(item.refs)]
+            wanted += [(i, r.neutral) for i, r in enumerate(refs)]
+        values = self._fetch(wanted)
+        reports: list[list[Report]] = values[:n]
+        outputs = values[n : 2 * n] if self._outputs_needed else []
+        neutral = values[-n:] if item.block_step.neutral is not None else None
         meter = Meter()
         with meter.measure():
-            total = losses[0]
-            for loss in losses[1:]:
-                total = total + loss
+            total = reports[0][0].loss
+            for block_reports in reports[1:]:
+                total = total + block_reports[0].loss
             self.blockwise.finish_step(item.block_step, outputs, neutral)
-        self._add_costs("training", item.refs, item.driver + meter.costs)
+        self._add_costs("training", reports, item.driver + meter.costs)
         if self.progress is None:
             self.progress = {"order": item.order, "step": 0, "losses": []}
-        self.progress["losses"].append(float(total) / len(item.refs))
+        self.progress["losses"].append(float(total) / n)
         self.progress["step"] += 1
         self.global_step += 1
         if item.cut is not None:
@@ -380,36 +388,47 @@ class PipelineEngine(Engine):
     def _accuracy(self, evaluation: Evaluation) -> float | None:
         """The split's accuracy from its passes, counted as evaluation (as
         :func:`phyll.engine.accuracy`)."""
-        get, meter = self.pipeline.get, Meter()
-        outputs = [[get(i, r.out) for i, r in enumerate(refs)] for _, _, refs in evaluation.batches]
-        correct = None
+        n = len(self.model.blocks)
+        wanted = [(i, r.out) for _, _, refs in evaluation.batches for i, r in enumerate(refs)]
+        wanted += [(i, r.reports) for _, _, refs in evaluation.batches for i, r in enumerate(refs)]
+        values = self._fetch(wanted)
+        half = len(values) // 2
+        outputs = [values[k : k + n] for k in range(0, half, n)]
+        meter, correct = Meter(), None
         with meter.measure(), evaluating(self.model), torch.no_grad():
             if evaluation.n:
                 y0 = evaluation.batches[0][1]
                 correct = torch.zeros((), dtype=torch.long, device=y0.device)
                 for (xb, yb, _), outs in zip(evaluation.batches, outputs, strict=True):
                     correct += (self.blockwise.predict_from_outputs(xb, outs) == yb).sum()
-        for _, _, refs in evaluation.batches:
-            self._add_costs("evaluation", refs, Costs())
-        self.meters["evaluation"].costs += evaluation.driver + meter.costs
-        self.timeline.driver_busy_s += evaluation.driver.wall_time_s + meter.costs.wall_time_s
+        self._add_costs("evaluation", values[half:], evaluation.driver + meter.costs)
         return None if correct is None else int(correct) / evaluation.n
 
-    def _add_costs(self, phase: str, refs: list[BlockRefs], driver: Costs) -> None:
-        """Add every block's task costs and the driver's to ``phase``; the busy times."""
-        total = driver
-        for i, r in enumerate(refs):
-            for ref in r.costs:
-                costs = self.pipeline.get(i, ref)
-                self.timeline.add_task(i, costs.wall_time_s)
-                total = total + costs
+    def _fetch(self, wanted: list[tuple[int, Any]]) -> list[Any]:
+        """Values of ``(block, reference or list of references)`` pairs, fetched at once."""
+        flat = [(i, r) for i, refs in wanted for r in (refs if isinstance(refs, list) else [refs])]
+        values = iter(self.pipeline.get_all(flat))
+        return [
+            [next(values) for _ in refs] if isinstance(refs, list) else next(values)
+            for _, refs in wanted
+        ]
+
+    def _add_costs(self, phase: str, reports: list[list[Report]], driver: Costs) -> None:
+        """Add every task's costs (``reports[k]``: block ``k mod blocks``'s tasks) and the
+        driver's to ``phase``; the busy times."""
+        total, n = driver, len(self.model.blocks)
+        for k, block_reports in enumerate(reports):
+            for report in block_reports:
+                self.timeline.add_task(k % n, report.costs.wall_time_s)
+                total = total + report.costs
         self.meters[phase].costs += total
         self.timeline.driver_busy_s += driver.wall_time_s
 
     def _reach(self, cut: Cut) -> None:
         """A consistent point is processed: the driver's copy takes the snapshots, and its
         state is that point's until the work beyond it is processed."""
-        self._load_states([self.pipeline.get(i, s) for i, s in enumerate(cut.snapshots)])
+        reports = self.pipeline.get_all(list(enumerate(cut.reports)))
+        self._load_states([r.snapshot for r in reports])
         self._cut_streams = cut.streams
 
     # ------------------------------------------------------------------ evaluation on demand
@@ -481,6 +500,15 @@ class PipelineEngine(Engine):
             yield
         finally:
             self.epoch = completed
+
+
+def _references(item: StepItem | EpochEndItem) -> list[Any]:
+    """Every object reference an item in flight holds."""
+    blocks = item.refs if isinstance(item, StepItem) else [
+        r for e in item.evaluations for _, _, refs in e.batches for r in refs
+    ]  # fmt: skip
+    cut = item.cut.reports if item.cut is not None else []
+    return [ref for r in blocks for ref in (r.out, r.neutral, *r.reports)] + cut
 
 
 def _hyperparameters(group: dict[str, Any]) -> dict[str, Any]:

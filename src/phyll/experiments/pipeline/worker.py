@@ -98,8 +98,14 @@ def worker_error(exc: UserError, index: int) -> WorkerError:
     return WorkerError(str(exc), index, "user")
 
 
-Snapshot = WorkerState | None
-TrainResult = tuple[Tensor, Tensor, Tensor | None, Costs, Snapshot]
+@dataclass
+class Report:
+    """What a task tells the driver: its costs, the step's loss (a training step), and the
+    worker's state right after it when asked (a snapshot)."""
+
+    costs: Costs
+    loss: Tensor | None = None
+    snapshot: WorkerState | None = None
 
 
 class BlockWorker:
@@ -179,9 +185,9 @@ class BlockWorker:
         context: dict[str, Tensor],
         neutral: Tensor | None,
         snapshot: bool,
-    ) -> TrainResult:
+    ) -> tuple[Tensor, Tensor | None, Report]:
         """One local step on ``h`` (then, with ``neutral``, its pass with the updated weights):
-        the loss, the output for the next block, the neutral output, the costs, a snapshot."""
+        the output for the next block, the neutral output, and the report."""
         block, optimizer = self._held()
         self._follow(seq)
         meter = Meter()
@@ -193,11 +199,10 @@ class BlockWorker:
                 neutral_out = neutral_pass(block, neutral) if neutral is not None else None
         except UserError as exc:
             raise worker_error(exc, self.index) from None
-        return loss, out, neutral_out, meter.costs, self.state() if snapshot else None
+        return out, neutral_out, Report(meter.costs, loss, self.state() if snapshot else None)
 
-    def forward(self, seq: int, h: Tensor, snapshot: bool) -> tuple[Tensor, Costs, Snapshot]:
-        """The block's output for ``h`` in eval mode (a prediction's pass), its costs, and a
-        snapshot if asked."""
+    def forward(self, seq: int, h: Tensor, snapshot: bool) -> tuple[Tensor, Report]:
+        """The block's output for ``h`` in eval mode (a prediction's pass) and the report."""
         block, _ = self._held()
         self._follow(seq)
         meter = Meter()
@@ -206,7 +211,11 @@ class BlockWorker:
                 out = neutral_pass(block, h)
         except UserError as exc:
             raise worker_error(exc, self.index) from None
-        return out, meter.costs, self.state() if snapshot else None
+        return out, Report(meter.costs, snapshot=self.state() if snapshot else None)
+
+    def report_state(self) -> Report:
+        """The state now, as a report of no work (after the tasks queued before this one)."""
+        return Report(Costs(), snapshot=self.state())
 
     # ------------------------------------------------------------------ internals
     def _held(self) -> tuple[PhysicalBlock, torch.optim.Optimizer]:

@@ -1,0 +1,262 @@
+"""``--pipeline ray``: every block on its own Ray actor.
+
+Without Ray: what cannot pipeline is refused in one line, options and per-block addresses, the
+worker's ordering check. On one shared local Ray instance (skipped where the extra is absent):
+a 2-block pipeline is the sequential run bit for bit (async and ``--pipeline-sync``), its costs
+add up, resume mid-epoch and a killed actor continue it exactly, a faulty system stops it as
+sequentially, ``phyll compare`` and ``phyll report`` take it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from phyll.cli import build_parser, main
+from phyll.engine import Callback, TrainingError, TrainingInterrupted
+from phyll.errors import ConfigError
+from phyll.experiments.build import block_params, build_experiment
+from phyll.experiments.compare import entry_config
+from phyll.experiments.config import TrainConfig
+from phyll.experiments.pipeline import ActorDied, pipeline_refusal
+from phyll.experiments.pipeline.setup import worker_specs
+from phyll.experiments.pipeline.worker import BlockWorker, WorkerState
+from phyll.experiments.sweep import sweep_of
+from phyll.experiments.train import resume, train
+from phyll.learning import RULES
+from phyll.learning.ff import ForwardForward
+from phyll.learning.local import LocalContrastiveRule
+
+SMALL = dict(dataset="vowels", epochs=3, blocks=2, width=16, measurements=24, checkpoint_every=5)
+#: what must be equal between a pipelined and a sequential run
+SAME = (
+    "test_accuracy",
+    "val_accuracy",
+    "best_epoch",
+    "queries_per_system",
+    *(
+        f"{q}{phase}"
+        for q in ("physical_queries", "digital_flops", "device_time_s", "offloaded_flops")
+        for phase in ("", "_setup", "_training", "_evaluation")
+    ),
+)
+
+
+# ---------------------------------------------------------------------- without Ray
+@pytest.mark.parametrize("rule", ["pat", "backprop-ideal", "backprop-transfer"])
+def test_rules_with_a_backward_pass_cannot_pipeline(rule):
+    assert "backward pass through every block" in pipeline_refusal(RULES[rule])
+
+
+def test_local_rules_pipeline_and_a_local_loss_held_by_the_rule_is_refused():
+    assert [pipeline_refusal(RULES[r]) for r in ("phyll", "ff", "phyll-unsup")] == [None] * 3
+    assert "does not train block by block" in pipeline_refusal(RULES["linear"])
+
+    class OwnFF(ForwardForward):
+        block_objective = LocalContrastiveRule.block_objective  # bound to the rule: stays here
+
+    assert "block_objective()" in pipeline_refusal(OwnFF)
+
+
+def test_train_refuses_what_cannot_pipeline_in_one_line_before_writing(tmp_path, capsys):
+    out = tmp_path / "run"
+    cases = [
+        (["--rule", "pat", "--pipeline", "ray"], "backward pass through every block"),
+        (["--pipeline-sync"], "needs a pipeline (--pipeline ray)"),
+        (["--pipeline", "ray", "--record"], "--record is not available"),
+    ]
+    for options, message in cases:
+        assert main(["train", "--epochs", "1", "--quiet", "--out", str(out), *options]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err
+    assert not out.exists()
+
+
+def test_without_the_extra_the_pipeline_says_how_to_install_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
+    out = tmp_path / "run"
+    assert main(["train", "--pipeline", "ray", "--epochs", "1", "--out", str(out)]) == 2
+    assert 'pip install -e ".[ray]"' in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_compare_and_sweep_take_the_pipeline_and_compare_trains_pat_sequentially():
+    args = build_parser().parse_args(["compare", "--pipeline", "ray", "--address", "auto"])
+    base = TrainConfig(**{"pipeline": "ray", "ray_address": "auto"})
+    assert (args.pipeline, args.ray_address) == ("ray", "auto")
+    assert entry_config("phyll", base, 0).pipeline == "ray"
+    assert entry_config("phyll-nophysics", base, 1).pipeline == "ray"
+    assert entry_config("pat", base, 0).pipeline == "none"
+    sweep = sweep_of(
+        build_parser().parse_args(["sweep", "--param", "lr=0.01", "--pipeline", "ray"])
+    )
+    assert sweep.base.pipeline == "ray"
+
+
+def test_one_address_per_block_gives_each_block_its_own_instrument():
+    params = {"address": "tcp://h1:5555, tcp://h2:5555", "timeout_s": 2.0}
+    assert block_params(params, 1, 2) == {"address": "tcp://h2:5555", "timeout_s": 2.0}
+    assert block_params({"address": "tcp://h1:5555"}, 1, 2) == {"address": "tcp://h1:5555"}
+    with pytest.raises(ConfigError, match="lists 2 values for 3 blocks"):
+        block_params(params, 0, 3)
+
+
+def test_a_worker_trains_its_block_in_order_only():
+    exp = build_experiment(TrainConfig(**SMALL))
+    spec = worker_specs(exp)[0]
+    worker = BlockWorker()
+    worker.setup(spec)
+    block = exp.model.blocks[0]
+    worker.load(WorkerState(block.state_dict(), exp.rule.optimizers[0].state_dict()))
+    step = exp.rule.prepare_step(exp.splits.x_train[:8], exp.splits.y_train[:8])
+    out, neutral, report = worker.train(1, step.inputs, step.context, None, snapshot=True)
+    assert out.shape == (16, 16) and neutral is None
+    assert report.costs.physical_queries == 16 and report.loss.dtype == torch.float64
+    assert report.snapshot.system["queries"] == worker.block.system.queries
+    with pytest.raises(RuntimeError, match="task 3 arrived after task 1: out of order"):
+        worker.forward(3, step.inputs, snapshot=False)
+
+
+# ---------------------------------------------------------------------- on Ray
+@pytest.fixture(scope="module")
+def ray_instance():
+    """One local Ray instance for this module (starting one costs seconds on 2 cores)."""
+    ray = pytest.importorskip("ray", reason="the optional extra .[ray] is not installed")
+    ray.init(num_cpus=2, object_store_memory=100 * 2**20, include_dashboard=False,
+             logging_level="ERROR", log_to_driver=False)  # fmt: skip
+    yield ray
+    ray.shutdown()
+
+
+def run(config: TrainConfig, out: Path, **kwargs) -> tuple[dict, dict]:
+    """Train into ``out``: the summary and the selected weights."""
+    summary = train(config, out, progress=False, **kwargs)
+    return summary, torch.load(out / "model.pt", weights_only=True)["model"]
+
+
+@pytest.fixture(scope="module")
+def sequential(tmp_path_factory, ray_instance):
+    """The sequential reference run (and the pipelined async one, which must equal it)."""
+    folder = tmp_path_factory.mktemp("pipeline")
+    config = TrainConfig(**SMALL)
+    return config, folder, run(config, folder / "sequential")
+
+
+def assert_same_run(got: tuple[dict, dict], want: tuple[dict, dict]) -> None:
+    (summary, weights), (reference, reference_weights) = got, want
+    assert {k: summary[k] for k in SAME} == {k: reference[k] for k in SAME}
+    assert weights.keys() == reference_weights.keys()
+    assert all(torch.equal(weights[k], reference_weights[k]) for k in weights)
+
+
+@pytest.mark.parametrize("sync", [False, True], ids=["async", "sync"])
+def test_a_pipelined_run_is_the_sequential_run_bit_for_bit(sequential, sync):
+    config, folder, reference = sequential
+    pipelined = dataclasses.replace(config, pipeline="ray", pipeline_sync=sync)
+    out = folder / f"pipelined-{sync}"
+    summary, weights = run(pipelined, out)
+    assert_same_run((summary, weights), reference)
+    assert summary["test_accuracy"] > 0.5
+    assert json.loads((out / "config.json").read_text())["pipeline"] == "ray"
+    assert json.loads((out / "summary.json").read_text())["pipeline"] == "ray"
+    # the costs add up every actor's work: busy seconds are the phases' wall time
+    timeline = summary["pipeline_timeline"]
+    busy = sum(b["busy_s"] for b in timeline["blocks"]) + timeline["driver_busy_s"]
+    worked = summary["wall_time_s_training"] + summary["wall_time_s_evaluation"]
+    assert busy == pytest.approx(worked, rel=1e-6)
+    assert timeline["mode"] == ("sync" if sync else "async")
+    assert all(b["tasks"] > 0 and b["idle_s"] >= 0 for b in timeline["blocks"])
+
+
+class At(Callback):
+    """At the end of training step ``step``: request a stop; or kill block ``kill``'s actor
+    (once) with ``ray``; or, without ``ray``, report that actor dead (as the pipeline does
+    when it finds one dead: the same path, without the seconds a replacement takes)."""
+
+    def __init__(self, step: int, kill: int | None = None, ray=None) -> None:
+        self.step, self.kill, self.ray = step, kill, ray
+
+    def on_step_end(self, engine):
+        if engine.global_step != self.step:
+            return
+        self.step = -1
+        if self.kill is None:
+            engine.request_stop("test")
+        elif self.ray is None:
+            raise ActorDied(self.kill, "reported by the test")
+        else:
+            self.ray.kill(engine.pipeline.actors[self.kill])
+
+
+def test_resume_mid_epoch_continues_exactly(sequential):
+    config, folder, reference = sequential
+    out = folder / "stopped"
+    pipelined = dataclasses.replace(config, pipeline="ray")
+    with pytest.raises(TrainingInterrupted, match="checkpoint kept"):
+        train(pipelined, out, progress=False, callbacks=[At(7)])
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["epoch"] == 0 and 7 <= state["global_step"] < 13  # mid-epoch
+    summary = resume(out, progress=False)
+    weights = torch.load(out / "model.pt", weights_only=True)["model"]
+    assert_same_run((summary, weights), reference)
+
+
+def test_a_dead_actor_is_replaced_and_the_run_continues_exactly(sequential, ray_instance, capsys):
+    config, folder, reference = sequential
+    pipelined = dataclasses.replace(config, pipeline="ray")
+    got = run(pipelined, folder / "killed", callbacks=[At(8, kill=1, ray=ray_instance)])
+    assert_same_run(got, reference)
+    assert got[0]["pipeline_timeline"]["restarts"] == 1
+    assert "the actor of block 1 died" in capsys.readouterr().err
+
+
+def test_without_restarts_a_dead_actor_stops_the_run_and_nothing_is_lost(sequential):
+    config, folder, reference = sequential
+    out = folder / "stopped-dead"
+    pipelined = dataclasses.replace(config, pipeline="ray", pipeline_restarts=0)
+    with pytest.raises(TrainingError) as stopped:
+        train(pipelined, out, progress=False, callbacks=[At(8, kill=0)])
+    message = str(stopped.value)
+    assert len(message.splitlines()) == 1 and "the actor of block 0 died" in message
+    assert f"phyll train --resume {out}" in message
+    summary = resume(out, progress=False)
+    weights = torch.load(out / "model.pt", weights_only=True)["model"]
+    assert_same_run((summary, weights), reference)
+
+
+def test_a_faulty_system_stops_the_pipeline_as_it_stops_a_sequential_run(sequential, tmp_path):
+    config, _, _ = sequential
+    faulty = dataclasses.replace(config, faults=[{"name": "nan-bursts", "rate": 1.0}])
+    messages = []
+    for pipeline in ("none", "ray"):
+        with pytest.raises(TrainingError) as stopped:
+            train(
+                dataclasses.replace(faulty, pipeline=pipeline), tmp_path / pipeline, progress=False
+            )
+        messages.append(str(stopped.value).split("; last good checkpoint")[0])
+    assert messages[0] == messages[1]
+    assert "physical system of block 0 returned invalid measurements" in messages[0]
+
+
+def test_compare_pipelines_local_rules_and_the_report_shows_each_actor(sequential, capsys):
+    _, folder, _ = sequential
+    out = folder / "compare"
+    options = ["--dataset", "vowels", "--blocks", "2", "--width", "12", "--measurements", "16"]
+    argv = ["compare", *options, "--epochs", "1", "--seeds", "1", "--rules", "phyll,pat"]
+    argv += ["--pipeline", "ray"]
+    assert main([*argv, "--quiet", "--out", str(out)]) == 0
+    runs = {p.name: json.loads((p / "summary.json").read_text()) for p in (out / "runs").iterdir()}
+    assert {name: s["pipeline"] for name, s in runs.items()} == {
+        "phyll-seed0": "ray",
+        "pat-seed0": "none",
+    }
+    capsys.readouterr()
+    assert main(["report", str(out / "runs" / "phyll-seed0")]) == 0
+    page = (out / "runs" / "phyll-seed0" / "report.html").read_text()
+    assert "Pipeline: each block" in page and "starting the actors" in page
+    assert page.count("<img") == 2  # the learning curve and the actors' timeline
