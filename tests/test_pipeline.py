@@ -25,7 +25,7 @@ from phyll.experiments.compare import entry_config
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.pipeline import ActorDied, pipeline_refusal
 from phyll.experiments.pipeline.setup import worker_specs
-from phyll.experiments.pipeline.worker import BlockWorker, WorkerState
+from phyll.experiments.pipeline.worker import BlockWorker, WorkerState, to_wire
 from phyll.experiments.sweep import sweep_of
 from phyll.experiments.train import resume, train
 from phyll.learning import RULES
@@ -114,12 +114,13 @@ def test_a_worker_trains_its_block_in_order_only():
     block = exp.model.blocks[0]
     worker.load(WorkerState(block.state_dict(), exp.rule.optimizers[0].state_dict()))
     step = exp.rule.prepare_step(exp.splits.x_train[:8], exp.splits.y_train[:8])
-    out, neutral, report = worker.train(1, step.inputs, step.context, None, snapshot=True)
-    assert out.shape == (16, 16) and neutral is None
-    assert report.costs.physical_queries == 16 and report.loss.dtype == torch.float64
-    assert report.snapshot.system["queries"] == worker.block.system.queries
+    inputs = to_wire(step.inputs)
+    out, neutral, report = worker.train(1, inputs, {}, None, snapshot=True)
+    assert out.shape == (16, 16) and neutral is None and isinstance(report.loss, float)
+    assert report.costs.physical_queries == 16 and report.costs.digital_flops > 0
+    assert report.snapshot.system["queries"] == worker.block.system.queries == 16
     with pytest.raises(RuntimeError, match="task 3 arrived after task 1: out of order"):
-        worker.forward(3, step.inputs, snapshot=False)
+        worker.forward(3, inputs, snapshot=False)
 
 
 # ---------------------------------------------------------------------- on Ray

@@ -103,9 +103,9 @@ class Costs:
         return self.physical_energy_j + self.digital_flops * energy_per_flop_j
 
     def _combine(self, other: Costs, sign: int) -> Costs:
-        numbers = {
+        numbers = {  # vars, not asdict: no deep copy (a pipeline adds costs per task)
             k: v + sign * getattr(other, k)
-            for k, v in asdict(self).items()
+            for k, v in vars(self).items()
             if k != "digital_flops_by_kind"
         }
         kinds = _merge(self.digital_flops_by_kind, other.digital_flops_by_kind, sign)

@@ -31,7 +31,14 @@ from torch import Tensor
 
 from phyll.errors import UserError
 from phyll.experiments.extras import require
-from phyll.experiments.pipeline.worker import BlockWorker, WorkerError, WorkerSpec, WorkerState
+from phyll.experiments.pipeline.worker import (
+    BlockWorker,
+    WorkerError,
+    WorkerSpec,
+    WorkerState,
+    context_to_wire,
+    to_wire,
+)
 from phyll.systems.base import PhysicalSystemError
 
 #: the object store of a local Ray instance started here: batches and small states pass
@@ -204,9 +211,9 @@ class Pipeline:
     ) -> list[BlockRefs]:
         """Submit one training step through every block; its references per block."""
         ray, refs = self._ray, []
-        shared = ray.put(context) if context else {}
-        h: Any = inputs
-        n: Any = None if self.serial else neutral
+        shared = ray.put(context_to_wire(context)) if context else {}
+        h: Any = to_wire(inputs)
+        n: Any = None if self.serial else to_wire(neutral)
         for i, actor in enumerate(self.actors):
             last = snapshot and not (self.serial and neutral is not None)
             h, n, report = actor.train.options(num_returns=3).remote(
@@ -223,7 +230,7 @@ class Pipeline:
 
     def forward(self, inputs: Tensor, snapshot: bool) -> list[BlockRefs]:
         """Submit one eval-mode pass of ``inputs`` through every block."""
-        refs, h = [], inputs
+        refs, h = [], to_wire(inputs)
         for i, actor in enumerate(self.actors):
             h, report = actor.forward.options(num_returns=2).remote(self._next(i), h, snapshot)
             refs.append(BlockRefs(h, [report]))

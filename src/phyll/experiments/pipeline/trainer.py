@@ -58,7 +58,7 @@ from phyll.accounting import Costs, Meter
 from phyll.engine import Engine, TrainingError, calibration_report
 from phyll.experiments.pipeline.actors import ActorDied, BlockRefs, Pipeline
 from phyll.experiments.pipeline.timeline import Timeline
-from phyll.experiments.pipeline.worker import Report, WorkerState
+from phyll.experiments.pipeline.worker import Report, WorkerState, from_wire
 from phyll.learning.base import evaluating
 from phyll.learning.blockwise import BlockStep, BlockwiseRule
 
@@ -348,13 +348,16 @@ class PipelineEngine(Engine):
             wanted += [(i, r.neutral) for i, r in enumerate(refs)]
         values = self._fetch(wanted)
         reports: list[list[Report]] = values[:n]
-        outputs = values[n : 2 * n] if self._outputs_needed else []
-        neutral = values[-n:] if item.block_step.neutral is not None else None
+        outputs = [from_wire(v) for v in values[n : 2 * n]] if self._outputs_needed else []
+        neutral = None
+        if item.block_step.neutral is not None:
+            neutral = [from_wire(v) for v in values[-n:]]
+        losses = [torch.tensor(r[0].loss, dtype=torch.float64) for r in reports]
         meter = Meter()
-        with meter.measure():
-            total = reports[0][0].loss
-            for block_reports in reports[1:]:
-                total = total + block_reports[0].loss
+        with meter.measure():  # as a sequential step: the losses summed on the device
+            total = losses[0]
+            for loss in losses[1:]:
+                total = total + loss
             self.blockwise.finish_step(item.block_step, outputs, neutral)
         self._add_costs("training", reports, item.driver + meter.costs)
         if self.progress is None:
@@ -393,7 +396,7 @@ class PipelineEngine(Engine):
         wanted += [(i, r.reports) for _, _, refs in evaluation.batches for i, r in enumerate(refs)]
         values = self._fetch(wanted)
         half = len(values) // 2
-        outputs = [values[k : k + n] for k in range(0, half, n)]
+        outputs = [[from_wire(v) for v in values[k : k + n]] for k in range(0, half, n)]
         meter, correct = Meter(), None
         with meter.measure(), evaluating(self.model), torch.no_grad():
             if evaluation.n:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -32,6 +33,20 @@ from phyll.errors import UserError
 from phyll.learning.blockwise import BlockObjective, neutral_pass, train_block
 from phyll.network import BlockMeasurementError, PhysicalBlock
 from phyll.systems.base import NonFiniteMeasurementError, PhysicalSystem, PhysicalSystemError
+
+
+def to_wire(t: Tensor | None) -> np.ndarray | None:
+    """A tensor as it travels between processes: a NumPy array (Ray's zero-copy path)."""
+    return None if t is None else t.detach().numpy()
+
+
+def from_wire(a: np.ndarray | None) -> Tensor | None:
+    """A tensor from the wire (a writable copy of Ray's read-only array)."""
+    return None if a is None else torch.from_numpy(np.array(a))
+
+
+def context_to_wire(context: dict[str, Tensor]) -> dict[str, np.ndarray]:
+    return {k: v.detach().numpy() for k, v in context.items()}
 
 
 @dataclass
@@ -100,11 +115,12 @@ def worker_error(exc: UserError, index: int) -> WorkerError:
 
 @dataclass
 class Report:
-    """What a task tells the driver: its costs, the step's loss (a training step), and the
-    worker's state right after it when asked (a snapshot)."""
+    """What a task tells the driver: its costs, the step's loss (a training step, as a float:
+    exact, the driver sums it as float64 like a sequential step), and the worker's state right
+    after it when asked (a snapshot)."""
 
     costs: Costs
-    loss: Tensor | None = None
+    loss: float | None = None
     snapshot: WorkerState | None = None
 
 
@@ -181,37 +197,43 @@ class BlockWorker:
     def train(
         self,
         seq: int,
-        h: Tensor,
-        context: dict[str, Tensor],
-        neutral: Tensor | None,
+        h: np.ndarray,
+        context: dict[str, np.ndarray],
+        neutral: np.ndarray | None,
         snapshot: bool,
-    ) -> tuple[Tensor, Tensor | None, Report]:
+    ) -> tuple[np.ndarray, np.ndarray | None, Report]:
         """One local step on ``h`` (then, with ``neutral``, its pass with the updated weights):
-        the output for the next block, the neutral output, and the report."""
+        the output for the next block, the neutral output, and the report (arrays: see
+        :func:`to_wire`)."""
         block, optimizer = self._held()
         self._follow(seq)
+        inputs, rest = from_wire(h), {k: torch.from_numpy(np.array(v)) for k, v in context.items()}
         meter = Meter()
         try:
             with meter.measure():
                 block.train()
                 assert self.objective is not None
-                loss, out = train_block(block, h, self.objective, context, optimizer)
-                neutral_out = neutral_pass(block, neutral) if neutral is not None else None
+                loss, out = train_block(block, inputs, self.objective, rest, optimizer)
+                neutral_out = (
+                    neutral_pass(block, from_wire(neutral)) if neutral is not None else None
+                )
         except UserError as exc:
             raise worker_error(exc, self.index) from None
-        return out, neutral_out, Report(meter.costs, loss, self.state() if snapshot else None)
+        report = Report(meter.costs, float(loss), self.state() if snapshot else None)
+        return to_wire(out), to_wire(neutral_out), report
 
-    def forward(self, seq: int, h: Tensor, snapshot: bool) -> tuple[Tensor, Report]:
+    def forward(self, seq: int, h: np.ndarray, snapshot: bool) -> tuple[np.ndarray, Report]:
         """The block's output for ``h`` in eval mode (a prediction's pass) and the report."""
         block, _ = self._held()
         self._follow(seq)
+        inputs = from_wire(h)
         meter = Meter()
         try:
             with meter.measure():
-                out = neutral_pass(block, h)
+                out = neutral_pass(block, inputs)
         except UserError as exc:
             raise worker_error(exc, self.index) from None
-        return out, Report(meter.costs, snapshot=self.state() if snapshot else None)
+        return to_wire(out), Report(meter.costs, snapshot=self.state() if snapshot else None)
 
     def report_state(self) -> Report:
         """The state now, as a report of no work (after the tasks queued before this one)."""
