@@ -56,6 +56,16 @@ def timed(config: TrainConfig) -> tuple[float, dict[str, Any]]:
     return time.perf_counter() - started, summary
 
 
+def phases(summary: dict[str, Any]) -> str:
+    """Physical queries and wall time per phase of a run (a pipelined run's wall time per
+    phase is its actors' busy time: the work a sequential run does)."""
+    walls = ", ".join(
+        f"{phase} {summary[f'wall_time_s_{phase}']:.1f} s"
+        for phase in ("setup", "training", "evaluation")
+    )
+    return f"{summary['physical_queries']:,} queries; wall time per phase: {walls}"
+
+
 def throughput_table(args: argparse.Namespace) -> list[str]:
     """Training samples per second of run (training, evaluation and test included) against the
     number of blocks, sequential and pipelined."""
@@ -111,7 +121,7 @@ def main() -> None:
     warm_s, _ = timed(config_for(args, pipeline="ray", epochs=1))
     print(f"actors started (warm-up run of 1 epoch): {warm_s:.1f} s")
     seq_s, seq = timed(config_for(args))
-    print(f"sequential: {seq_s:.2f} s, test accuracy {seq['test_accuracy']:.4f}")
+    print(f"sequential: {seq_s:.2f} s, test accuracy {seq['test_accuracy']:.4f} ({phases(seq)})")
     pipe_s, pipe = timed(config_for(args, pipeline="ray"))
     timeline = pipe["pipeline_timeline"]
     busy = ", ".join(f"{100 * b['utilisation']:.0f} %" for b in timeline["blocks"])
@@ -129,7 +139,7 @@ def main() -> None:
             rule_s, summary = timed(config_for(args, rule=rule))
             print(
                 f"{rule} (sequential, cannot pipeline): {rule_s:.2f} s, accuracy "
-                f"{summary['test_accuracy']:.4f}, {summary['physical_queries']:,} queries"
+                f"{summary['test_accuracy']:.4f} ({phases(summary)})"
             )
     if args.throughput:
         print("\n".join(throughput_table(args)))

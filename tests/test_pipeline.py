@@ -31,6 +31,8 @@ from phyll.experiments.train import resume, train
 from phyll.learning import RULES
 from phyll.learning.ff import ForwardForward
 from phyll.learning.local import LocalContrastiveRule
+from phyll.remote import RemoteSystem
+from tests.test_remote_training import CHANNELS, STARTUP_S, Servers
 
 SMALL = dict(dataset="vowels", epochs=3, blocks=2, width=16, measurements=24, checkpoint_every=5)
 #: what must be equal between a pipelined and a sequential run
@@ -115,8 +117,8 @@ def test_a_worker_trains_its_block_in_order_only():
     worker.load(WorkerState(block.state_dict(), exp.rule.optimizers[0].state_dict()))
     step = exp.rule.prepare_step(exp.splits.x_train[:8], exp.splits.y_train[:8])
     inputs = to_wire(step.inputs)
-    out, neutral, report = worker.train(1, inputs, {}, None, snapshot=True)
-    assert out.shape == (16, 16) and neutral is None and isinstance(report.loss, float)
+    out, report = worker.train(1, inputs, {}, snapshot=True)
+    assert out.shape == (16, 16) and isinstance(report.loss, float)
     assert report.costs.physical_queries == 16 and report.costs.digital_flops > 0
     assert report.snapshot.system["queries"] == worker.block.system.queries == 16
     with pytest.raises(RuntimeError, match="task 3 arrived after task 1: out of order"):
@@ -261,3 +263,20 @@ def test_compare_pipelines_local_rules_and_the_report_shows_each_actor(sequentia
     page = (out / "runs" / "phyll-seed0" / "report.html").read_text()
     assert "Pipeline: each block" in page and "starting the actors" in page
     assert page.count("<img") == 2  # the learning curve and the actors' timeline
+
+
+def test_each_actor_drives_its_own_served_instrument(sequential, tmp_path):
+    servers = Servers(tmp_path)
+    try:
+        addresses = [servers.start(), servers.start()]
+        config = TrainConfig(
+            dataset="vowels", epochs=1, blocks=2, width=CHANNELS, measurements=CHANNELS,
+            system="remote", system_params={"address": ",".join(addresses)}, pipeline="ray",
+        )  # fmt: skip
+        summary = train(config, tmp_path / "run", progress=False)
+        served = [RemoteSystem(a, timeout_s=STARTUP_S).server_queries() for a in addresses]
+        assert served == summary["queries_per_system"] and min(served) > 0
+        described = [s["address"] for s in summary["systems"]]
+        assert described == addresses
+    finally:
+        servers.stop_all()

@@ -146,6 +146,7 @@ class Pipeline:
     hosts: list[str] = field(default_factory=list)
     startup_s: float = 0.0
     _seq: list[int] = field(default_factory=list)
+    _methods: list[dict[str, Any]] = field(default_factory=list)
     _ray: Any = None
 
     # ------------------------------------------------------------------ life cycle
@@ -214,11 +215,12 @@ class Pipeline:
         shared = ray.put(context_to_wire(context)) if context else {}
         h: Any = to_wire(inputs)
         n: Any = None if self.serial else to_wire(neutral)
-        for i, actor in enumerate(self.actors):
-            last = snapshot and not (self.serial and neutral is not None)
-            h, n, report = actor.train.options(num_returns=3).remote(
-                self._next(i), h, shared, n, last
-            )
+        last = snapshot and not (self.serial and neutral is not None)
+        for i, methods in enumerate(self._methods):
+            if n is None:
+                h, report = methods["train"].remote(self._next(i), h, shared, last)
+            else:
+                h, n, report = methods["train_and_pass"].remote(self._next(i), h, shared, n, last)
             refs.append(BlockRefs(h, [report], n))
             if self.serial:
                 self.get(i, h)
@@ -231,8 +233,8 @@ class Pipeline:
     def forward(self, inputs: Tensor, snapshot: bool) -> list[BlockRefs]:
         """Submit one eval-mode pass of ``inputs`` through every block."""
         refs, h = [], to_wire(inputs)
-        for i, actor in enumerate(self.actors):
-            h, report = actor.forward.options(num_returns=2).remote(self._next(i), h, snapshot)
+        for i, methods in enumerate(self._methods):
+            h, report = methods["forward"].remote(self._next(i), h, snapshot)
             refs.append(BlockRefs(h, [report]))
             if self.serial:
                 self.get(i, h)
@@ -283,6 +285,14 @@ class Pipeline:
                     f"cannot start the actor of block {i}: {_reason(exc)}"
                 ) from None
         self._seq = [0] * len(self.actors)
+        self._methods = [  # bound once: options per submission cost Python time per task
+            {
+                "train": a.train.options(num_returns=2),
+                "train_and_pass": a.train_and_pass.options(num_returns=3),
+                "forward": a.forward.options(num_returns=2),
+            }
+            for a in self.actors
+        ]
 
     def _next(self, index: int) -> int:
         self._seq[index] += 1

@@ -195,32 +195,26 @@ class BlockWorker:
 
     # ------------------------------------------------------------------ tasks
     def train(
+        self, seq: int, h: np.ndarray, context: dict[str, np.ndarray], snapshot: bool
+    ) -> tuple[np.ndarray, Report]:
+        """One local step on ``h``: the output for the next block and the report (arrays:
+        see :func:`to_wire`)."""
+        out, _, report = self._train(seq, h, context, None, snapshot)
+        return out, report
+
+    def train_and_pass(
         self,
         seq: int,
         h: np.ndarray,
         context: dict[str, np.ndarray],
-        neutral: np.ndarray | None,
+        neutral: np.ndarray,
         snapshot: bool,
-    ) -> tuple[np.ndarray, np.ndarray | None, Report]:
-        """One local step on ``h`` (then, with ``neutral``, its pass with the updated weights):
-        the output for the next block, the neutral output, and the report (arrays: see
-        :func:`to_wire`)."""
-        block, optimizer = self._held()
-        self._follow(seq)
-        inputs, rest = from_wire(h), {k: torch.from_numpy(np.array(v)) for k, v in context.items()}
-        meter = Meter()
-        try:
-            with meter.measure():
-                block.train()
-                assert self.objective is not None
-                loss, out = train_block(block, inputs, self.objective, rest, optimizer)
-                neutral_out = (
-                    neutral_pass(block, from_wire(neutral)) if neutral is not None else None
-                )
-        except UserError as exc:
-            raise worker_error(exc, self.index) from None
-        report = Report(meter.costs, float(loss), self.state() if snapshot else None)
-        return to_wire(out), to_wire(neutral_out), report
+    ) -> tuple[np.ndarray, np.ndarray, Report]:
+        """One local step on ``h``, then the pass of ``neutral`` with the updated weights (in
+        eval mode): the output, the neutral output and the report."""
+        out, neutral_out, report = self._train(seq, h, context, neutral, snapshot)
+        assert neutral_out is not None
+        return out, neutral_out, report
 
     def forward(self, seq: int, h: np.ndarray, snapshot: bool) -> tuple[np.ndarray, Report]:
         """The block's output for ``h`` in eval mode (a prediction's pass) and the report."""
@@ -240,6 +234,31 @@ class BlockWorker:
         return Report(Costs(), snapshot=self.state())
 
     # ------------------------------------------------------------------ internals
+    def _train(
+        self,
+        seq: int,
+        h: np.ndarray,
+        context: dict[str, np.ndarray],
+        neutral: np.ndarray | None,
+        snapshot: bool,
+    ) -> tuple[np.ndarray, np.ndarray | None, Report]:
+        block, optimizer = self._held()
+        self._follow(seq)
+        inputs, rest = from_wire(h), {k: torch.from_numpy(np.array(v)) for k, v in context.items()}
+        meter = Meter()
+        try:
+            with meter.measure():
+                block.train()
+                assert self.objective is not None
+                loss, out = train_block(block, inputs, self.objective, rest, optimizer)
+                neutral_out = (
+                    neutral_pass(block, from_wire(neutral)) if neutral is not None else None
+                )
+        except UserError as exc:
+            raise worker_error(exc, self.index) from None
+        report = Report(meter.costs, float(loss), self.state() if snapshot else None)
+        return to_wire(out), to_wire(neutral_out), report
+
     def _held(self) -> tuple[PhysicalBlock, torch.optim.Optimizer]:
         if self.block is None or self.optimizer is None:
             raise RuntimeError("this block worker holds no block: call setup first")
