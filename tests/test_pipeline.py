@@ -31,8 +31,8 @@ from phyll.experiments.train import resume, train
 from phyll.learning import RULES
 from phyll.learning.ff import ForwardForward
 from phyll.learning.local import LocalContrastiveRule
-from phyll.remote import RemoteSystem
-from tests.test_remote_training import CHANNELS, STARTUP_S, Servers
+from phyll.systems import AcousticCavity
+from tests.test_remote_protocol import ThreadServers
 
 SMALL = dict(dataset="vowels", epochs=3, blocks=2, width=16, measurements=24, checkpoint_every=5)
 #: what must be equal between a pipelined and a sequential run
@@ -41,6 +41,7 @@ SAME = (
     "val_accuracy",
     "best_epoch",
     "queries_per_system",
+    "energy_j",
     *(
         f"{q}{phase}"
         for q in ("physical_queries", "digital_flops", "device_time_s", "offloaded_flops")
@@ -176,6 +177,18 @@ def test_a_pipelined_run_is_the_sequential_run_bit_for_bit(sequential, sync):
     assert all(b["tasks"] > 0 and b["idle_s"] >= 0 for b in timeline["blocks"])
 
 
+@pytest.mark.parametrize(
+    "rule", [("phyll", {"prediction": "readout"}), ("phyll-unsup", {})], ids=["readout", "unsup"]
+)
+def test_readout_and_unsupervised_rules_pipeline_exactly(sequential, rule):
+    config, folder, _ = sequential
+    name, params = rule
+    config = dataclasses.replace(config, rule=name, rule_params=params, epochs=2)
+    reference = run(config, folder / f"{name}-{len(params)}-sequential")
+    pipelined = run(dataclasses.replace(config, pipeline="ray"), folder / f"{name}-{len(params)}")
+    assert_same_run(pipelined, reference)
+
+
 class At(Callback):
     """At the end of training step ``step``: request a stop; or kill block ``kill``'s actor
     (once) with ``ray``; or, without ``ray``, report that actor dead (as the pipeline does
@@ -266,17 +279,17 @@ def test_compare_pipelines_local_rules_and_the_report_shows_each_actor(sequentia
 
 
 def test_each_actor_drives_its_own_served_instrument(sequential, tmp_path):
-    servers = Servers(tmp_path)
+    servers = ThreadServers()  # in this process; the actors reach them over TCP
     try:
-        addresses = [servers.start(), servers.start()]
+        served = [servers(AcousticCavity(24, 24, seed=i)) for i in range(2)]
+        addresses = [server.address for server in served]
         config = TrainConfig(
-            dataset="vowels", epochs=1, blocks=2, width=CHANNELS, measurements=CHANNELS,
-            system="remote", system_params={"address": ",".join(addresses)}, pipeline="ray",
+            dataset="vowels", epochs=1, blocks=2, width=24, measurements=24, system="remote",
+            system_params={"address": ",".join(addresses)}, pipeline="ray",
         )  # fmt: skip
         summary = train(config, tmp_path / "run", progress=False)
-        served = [RemoteSystem(a, timeout_s=STARTUP_S).server_queries() for a in addresses]
-        assert served == summary["queries_per_system"] and min(served) > 0
-        described = [s["address"] for s in summary["systems"]]
-        assert described == addresses
+        assert [server.samples for server in served] == summary["queries_per_system"]
+        assert min(summary["queries_per_system"]) > 0
+        assert [s["address"] for s in summary["systems"]] == addresses
     finally:
         servers.stop_all()

@@ -32,9 +32,9 @@ class Timeline:
     def empty(cls, blocks: int) -> Timeline:
         return cls([0.0] * blocks, [0] * blocks)
 
-    def add_task(self, block: int, seconds: float) -> None:
+    def add_task(self, block: int, seconds: float, tasks: int = 1) -> None:
         self.busy_s[block] += seconds
-        self.tasks[block] += 1
+        self.tasks[block] += tasks
 
     def state_dict(self) -> dict[str, Any]:
         return asdict(self)

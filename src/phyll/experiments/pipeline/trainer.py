@@ -417,14 +417,20 @@ class PipelineEngine(Engine):
         ]
 
     def _add_costs(self, phase: str, reports: list[list[Report]], driver: Costs) -> None:
-        """Add every task's costs (``reports[k]``: block ``k mod blocks``'s tasks) and the
-        driver's to ``phase``; the busy times."""
-        total, n = driver, len(self.model.blocks)
+        """Add the driver's costs and every task's (``reports[k]``: block ``k mod blocks``'s
+        tasks) to ``phase``, one task after the other in the sequential order of the calls
+        (so that sums of floats, device time and energy, round as sequentially); the busy
+        times."""
+        meter, n = self.meters[phase], len(self.model.blocks)
+        meter.costs += driver
+        parts = [[c for r in block_reports for c in r.all_costs()] for block_reports in reports]
         for k, block_reports in enumerate(reports):
-            for report in block_reports:
-                self.timeline.add_task(k % n, report.costs.wall_time_s)
-                total = total + report.costs
-        self.meters[phase].costs += total
+            seconds = sum(c.wall_time_s for c in parts[k])
+            self.timeline.add_task(k % n, seconds, tasks=len(block_reports))
+        for position in range(max(map(len, parts), default=0)):  # every block's 1st, 2nd...
+            for block_parts in parts:
+                if position < len(block_parts):
+                    meter.costs += block_parts[position]
         self.timeline.driver_busy_s += driver.wall_time_s
 
     def _reach(self, cut: Cut) -> None:

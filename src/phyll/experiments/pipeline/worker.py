@@ -122,6 +122,13 @@ class Report:
     costs: Costs
     loss: float | None = None
     snapshot: WorkerState | None = None
+    #: the costs of the pass after the update (a training step with a neutral pass): apart,
+    #: because a sequential step makes that pass after every block's update
+    neutral_costs: Costs | None = None
+
+    def all_costs(self) -> list[Costs]:
+        """The task's costs, in the order its work was done."""
+        return [self.costs] if self.neutral_costs is None else [self.costs, self.neutral_costs]
 
 
 class BlockWorker:
@@ -245,18 +252,21 @@ class BlockWorker:
         block, optimizer = self._held()
         self._follow(seq)
         inputs, rest = from_wire(h), {k: torch.from_numpy(np.array(v)) for k, v in context.items()}
-        meter = Meter()
+        meter, after = Meter(), Meter()
+        neutral_out = None
         try:
             with meter.measure():
                 block.train()
                 assert self.objective is not None
                 loss, out = train_block(block, inputs, self.objective, rest, optimizer)
-                neutral_out = (
-                    neutral_pass(block, from_wire(neutral)) if neutral is not None else None
-                )
+            if neutral is not None:
+                with after.measure():
+                    neutral_out = neutral_pass(block, from_wire(neutral))
         except UserError as exc:
             raise worker_error(exc, self.index) from None
         report = Report(meter.costs, float(loss), self.state() if snapshot else None)
+        if neutral is not None:
+            report.neutral_costs = after.costs
         return to_wire(out), to_wire(neutral_out), report
 
     def _held(self) -> tuple[PhysicalBlock, torch.optim.Optimizer]:
