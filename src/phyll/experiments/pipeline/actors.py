@@ -230,7 +230,7 @@ class Pipeline:
                 block.reports += ref.reports
         return refs
 
-    def forward(self, inputs: Tensor, snapshot: bool) -> list[BlockRefs]:
+    def forward(self, inputs: Tensor, snapshot: bool = False) -> list[BlockRefs]:
         """Submit one eval-mode pass of ``inputs`` through every block."""
         refs, h = [], to_wire(inputs)
         for i, methods in enumerate(self._methods):

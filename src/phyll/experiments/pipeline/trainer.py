@@ -300,9 +300,7 @@ class PipelineEngine(Engine):
             self._submit_evaluation(key, split, subset)
             for key, split, subset in self._due_evaluations(epoch)
         ]
-        passes = [refs for e in evaluations for _, _, refs in e.batches]
-        # no evaluation: the state after the epoch's last step (a request queued behind it)
-        snapshots = [r.reports[-1] for r in passes[-1]] if passes else self.pipeline.state_refs()
+        snapshots = self.pipeline.state_refs()  # queued behind the evaluations in each actor
         return EpochEndItem(epoch, evaluations, Cut(snapshots, self._streams()))
 
     def _submit_evaluation(self, key: str, split: str, subset: Tensor | None) -> Evaluation:
@@ -315,8 +313,7 @@ class PipelineEngine(Engine):
             xb, yb = x[i : i + EVAL_BATCH], y[i : i + EVAL_BATCH]
             with meter.measure(), evaluating(self.model), torch.no_grad():
                 inputs = self.blockwise.prediction_input(xb)
-            last = i + EVAL_BATCH >= len(y)
-            evaluation.batches.append((xb, yb, self.pipeline.forward(inputs, snapshot=last)))
+            evaluation.batches.append((xb, yb, self.pipeline.forward(inputs)))
         evaluation.driver = meter.costs
         return evaluation
 
