@@ -23,7 +23,7 @@ from phyll.errors import ConfigError
 from phyll.experiments.build import block_params, build_experiment
 from phyll.experiments.compare import entry_config
 from phyll.experiments.config import TrainConfig
-from phyll.experiments.pipeline import ActorDied, pipeline_refusal
+from phyll.experiments.pipeline import ActorDied, PipelineError, actors, pipeline_refusal
 from phyll.experiments.pipeline.setup import worker_specs
 from phyll.experiments.pipeline.worker import BlockWorker, WorkerState, to_wire
 from phyll.experiments.sweep import sweep_of
@@ -99,6 +99,19 @@ def test_compare_and_sweep_take_the_pipeline_and_compare_trains_pat_sequentially
         build_parser().parse_args(["sweep", "--param", "lr=0.01", "--pipeline", "ray"])
     )
     assert sweep.base.pipeline == "ray"
+
+
+def test_an_unreachable_ray_cluster_is_one_line(monkeypatch):
+    class NoCluster:
+        def is_initialized(self):
+            return False
+
+        def init(self, **kwargs):
+            raise ConnectionError("Could not find any running Ray instance.\nStart one first.")
+
+    monkeypatch.setattr(actors, "ray_module", lambda: NoCluster())
+    with pytest.raises(PipelineError, match="cannot connect to the Ray cluster at auto: Could not"):
+        actors.connect("auto")
 
 
 def test_one_address_per_block_gives_each_block_its_own_instrument():
