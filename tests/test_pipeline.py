@@ -131,12 +131,13 @@ def test_a_worker_trains_its_block_in_order_only():
     worker.load(WorkerState(block.state_dict(), exp.rule.optimizers[0].state_dict()))
     step = exp.rule.prepare_step(exp.splits.x_train[:8], exp.splits.y_train[:8])
     inputs = to_wire(step.inputs)
-    out, report = worker.train(1, inputs, {}, snapshot=True)
-    assert out.shape == (16, 16) and isinstance(report.loss, float)
-    assert report.costs.physical_queries == 16 and report.costs.digital_flops > 0
-    assert report.snapshot.system["queries"] == worker.block.system.queries == 16
+    outs, neutral, reports = worker.train(1, [inputs, inputs], [{}, {}], None, [True, False])
+    assert [o.shape for o in outs] == [(16, 16)] * 2 and neutral is None
+    assert all(isinstance(r.loss, float) and r.costs.physical_queries == 16 for r in reports)
+    assert reports[0].snapshot.system["queries"] == 16 and reports[1].snapshot is None
+    assert worker.block.system.queries == 32
     with pytest.raises(RuntimeError, match="task 3 arrived after task 1: out of order"):
-        worker.forward(3, inputs, snapshot=False)
+        worker.forward(3, inputs)
 
 
 # ---------------------------------------------------------------------- on Ray
@@ -228,8 +229,8 @@ def test_resume_mid_epoch_continues_exactly(sequential):
     pipelined = dataclasses.replace(config, pipeline="ray")
     with pytest.raises(TrainingInterrupted, match="checkpoint kept"):
         train(pipelined, out, progress=False, callbacks=[At(7)])
-    state = torch.load(out / "checkpoint.pt", weights_only=True)
-    assert state["epoch"] == 0 and 7 <= state["global_step"] < 13  # mid-epoch
+    state = torch.load(out / "checkpoint.pt", weights_only=True)  # the steps in flight done
+    assert state["global_step"] >= 7 and 0 < state["epoch_progress"]["step"] < 13  # mid-epoch
     summary = resume(out, progress=False)
     weights = torch.load(out / "model.pt", weights_only=True)["model"]
     assert_same_run((summary, weights), reference)

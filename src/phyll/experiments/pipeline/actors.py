@@ -39,6 +39,7 @@ from phyll.experiments.pipeline.worker import (
     context_to_wire,
     to_wire,
 )
+from phyll.learning.blockwise import BlockStep
 from phyll.systems.base import PhysicalSystemError
 
 #: the object store of a local Ray instance started here: batches and small states pass
@@ -120,8 +121,9 @@ def give_back(ray: ModuleType, actors: Sequence[Any]) -> None:
 
 @dataclass
 class BlockRefs:
-    """The object references of one block's part of a step or a prediction pass: its output,
-    its neutral output (a training step with a neutral pass), its task reports."""
+    """The object references of one block's part of a chunk of training steps (each a list
+    over the steps: outputs, neutral outputs, the tasks' reports) or of a prediction pass (an
+    output and a report)."""
 
     out: Any
     reports: list[Any]
@@ -203,38 +205,36 @@ class Pipeline:
             actor.set_hyperparameters.remote(g)
 
     # ------------------------------------------------------------------ tasks
-    def train(
-        self,
-        inputs: Tensor,
-        context: dict[str, Tensor],
-        neutral: Tensor | None,
-        snapshot: bool,
-    ) -> list[BlockRefs]:
-        """Submit one training step through every block; its references per block."""
+    def train(self, steps: Sequence[BlockStep], snapshots: Sequence[bool]) -> list[BlockRefs]:
+        """Submit consecutive training steps (a chunk) through every block, with a snapshot
+        after the flagged ones; their references per block (each a list over the steps)."""
         ray, refs = self._ray, []
-        shared = ray.put(context_to_wire(context)) if context else {}
-        h: Any = to_wire(inputs)
-        n: Any = None if self.serial else to_wire(neutral)
-        last = snapshot and not (self.serial and neutral is not None)
+        contexts = [context_to_wire(step.context) for step in steps]
+        shared = ray.put(contexts) if any(contexts) else contexts
+        neutral = steps[0].neutral is not None
+        after = self.serial and neutral  # sequential order: the neutral passes after
+        h: Any = [to_wire(step.inputs) for step in steps]
+        n: Any = [to_wire(step.neutral) for step in steps] if neutral and not after else None
+        flags = [False] * len(steps) if after else list(snapshots)
         for i, methods in enumerate(self._methods):
-            if n is None:
-                h, report = methods["train"].remote(self._next(i), h, shared, last)
-            else:
-                h, n, report = methods["train_and_pass"].remote(self._next(i), h, shared, n, last)
+            h, n, report = methods["train"].remote(self._next(i), h, shared, n, flags)
             refs.append(BlockRefs(h, [report], n))
             if self.serial:
                 self.get(i, h)
-        if self.serial and neutral is not None:  # sequential order: the neutral pass after
-            for block, ref in zip(refs, self.forward(neutral, snapshot), strict=True):
-                block.neutral = ref.out
-                block.reports += ref.reports
+        if after:
+            h = [to_wire(step.neutral) for step in steps]
+            for i, methods in enumerate(self._methods):
+                h, report = methods["passes"].remote(self._next(i), h, list(snapshots))
+                refs[i].neutral = h
+                refs[i].reports.append(report)
+                self.get(i, h)
         return refs
 
-    def forward(self, inputs: Tensor, snapshot: bool = False) -> list[BlockRefs]:
+    def forward(self, inputs: Tensor) -> list[BlockRefs]:
         """Submit one eval-mode pass of ``inputs`` through every block."""
         refs, h = [], to_wire(inputs)
         for i, methods in enumerate(self._methods):
-            h, report = methods["forward"].remote(self._next(i), h, snapshot)
+            h, report = methods["forward"].remote(self._next(i), h)
             refs.append(BlockRefs(h, [report]))
             if self.serial:
                 self.get(i, h)
@@ -287,8 +287,8 @@ class Pipeline:
         self._seq = [0] * len(self.actors)
         self._methods = [  # bound once: options per submission cost Python time per task
             {
-                "train": a.train.options(num_returns=2),
-                "train_and_pass": a.train_and_pass.options(num_returns=3),
+                "train": a.train.options(num_returns=3),
+                "passes": a.passes.options(num_returns=2),
                 "forward": a.forward.options(num_returns=2),
             }
             for a in self.actors

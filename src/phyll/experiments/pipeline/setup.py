@@ -30,7 +30,11 @@ from phyll.systems.base import PhysicalSystem
 
 #: fault wrappers the driver arms or reads during a run (robustness experiments)
 DRIVER_FAULTS = ("drift", "step")
-#: training steps in flight per block (a step is ahead in each block, plus slack)
+#: consecutive steps one actor task trains: Ray's overhead per task (a millisecond or more of
+#: CPU in the driver and the actor on a busy 2-core machine) is paid once per chunk; the
+#: pipeline fills with chunks, once per run (epochs flow into each other)
+CHUNK = 4
+#: chunks in flight per block (one ahead in each block, plus slack)
 WINDOW_PER_BLOCK = 2
 
 
@@ -129,7 +133,8 @@ def pipelined_engine(exp: Experiment, config: TrainConfig, **engine_kwargs: Any)
         exp.splits,
         pipeline=pipeline,
         checkpoint_every=config.checkpoint_every,
-        window=WINDOW_PER_BLOCK * len(exp.model.blocks),
+        chunk=CHUNK,
+        window=WINDOW_PER_BLOCK * CHUNK * len(exp.model.blocks),
         restarts=config.pipeline_restarts,
         **engine_kwargs,
     )

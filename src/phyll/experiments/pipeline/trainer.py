@@ -13,15 +13,16 @@ share one device, and as slow as a sequential run.
 
 **The driver** keeps the data, the schedule and the run folder. It prepares each step (the
 rule's negatives, embeddings: :meth:`~phyll.learning.blockwise.BlockwiseRule.prepare_step`),
-submits it as a chain of actor tasks, and keeps up to ``window`` steps in flight, across epoch
-ends: an epoch's evaluation is a chain of prediction passes queued behind its last step, so
-each block evaluates with exactly its epoch-end weights while the earlier blocks already train
-on the next epoch. Results are processed in submission order: losses, the rule's
+submits chunks of consecutive steps as chains of actor tasks (one task per block and chunk),
+and keeps up to ``window`` steps in flight, across epoch ends: an epoch's evaluation is a
+chain of prediction passes queued behind its last step, so each block evaluates with exactly
+its epoch-end weights while the earlier blocks already train on the next epoch. Results are
+processed in submission order: losses, the rule's
 :meth:`~phyll.learning.blockwise.BlockwiseRule.finish_step` (a readout), accuracies, the
 epoch's record, selection and the callbacks, as the sequential engine does.
 
 **Consistent checkpoints without stopping.** At every checkpoint step (``checkpoint_every``)
-and epoch end, each worker returns a snapshot of its state right after that point, and the
+and epoch end, each worker reports a snapshot of its state right after that point, and the
 driver records its own random streams as they were when it submitted it. When that point is
 processed, the driver's copy of the model, optimizers and systems is loaded from the
 snapshots, and :meth:`PipelineEngine.state_dict` gives the state *at that point*, although
@@ -68,23 +69,32 @@ EVAL_BATCH = 512
 
 @dataclass
 class Cut:
-    """A consistent point of the run: each worker's report carrying its snapshot right after
-    it, and the driver's random streams as they were when it was submitted."""
+    """A consistent point of the run: where each worker's snapshot right after it comes from
+    (references to reports; None: the reports of the step it follows), and the driver's random
+    streams as they were when it was submitted."""
 
-    reports: list[Any]
+    reports: list[Any] | None
     streams: dict[str, Any]
 
 
 @dataclass
-class StepItem:
-    """A training step in flight."""
+class Step:
+    """One training step of a chunk: what the rule prepared, the driver's costs of preparing
+    it, the consistent point after it (a checkpoint step), if any."""
+
+    block_step: BlockStep
+    driver: Costs
+    cut: Cut | None = None
+
+
+@dataclass
+class ChunkItem:
+    """Consecutive training steps of one epoch in flight, one task per block."""
 
     epoch: int
     order: Tensor
-    block_step: BlockStep
+    steps: list[Step]
     refs: list[BlockRefs]
-    driver: Costs
-    cut: Cut | None = None
 
 
 @dataclass
@@ -127,6 +137,7 @@ class PipelineEngine(Engine):
         pipeline: the run's actors (not started yet).
         checkpoint_every: the steps where the run folder checkpoints mid-epoch (consistent
             points are taken there).
+        chunk: consecutive steps one actor task trains (1 with a serial pipeline).
         window: training steps in flight at most (1 with a serial pipeline).
         restarts: dead actors replaced at most this many times in the run.
     """
@@ -136,6 +147,7 @@ class PipelineEngine(Engine):
         *args: Any,
         pipeline: Pipeline,
         checkpoint_every: int,
+        chunk: int,
         window: int,
         restarts: int,
         **kwargs: Any,
@@ -146,10 +158,11 @@ class PipelineEngine(Engine):
         self.blockwise: BlockwiseRule = self.rule
         self.pipeline = pipeline
         self.checkpoint_every = checkpoint_every
-        self.window = 1 if pipeline.serial else max(int(window), 1)
+        self.chunk = 1 if pipeline.serial else max(int(chunk), 1)
+        self.window = 1 if pipeline.serial else max(int(window), self.chunk)
         self.restarts = restarts
         self.timeline = Timeline.empty(len(self.model.blocks))
-        self._inflight: deque[StepItem | EpochEndItem] = deque()
+        self._inflight: deque[ChunkItem | EpochEndItem] = deque()
         self._cut_streams: dict[str, Any] | None = None
         self._restart_point: dict[str, Any] | None = None
         self._session_start = 0.0
@@ -230,7 +243,7 @@ class PipelineEngine(Engine):
                 while (
                     self.stop_reason is None
                     and cursor.epoch < self.epochs
-                    and sum(isinstance(i, StepItem) for i in self._inflight) < self.window
+                    and self._steps_in_flight() < self.window
                 ):
                     self._submit(cursor)
                 if self._inflight:
@@ -268,31 +281,37 @@ class PipelineEngine(Engine):
                 cursor.order = torch.randperm(n, generator=self.shuffle, device="cpu")
             cursor.entered = True
         if cursor.step < self.steps_per_epoch:
-            self._inflight.append(self._submit_step(cursor))
-            cursor.step += 1
-            cursor.global_step += 1
+            self._inflight.append(self._submit_chunk(cursor))
             return
         self._inflight.append(self._submit_epoch_end(cursor.epoch))
         cursor.epoch, cursor.step, cursor.order, cursor.entered = cursor.epoch + 1, 0, None, False
 
-    def _submit_step(self, cursor: Cursor) -> StepItem:
+    def _submit_chunk(self, cursor: Cursor) -> ChunkItem:
+        """The next steps of the epoch (at most ``chunk``), prepared and submitted."""
         assert cursor.order is not None
         order = cursor.order.to(self.splits.y_train.device)
-        idx = order[cursor.step * self.batch_size :][: self.batch_size]
-        meter = Meter()
-        with meter.measure():
-            x = self.splits.x_train[idx]
-            if self.augment is not None:
-                x = self.augment(x)
-            block_step = self.blockwise.prepare_step(x, self.splits.y_train[idx])
-        every = self.checkpoint_every
-        after = cursor.global_step + 1
-        cut = bool(every) and after % every == 0 and cursor.step + 1 < self.steps_per_epoch
-        refs = self.pipeline.train(block_step.inputs, block_step.context, block_step.neutral, cut)
-        item = StepItem(cursor.epoch, cursor.order, block_step, refs, meter.costs)
-        if cut:
-            item.cut = Cut([r.reports[-1] for r in refs], self._streams())
-        return item
+        steps = []
+        for _ in range(min(self.chunk, self.steps_per_epoch - cursor.step)):
+            idx = order[cursor.step * self.batch_size :][: self.batch_size]
+            meter = Meter()
+            with meter.measure():
+                x = self.splits.x_train[idx]
+                if self.augment is not None:
+                    x = self.augment(x)
+                block_step = self.blockwise.prepare_step(x, self.splits.y_train[idx])
+            cursor.step += 1
+            cursor.global_step += 1
+            every = self.checkpoint_every
+            checkpoint = bool(every) and cursor.global_step % every == 0
+            cut = checkpoint and cursor.step < self.steps_per_epoch  # mid-epoch, as the writer
+            steps.append(Step(block_step, meter.costs, Cut(None, self._streams()) if cut else None))
+        refs = self.pipeline.train(
+            [s.block_step for s in steps], [s.cut is not None for s in steps]
+        )
+        return ChunkItem(cursor.epoch, cursor.order, steps, refs)
+
+    def _steps_in_flight(self) -> int:
+        return sum(len(i.steps) for i in self._inflight if isinstance(i, ChunkItem))
 
     def _submit_epoch_end(self, epoch: int) -> EpochEndItem:
         """The epoch's evaluations (if due), each block's snapshot after them."""
@@ -330,43 +349,49 @@ class PipelineEngine(Engine):
         return due
 
     # ------------------------------------------------------------------ completion
-    def _complete(self, item: StepItem | EpochEndItem) -> None:
-        if isinstance(item, StepItem):
-            self._complete_step(item)
+    def _complete(self, item: ChunkItem | EpochEndItem) -> None:
+        if isinstance(item, ChunkItem):
+            self._complete_chunk(item)
         else:
             self._complete_epoch(item)
 
-    def _complete_step(self, item: StepItem) -> None:
+    def _complete_chunk(self, item: ChunkItem) -> None:
+        """Every step of a chunk, in order, as a sequential run ends its steps."""
         refs, n = item.refs, len(item.refs)
         wanted = [(i, r.reports) for i, r in enumerate(refs)]
         if self._outputs_needed:
             wanted += [(i, r.out) for i, r in enumerate(refs)]
-        if item.block_step.neutral is not None:
+        with_neutral = item.steps[0].block_step.neutral is not None
+        if with_neutral:
             wanted += [(i, r.neutral) for i, r in enumerate(refs)]
         values = self._fetch(wanted)
-        reports: list[list[Report]] = values[:n]
-        outputs = [from_wire(v) for v in values[n : 2 * n]] if self._outputs_needed else []
-        neutral = None
-        if item.block_step.neutral is not None:
-            neutral = [from_wire(v) for v in values[-n:]]
-        losses = [torch.tensor(r[0].loss, dtype=torch.float64) for r in reports]
-        meter = Meter()
-        with meter.measure():  # as a sequential step: the losses summed on the device
-            total = losses[0]
-            for loss in losses[1:]:
-                total = total + loss
-            self.blockwise.finish_step(item.block_step, outputs, neutral)
-        self._add_costs("training", reports, item.driver + meter.costs)
-        if self.progress is None:
-            self.progress = {"order": item.order, "step": 0, "losses": []}
-        self.progress["losses"].append(float(total) / n)
-        self.progress["step"] += 1
-        self.global_step += 1
-        if item.cut is not None:
-            self._reach(item.cut)
-            self._restart_point = copy.deepcopy(self.state_dict())
-        for cb in self.callbacks:
-            cb.on_step_end(self)
+        reports: list[list[list[Report]]] = values[:n]  # block → task → step
+        outputs = values[n : 2 * n] if self._outputs_needed else []
+        neutral = values[-n:] if with_neutral else []
+        for j, step in enumerate(item.steps):
+            step_reports = [[task[j] for task in block] for block in reports]
+            losses = [torch.tensor(r[0].loss, dtype=torch.float64) for r in step_reports]
+            meter = Meter()
+            with meter.measure():  # as a sequential step: the losses summed on the device
+                total = losses[0]
+                for loss in losses[1:]:
+                    total = total + loss
+                self.blockwise.finish_step(
+                    step.block_step,
+                    [from_wire(o[j]) for o in outputs],
+                    [from_wire(o[j]) for o in neutral] if with_neutral else None,
+                )
+            self._add_costs("training", step_reports, step.driver + meter.costs)
+            if self.progress is None:
+                self.progress = {"order": item.order, "step": 0, "losses": []}
+            self.progress["losses"].append(float(total) / n)
+            self.progress["step"] += 1
+            self.global_step += 1
+            if step.cut is not None:
+                self._reach([r[-1].snapshot for r in step_reports], step.cut.streams)
+                self._restart_point = copy.deepcopy(self.state_dict())
+            for cb in self.callbacks:
+                cb.on_step_end(self)
 
     def _complete_epoch(self, item: EpochEndItem) -> None:
         scores = {e.key: self._accuracy(e) for e in item.evaluations}
@@ -374,7 +399,9 @@ class PipelineEngine(Engine):
         assert progress is not None and progress["losses"], "an epoch ended without its steps"
         loss = sum(progress["losses"]) / len(progress["losses"])
         self.progress = None
-        self._reach(item.cut)
+        assert item.cut.reports is not None
+        snapshots = self.pipeline.get_all(list(enumerate(item.cut.reports)))
+        self._reach([r.snapshot for r in snapshots], item.cut.streams)
         self.epoch += 1
         record = self._record(loss, scores)
         elapsed = self.timeline.elapsed_s + time.perf_counter() - self._session_start
@@ -430,12 +457,11 @@ class PipelineEngine(Engine):
                     meter.costs += block_parts[position]
         self.timeline.driver_busy_s += driver.wall_time_s
 
-    def _reach(self, cut: Cut) -> None:
-        """A consistent point is processed: the driver's copy takes the snapshots, and its
-        state is that point's until the work beyond it is processed."""
-        reports = self.pipeline.get_all(list(enumerate(cut.reports)))
-        self._load_states([r.snapshot for r in reports])
-        self._cut_streams = cut.streams
+    def _reach(self, snapshots: list[WorkerState], streams: dict[str, Any]) -> None:
+        """A consistent point is processed: the driver's copy takes the workers' snapshots,
+        and its state is that point's until the work beyond it is processed."""
+        self._load_states(snapshots)
+        self._cut_streams = streams
 
     # ------------------------------------------------------------------ evaluation on demand
     def evaluate(self, split: str, subset: Tensor | None = None) -> float | None:
@@ -508,12 +534,13 @@ class PipelineEngine(Engine):
             self.epoch = completed
 
 
-def _references(item: StepItem | EpochEndItem) -> list[Any]:
+def _references(item: ChunkItem | EpochEndItem) -> list[Any]:
     """Every object reference an item in flight holds."""
-    blocks = item.refs if isinstance(item, StepItem) else [
-        r for e in item.evaluations for _, _, refs in e.batches for r in refs
-    ]  # fmt: skip
-    cut = item.cut.reports if item.cut is not None else []
+    if isinstance(item, ChunkItem):
+        blocks, cut = item.refs, []
+    else:
+        blocks = [r for e in item.evaluations for _, _, refs in e.batches for r in refs]
+        cut = item.cut.reports or []
     return [ref for r in blocks for ref in (r.out, r.neutral, *r.reports)] + cut
 
 

@@ -202,72 +202,77 @@ class BlockWorker:
 
     # ------------------------------------------------------------------ tasks
     def train(
-        self, seq: int, h: np.ndarray, context: dict[str, np.ndarray], snapshot: bool
-    ) -> tuple[np.ndarray, Report]:
-        """One local step on ``h``: the output for the next block and the report (arrays:
-        see :func:`to_wire`)."""
-        out, _, report = self._train(seq, h, context, None, snapshot)
-        return out, report
-
-    def train_and_pass(
         self,
         seq: int,
-        h: np.ndarray,
-        context: dict[str, np.ndarray],
-        neutral: np.ndarray,
-        snapshot: bool,
-    ) -> tuple[np.ndarray, np.ndarray, Report]:
-        """One local step on ``h``, then the pass of ``neutral`` with the updated weights (in
-        eval mode): the output, the neutral output and the report."""
-        out, neutral_out, report = self._train(seq, h, context, neutral, snapshot)
-        assert neutral_out is not None
-        return out, neutral_out, report
-
-    def forward(self, seq: int, h: np.ndarray, snapshot: bool) -> tuple[np.ndarray, Report]:
-        """The block's output for ``h`` in eval mode (a prediction's pass) and the report."""
-        block, _ = self._held()
+        inputs: list[np.ndarray],
+        contexts: list[dict[str, np.ndarray]],
+        neutral: list[np.ndarray] | None,
+        snapshots: list[bool],
+    ) -> tuple[list[np.ndarray], list[np.ndarray] | None, list[Report]]:
+        """Consecutive local steps, one per entry of ``inputs`` (a chunk: one task for several
+        steps costs Ray's overhead once). Each step trains on its rows, then, with ``neutral``,
+        measures its neutral rows with the updated weights; with ``snapshots[i]``, the state
+        after step ``i`` joins its report. Returns every step's output for the next block, its
+        neutral output, and its report (arrays: see :func:`to_wire`)."""
+        block, optimizer = self._held()
         self._follow(seq)
-        inputs = from_wire(h)
-        meter = Meter()
+        assert self.objective is not None
+        outputs, passed, reports = [], [], []
         try:
-            with meter.measure():
-                out = neutral_pass(block, inputs)
+            for i, (h, context) in enumerate(zip(inputs, contexts, strict=True)):
+                rest = {k: torch.from_numpy(np.array(v)) for k, v in context.items()}
+                meter = Meter()
+                with meter.measure():
+                    block.train()
+                    loss, out = train_block(block, from_wire(h), self.objective, rest, optimizer)
+                report = Report(meter.costs, float(loss))
+                if neutral is not None:
+                    after = Meter()
+                    with after.measure():
+                        passed.append(to_wire(neutral_pass(block, from_wire(neutral[i]))))
+                    report.neutral_costs = after.costs
+                if snapshots[i]:
+                    report.snapshot = self.state()
+                outputs.append(to_wire(out))
+                reports.append(report)
         except UserError as exc:
             raise worker_error(exc, self.index) from None
-        return to_wire(out), Report(meter.costs, snapshot=self.state() if snapshot else None)
+        return outputs, passed if neutral is not None else None, reports
+
+    def passes(
+        self, seq: int, inputs: list[np.ndarray], snapshots: list[bool]
+    ) -> tuple[list[np.ndarray], list[Report]]:
+        """Eval-mode passes of consecutive inputs (the neutral passes of a chunk of steps in
+        the sequential order, ``--pipeline-sync``), with snapshots as :meth:`train`."""
+        self._follow(seq)
+        outputs, reports = [], []
+        for h, snapshot in zip(inputs, snapshots, strict=True):
+            out, report = self._pass(h)
+            if snapshot:
+                report.snapshot = self.state()
+            outputs.append(out)
+            reports.append(report)
+        return outputs, reports
+
+    def forward(self, seq: int, h: np.ndarray) -> tuple[np.ndarray, Report]:
+        """The block's output for ``h`` in eval mode (a prediction's pass) and the report."""
+        self._follow(seq)
+        return self._pass(h)
 
     def report_state(self) -> Report:
         """The state now, as a report of no work (after the tasks queued before this one)."""
         return Report(Costs(), snapshot=self.state())
 
     # ------------------------------------------------------------------ internals
-    def _train(
-        self,
-        seq: int,
-        h: np.ndarray,
-        context: dict[str, np.ndarray],
-        neutral: np.ndarray | None,
-        snapshot: bool,
-    ) -> tuple[np.ndarray, np.ndarray | None, Report]:
-        block, optimizer = self._held()
-        self._follow(seq)
-        inputs, rest = from_wire(h), {k: torch.from_numpy(np.array(v)) for k, v in context.items()}
-        meter, after = Meter(), Meter()
-        neutral_out = None
+    def _pass(self, h: np.ndarray) -> tuple[np.ndarray, Report]:
+        block, _ = self._held()
+        meter = Meter()
         try:
             with meter.measure():
-                block.train()
-                assert self.objective is not None
-                loss, out = train_block(block, inputs, self.objective, rest, optimizer)
-            if neutral is not None:
-                with after.measure():
-                    neutral_out = neutral_pass(block, from_wire(neutral))
+                out = neutral_pass(block, from_wire(h))
         except UserError as exc:
             raise worker_error(exc, self.index) from None
-        report = Report(meter.costs, float(loss), self.state() if snapshot else None)
-        if neutral is not None:
-            report.neutral_costs = after.costs
-        return to_wire(out), to_wire(neutral_out), report
+        return to_wire(out), Report(meter.costs)
 
     def _held(self) -> tuple[PhysicalBlock, torch.optim.Optimizer]:
         if self.block is None or self.optimizer is None:
