@@ -407,7 +407,9 @@ class RemoteSystem(PhysicalSystem):
 class RemoteParams:
     """Parameters of the registry's remote system (``--system remote``)."""
 
-    address: str = param("", "the server's endpoint, tcp://HOST:PORT (required)")
+    address: str = param(
+        "", "the server's endpoint, tcp://HOST:PORT (required); or one per block, comma-separated"
+    )
     timeout_s: float = param(10.0, "seconds to wait for each reply", "s")
     retries: int = param(3, "resend attempts after a timeout, each on a fresh connection")
     nonfinite: NonFinitePolicy = param("remeasure", "NaN/inf measurements: remeasure or raise")

@@ -33,7 +33,7 @@ DRIVER_FAULTS = ("drift", "step")
 #: consecutive steps one actor task trains: Ray's overhead per task (a millisecond or more of
 #: CPU in the driver and the actor on a busy 2-core machine) is paid once per chunk; the
 #: pipeline fills with chunks, once per run (epochs flow into each other)
-CHUNK = 4
+CHUNK = 8
 #: chunks in flight per block (one ahead in each block, plus slack)
 WINDOW_PER_BLOCK = 2
 

@@ -217,6 +217,7 @@ class PipelineEngine(Engine):
         replaced = self.pipeline.replace_dead()
         self.timeline.elapsed_s = elapsed
         self.timeline.restarts += 1
+        self.timeline.hosts = list(self.pipeline.hosts)
         print(
             f"phyll: {died}: block(s) {', '.join(map(str, replaced))} restarted, continuing from "
             f"epoch {self.epoch + 1}, step {self.global_step} (restart {self.timeline.restarts} "
