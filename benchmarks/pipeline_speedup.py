@@ -119,7 +119,7 @@ def main() -> None:
         metavar="B1,B2,...",
         help="also the throughput table for these block counts, e.g. 1,2,4,8",
     )
-    parser.add_argument("--throughput-epochs", type=int, default=5)
+    parser.add_argument("--throughput-epochs", type=int, default=10)
     args = parser.parse_args()
 
     ray.init(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)

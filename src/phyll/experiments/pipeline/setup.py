@@ -30,9 +30,9 @@ from phyll.systems.base import PhysicalSystem
 
 #: fault wrappers the driver arms or reads during a run (robustness experiments)
 DRIVER_FAULTS = ("drift", "step")
-#: consecutive steps one actor task trains: Ray's overhead per task (a millisecond or more of
-#: CPU in the driver and the actor on a busy 2-core machine) is paid once per chunk; the
-#: pipeline fills with chunks, once per run (epochs flow into each other)
+#: consecutive steps one actor task trains at most: Ray's overhead per task (a millisecond or
+#: more of CPU in the driver and the actor on a busy 2-core machine) is paid once per chunk;
+#: the pipeline fills once per run (epochs flow into each other), with chunks of 1, 2, 4 steps
 CHUNK = 8
 #: chunks in flight per block (one ahead in each block, plus slack)
 WINDOW_PER_BLOCK = 2

@@ -119,13 +119,15 @@ class EpochEndItem:
 @dataclass
 class Cursor:
     """Where submission stands: the epoch and step to submit next, that epoch's sample order,
-    and the global step count once the steps submitted so far complete."""
+    the global step count once the steps submitted so far complete, and the chunks submitted
+    (since the run started or resumed)."""
 
     epoch: int
     step: int
     order: Tensor | None
     global_step: int
     entered: bool = False
+    chunks: int = 0  # submitted so far
 
 
 class PipelineEngine(Engine):
@@ -288,11 +290,14 @@ class PipelineEngine(Engine):
         cursor.epoch, cursor.step, cursor.order, cursor.entered = cursor.epoch + 1, 0, None, False
 
     def _submit_chunk(self, cursor: Cursor) -> ChunkItem:
-        """The next steps of the epoch (at most ``chunk``), prepared and submitted."""
+        """The next steps of the epoch, prepared and submitted: 1, 2, 4, ... up to ``chunk``
+        steps (small chunks first, so that the pipeline fills fast)."""
         assert cursor.order is not None
         order = cursor.order.to(self.splits.y_train.device)
+        size = min(self.chunk, 2**cursor.chunks, self.steps_per_epoch - cursor.step)
+        cursor.chunks += 1
         steps = []
-        for _ in range(min(self.chunk, self.steps_per_epoch - cursor.step)):
+        for _ in range(size):
             idx = order[cursor.step * self.batch_size :][: self.batch_size]
             meter = Meter()
             with meter.measure():
