@@ -114,7 +114,7 @@ def give_back(ray: ModuleType, actors: Sequence[Any]) -> None:
     for actor in actors:
         try:
             ray.get(actor.clear.remote())
-        except ray.exceptions.RayActorError:
+        except ray.exceptions.RayError:  # dead, or its system failed to close: not reused
             continue
         _POOL["idle"].append(actor)
 
@@ -276,7 +276,16 @@ class Pipeline:
 
     # ------------------------------------------------------------------ internals
     def _setup(self, indices: Sequence[int]) -> None:
-        refs = {i: self.actors[i].setup.remote(self.specs[i]) for i in indices}
+        refs = {}
+        for i in indices:
+            try:
+                refs[i] = self.actors[i].setup.remote(self.specs[i])
+            except TypeError as exc:  # Ray could not serialize the spec
+                cause = exc.__cause__ if exc.__cause__ is not None else exc
+                raise PipelineError(
+                    f"block {i}'s system factory, rule objective or block cannot be sent to its "
+                    f"actor ({_reason(cause)}): build them from picklable objects"
+                ) from None
         for i, ref in refs.items():
             try:
                 self.hosts[i] = self.get(i, ref)
