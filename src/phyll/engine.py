@@ -282,11 +282,11 @@ class Engine:
         meter = self.meters["training"]
         while progress["step"] < self.steps_per_epoch:
             idx = order[progress["step"] * self.batch_size :][: self.batch_size]
-            with meter.measure():
-                x = self.splits.x_train[idx]
+            x, y = self.splits.x_train[idx], self.splits.y_train[idx]
+            with meter.measure(self.rule.step_signature(x, y)):
                 if self.augment is not None:
                     x = self.augment(x)
-                loss = self.rule.train_step(x, self.splits.y_train[idx])
+                loss = self.rule.train_step(x, y)
             progress["losses"].append(loss)
             progress["step"] += 1
             self.global_step += 1
@@ -301,7 +301,7 @@ class Engine:
         x, y = self.splits.get(split)
         if subset is not None:
             x, y = x[subset.to(x.device)], y[subset.to(y.device)]
-        with self.meters["evaluation"].measure():
+        with self.meters["evaluation"].measure(("accuracy", tuple(x.shape), x.dtype)):
             return accuracy(self.rule, x, y)
 
     def evaluate_epoch(self) -> dict[str, float | None]:

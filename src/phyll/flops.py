@@ -154,6 +154,7 @@ warning by the ``phyll.flops`` logger.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable
@@ -163,11 +164,22 @@ import torch
 from torch import Tensor
 from torch._ops import OpOverload
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import flop_registry
 
 __all__ = ["FlopCounter", "count_flops"]
 
 _log = logging.getLogger(__name__)
+
+
+@functools.cache
+def _torch_registry() -> dict[Any, Callable[..., int]]:
+    """torch's matrix-class formulas, imported when the first operator is classified:
+    :mod:`torch.utils.flop_counter` pulls in much of torch's compiler stack (about a second),
+    which a process that never counts (``phyll --help``, a lab's ``phyll serve``) should not
+    pay."""
+    from torch.utils.flop_counter import flop_registry
+
+    return flop_registry
+
 
 #: A formula: (args, kwargs, output of the call) -> FLOPs.
 Rule = Callable[[tuple[Any, ...], dict[str, Any], Any], int]
@@ -861,7 +873,7 @@ _LINALG = {"geqrf", "orgqr", "triangular_solve", "cholesky", "cholesky_solve", "
 def _work_kind(op: OpOverload) -> str:
     """Which of :data:`KINDS` an operator's work is."""
     name = op._opname
-    if getattr(torch.ops.aten, name.rstrip("_"), None) in flop_registry:
+    if getattr(torch.ops.aten, name.rstrip("_"), None) in _torch_registry():
         return "matmul"
     if name.startswith("_fft"):
         return "fft"
@@ -902,8 +914,8 @@ def _classify(op: OpOverload) -> Rule:
     if base in _RULE_BY_NAME:
         return _RULE_BY_NAME[base]
     packet = getattr(torch.ops.aten, base, None)
-    if packet in flop_registry:
-        return _torch_formula(flop_registry[packet])
+    if packet in _torch_registry():
+        return _torch_formula(_torch_registry()[packet])
     if _has_decomposition(op):
         return _decompose
     tags = op.tags

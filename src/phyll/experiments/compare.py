@@ -37,8 +37,6 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
-
 from phyll.errors import ConfigError
 from phyll.experiments.arguments import (
     ListAction,
@@ -51,7 +49,7 @@ from phyll.experiments.arguments import (
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.run_folder import RunFolder, RunFolderError, output_folder
 from phyll.experiments.train import check_configs, train
-from phyll.plotting import Target, accuracy_axis, epoch_axis, mark_selected, save
+from phyll.plotting import Target, accuracy_axis, epoch_axis, mark_selected, pyplot, save
 from phyll.registry import RULES
 
 DEFAULT_RULES = ("phyll", "ff", "pat", "backprop-ideal", "backprop-transfer")
@@ -289,6 +287,7 @@ def plot_comparison_figure(
 ) -> None:
     """One of :data:`FIGURES`: validation accuracy per entry, mean ± std band over seeds (no
     band for one seed), chance and each seed's selected epoch (a star on the mean curve)."""
+    plt = pyplot()
     x_key, label, log = FIGURES[name]
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     plotted: list[float] = []

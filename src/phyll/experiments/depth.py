@@ -19,8 +19,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
-
 from phyll.engine import TrainingError
 from phyll.errors import ConfigError
 from phyll.experiments.arguments import (
@@ -35,7 +33,7 @@ from phyll.experiments.arguments import (
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.run_folder import RunFolder, RunFolderError, output_folder
 from phyll.experiments.train import check_configs, resume, train
-from phyll.plotting import Target, accuracy_axis, epoch_axis, save
+from phyll.plotting import Target, accuracy_axis, epoch_axis, pyplot, save
 
 PLOTTED = ("test_accuracy", "val_accuracy")
 CONFIG_FILE = "depth_config.json"
@@ -116,6 +114,7 @@ def _one_run(
 
 def plot_depth(result: dict[str, Any], target: Target) -> None:
     """Accuracy against the number of blocks (mean over seeds, min–max bars), with chance."""
+    plt = pyplot()
     depths = result["depths"]
     fig, ax = plt.subplots(figsize=(6, 4))
     plotted: list[float] = []

@@ -39,8 +39,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
-
 from phyll.errors import ConfigError
 from phyll.experiments.arguments import (
     ListAction,
@@ -51,7 +49,7 @@ from phyll.experiments.arguments import (
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.run_folder import RunFolder, RunFolderError, output_folder
 from phyll.experiments.train import check_configs, resume, train
-from phyll.plotting import Target, accuracy_axis, epoch_axis, mark_selected, save
+from phyll.plotting import Target, accuracy_axis, epoch_axis, mark_selected, pyplot, save
 from phyll.registry import RULES, system_factory
 
 SCENARIOS = ("none", "step", "drift")
@@ -261,6 +259,7 @@ def _plot_run(ax: Any, run: dict[str, Any], color: str, label: str, reference: b
 def plot_robustness(report: dict[str, Any], target: Target) -> None:
     """Test accuracy vs epoch per rule: one panel per changing scenario, reference dashed,
     chance and each run's selected epoch marked."""
+    plt = pyplot()
     config = report["config"]
     panels = [s for s in config["scenarios"] if s != "none"] or ["none"]
     runs_of = list(report["results"].values())

@@ -13,10 +13,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
-
-import phyll.plotting  # noqa: F401  (selects the Agg backend before pyplot is used)
 from phyll.atomic import atomic_write_bytes
+from phyll.plotting import pyplot
 
 FORMAT = "phyll-sweep/1"
 #: summary keys copied into every finished trial's entry
@@ -119,6 +117,7 @@ def write_table(record: dict[str, Any], path: Path) -> None:
 def plot_sweep(record: dict[str, Any], path: Path) -> None:
     """``sweep.png``: test and validation accuracy against each swept parameter (one panel
     each; a log axis for loguniform or positive grids spanning ≥ 10×; strings as categories)."""
+    plt = pyplot()
     names = list(record["space"]) or ["trial"]
     fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.6), squeeze=False)
     done = [t for t in record["trials"] if t["status"] == "done"]

@@ -13,12 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import matplotlib.pyplot as plt
-
 from phyll.experiments.compare import FIGURES, comparison_title, plot_comparison_figure
 from phyll.experiments.depth import plot_depth
 from phyll.experiments.robustness import plot_robustness
-from phyll.plotting import Target, accuracy_axis, plot_learning_curve, save
+from phyll.plotting import Target, accuracy_axis, plot_learning_curve, pyplot, save
 from phyll.report.load import Experiment, Run
 
 
@@ -71,6 +69,7 @@ def _parameter_axis(ax: Any, spec: dict[str, Any], values: list[Any]) -> list[fl
 
 def plot_sweep(sweep: dict[str, Any], target: Target, chance: float | None) -> None:
     """Test and validation accuracy of every finished trial against each swept parameter."""
+    plt = pyplot()
     space = sweep.get("space") or {}
     names = list(space) or ["(none)"]
     done = [t for t in sweep.get("trials", []) if t.get("status") == "done"]
