@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from phyll.data import dataset_catalogue
-from phyll.errors import UserError
+from phyll.errors import ConfigError, UserError
 from phyll.experiments import compare, depth, predict, robustness, sweep
 from phyll.experiments.arguments import (
     add_experiment_arguments,
@@ -32,6 +32,7 @@ from phyll.experiments.arguments import (
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.run_folder import RunFolder, output_folder
 from phyll.experiments.train import resume, train
+from phyll.machine import process_start, use_threads
 from phyll.params import describe_params
 from phyll.registry import RULES, SYSTEMS
 from phyll.remote import command as remote_command
@@ -42,18 +43,30 @@ from phyll.systems.faults import FAULTS
 def command_train(args: argparse.Namespace) -> int:
     tracking = tracking_of(args)
     if args.resume:
+        refuse_options_beside_resume(args)
         out = Path(args.resume)
         recorded = RunFolder(out).read_json(out / "config.json") if tracking else {}
         config = {k: v for k, v in recorded.items() if k not in ("format", "resolved")}
         callbacks = tracking.callbacks(out, config) if tracking else []
-        summary = resume(out, progress=not args.quiet, callbacks=callbacks)
+        summary = resume(
+            out,
+            progress=not args.quiet,
+            callbacks=callbacks,
+            started=process_start(),
+            epochs=args.epochs,
+        )
     else:
         config = config_from_args(args)
         out = Path(args.out) if args.out else _default_out(config)
         callbacks = tracking.callbacks(out, config.to_dict()) if tracking else []
         with nullcontext() if args.out else output_folder(out.parent):  # runs/ when defaulted
             summary = train(
-                config, out, progress=not args.quiet, overwrite=args.overwrite, callbacks=callbacks
+                config,
+                out,
+                progress=not args.quiet,
+                overwrite=args.overwrite,
+                callbacks=callbacks,
+                started=process_start(),
             )
     print(
         f"test accuracy {summary['test_accuracy']:.3f} (chance {summary['chance_accuracy']:.3f}, "
@@ -65,6 +78,23 @@ def command_train(args: argparse.Namespace) -> int:
     )
     print(f"run folder: {out}")
     return 0
+
+
+#: what ``phyll train --resume`` accepts beside it: how long to train, and how to run (the rest
+#: of the configuration is the run's own)
+RESUME_OPTIONS = ("--resume", "--epochs", "--quiet", "--threads", "--track", "--track-uri",
+                  "--track-experiment")  # fmt: skip
+
+
+def refuse_options_beside_resume(args: argparse.Namespace) -> None:
+    """One line when ``--resume`` comes with an option that would change the run."""
+    given = [token.split("=", 1)[0] for token in args.argv if token.startswith("-")]
+    extra = [option for option in given if option not in RESUME_OPTIONS]
+    if extra:
+        raise ConfigError(
+            f"--resume continues the run with its recorded configuration: {', '.join(extra)} "
+            f"cannot be changed (only {', '.join(RESUME_OPTIONS[1:])} may be given)"
+        )
 
 
 def _default_out(config: TrainConfig) -> Path:
@@ -116,8 +146,8 @@ def register_train(sub: Subparsers) -> None:
         "--resume",
         metavar="RUN_DIR",
         default=None,
-        help="continue the run in RUN_DIR from its last checkpoint (other options but --track "
-        "ignored)",
+        help="continue the run in RUN_DIR from its last checkpoint with its recorded "
+        "configuration; --epochs N trains it to N epochs in total (a finished run trains on)",
     )
     p.add_argument(
         "--record",
@@ -173,8 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     try:
+        if hasattr(args, "threads"):
+            use_threads(args.threads)
         return args.func(args)
     except UserError as exc:
         print(f"phyll: error: {' '.join(str(exc).split())}", file=sys.stderr)

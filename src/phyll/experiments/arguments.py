@@ -330,6 +330,18 @@ def add_run_arguments(p: argparse.ArgumentParser, what: str) -> None:
         "Ctrl-C/SIGTERM always checkpoint (default: %(default)s)",
     )
     g.add_argument("--quiet", action="store_true", help="no progress output")
+    add_threads_argument(p)
+
+
+def add_threads_argument(p: argparse.ArgumentParser) -> None:
+    """``--threads N|auto``: torch's thread count (applied by the command line's main)."""
+    p.add_argument(
+        "--threads",
+        default="auto",
+        metavar="N|auto",
+        help="torch threads; auto: the cores the load average leaves idle, at least 1, so a "
+        "busy machine is not oversubscribed (default: %(default)s)",
+    )
 
 
 def add_track_arguments(p: argparse.ArgumentParser) -> None:

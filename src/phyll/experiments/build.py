@@ -154,21 +154,44 @@ class LearningRateSchedule(Callback):
     """Cosine decay of every optimizer's learning rate over the epochs (Loshchilov & Hutter,
     ICLR 2017, without restarts): epoch ``e`` of ``E`` (from 0) trains at
     ``lr · ½(1 + cos(π e / E))``. A function of the epoch alone, so a resumed run continues
-    the same schedule."""
+    the same schedule.
+
+    A run trained longer than planned (``phyll train --resume DIR --epochs N``) continues from
+    the rate it reached: from the last epoch trained, at its rate ``s``, the scale decays by
+    a new cosine from ``s`` to 0 at epoch ``N`` (a *segment*; the state holds them all). A
+    finished run's last rate is near 0, so its extra epochs train at small rates: to train
+    longer at full rate, start a run with more epochs.
+    """
+
+    key = "lr_schedule"
 
     def __init__(self, kind: str, epochs: int) -> None:
         if kind != "cosine":
             raise ConfigError(f"unknown learning-rate schedule {kind!r}")
-        self.epochs = epochs
+        #: (anchor epoch, scale at the anchor, last epoch): cosine from the scale to 0
+        self.segments: list[tuple[int, float, int]] = [(0, 1.0, epochs)]
 
     def scale(self, epoch: int) -> float:
-        return 0.5 * (1.0 + math.cos(math.pi * epoch / self.epochs))
+        anchor, start, end = next(s for s in reversed(self.segments) if s[0] <= epoch)
+        return start * 0.5 * (1.0 + math.cos(math.pi * (epoch - anchor) / (end - anchor)))
 
     def on_fit_start(self, engine: Engine) -> None:
+        if self.segments[-1][2] != engine.epochs:  # trained to another total than planned
+            if engine.epoch == 0:
+                self.segments = [(0, 1.0, engine.epochs)]
+            else:
+                last = engine.epoch - 1  # the last epoch trained, at the rate reached
+                self.segments.append((last, self.scale(last), engine.epochs))
         engine.rule.scale_learning_rate(self.scale(engine.epoch))
 
     def on_epoch_start(self, engine: Engine) -> None:
         engine.rule.scale_learning_rate(self.scale(engine.epoch))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"segments": [list(s) for s in self.segments]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.segments = [(int(a), float(s), int(e)) for a, s, e in state["segments"]]
 
 
 def resolve_device(name: str) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from phyll.experiments.build import Experiment, SystemFactory, build_experiment
 from phyll.experiments.config import FORMAT, TrainConfig
 from phyll.experiments.run_callbacks import RunFolderWriter, SummaryInfo
 from phyll.experiments.run_folder import RunFolder, RunFolderError
+from phyll.machine import load_average, machine_info
 from phyll.systems.recording import record_systems
 
 PYTHON = "python:"
@@ -51,6 +53,7 @@ def train(
     progress: bool = True,
     overwrite: bool = False,
     callbacks: Sequence[Callback] = (),
+    started: float | None = None,
 ) -> dict[str, Any]:
     """Train one run from ``config``; write the run folder ``out`` if given; return the summary.
 
@@ -58,16 +61,19 @@ def train(
     ``system_factory(block, n_inputs, n_outputs)`` builds each block's physical system instead
     of ``config.system``. ``callbacks`` are extra engine callbacks (experiment tracking, a
     sweep's reporter), called after the run folder's. Everything is built and checked before
-    the folder is created.
+    the folder is created. ``started`` (:func:`time.perf_counter`; default: now) is when the
+    run's work began: the command line passes the process's start, so that the summary's
+    ``wall_time_s`` covers the imports too (``startup_s``).
     """
+    started = time.perf_counter() if started is None else started
     exp = build_experiment(config, dataset=dataset, system_factory=system_factory)
     recorded = recorded_config(config, exp, dataset is not None, system_factory is not None)
     if out is None:
-        return run(exp, recorded, None, progress=progress, callbacks=callbacks)
+        return run(exp, recorded, None, progress=progress, callbacks=callbacks, started=started)
     folder = RunFolder(out)
     folder.create(overwrite=overwrite)  # locked; an old run stays until the first checkpoint
     try:
-        return run(exp, recorded, folder, progress=progress, callbacks=callbacks)
+        return run(exp, recorded, folder, progress=progress, callbacks=callbacks, started=started)
     finally:
         folder.close()
 
@@ -86,12 +92,18 @@ def resume(
     system_factory: SystemFactory | None = None,
     progress: bool = True,
     callbacks: Sequence[Callback] = (),
+    started: float | None = None,
+    epochs: int | None = None,
 ) -> dict[str, Any]:
     """Continue the run in ``out`` from its last checkpoint (same configuration and seed).
+
+    ``epochs``: train to this many epochs in total instead of the recorded number; a finished
+    run then trains on from its last epoch (:meth:`~phyll.engine.Engine.extend`).
 
     Runs made with Python objects need them again (``dataset``, ``system_factory``);
     ``callbacks`` as for :func:`train` (a keyed one gets its checkpointed state back).
     """
+    started = time.perf_counter() if started is None else started
     folder = RunFolder(out)
     if not folder.path.is_dir():
         raise RunFolderError(f"cannot resume {folder.path}: no such folder")
@@ -100,6 +112,8 @@ def resume(
     if not isinstance(state.get("config"), dict):
         raise RunFolderError(f"{folder.checkpoint_file} is not a phyll checkpoint (no config)")
     config = TrainConfig.from_dict(state["config"])
+    if epochs is not None:
+        config = dataclasses.replace(config, epochs=epochs)
     folder.read_metrics()  # a corrupt line stops here, before anything is built
     for what, given, option in (
         ("dataset", dataset, "dataset"),
@@ -132,7 +146,15 @@ def resume(
         )
     folder.acquire()
     try:
-        return run(exp, config, folder, progress=progress, state=state, callbacks=callbacks)
+        return run(
+            exp,
+            config,
+            folder,
+            progress=progress,
+            state=state,
+            callbacks=callbacks,
+            started=started,
+        )
     finally:
         folder.close()
 
@@ -145,10 +167,13 @@ def run(
     progress: bool = True,
     state: dict[str, Any] | None = None,
     callbacks: Sequence[Callback] = (),
+    started: float | None = None,
 ) -> dict[str, Any]:
     """Assemble the engine for ``exp`` (run-folder callbacks if ``folder``, then
     ``callbacks``) and fit it."""
-    chain: list[Callback] = [*exp.callbacks, SummaryInfo(lambda: run_info(config, exp))]
+    load_at_start = load_average()
+    info = SummaryInfo(lambda: {**run_info(config, exp), "load_average_start": load_at_start})
+    chain: list[Callback] = [*exp.callbacks, info]
     writer = None
     if folder is not None:
         recorders = record_systems(exp.systems, folder.records_dir) if config.record else []
@@ -180,6 +205,7 @@ def run(
         ),
         callbacks=chain,
         augment=exp.augment,
+        started=started,
     )
     if state is not None:
         try:
@@ -190,6 +216,13 @@ def run(
             raise RunFolderError(
                 f"{where} does not fit this run ({type(exc).__name__}: {reason})"
             ) from None
+        planned = int(state["config"]["epochs"])
+        if config.epochs != planned:  # trained longer (or shorter) than recorded
+            engine.epochs = planned
+            engine.extend(config.epochs)
+            if folder is not None:
+                record = folder.read_json(folder.config_file)
+                folder.write_json(folder.config_file, {**record, "epochs": config.epochs})
     try:
         return engine.fit()
     except TrainingInterrupted as exc:
@@ -278,4 +311,5 @@ def run_info(config: TrainConfig, exp: Experiment) -> dict[str, Any]:
         "class_names": list(exp.dataset.class_names),
         "systems": [s.describe() for s in exp.systems],
         "rule_details": exp.rule.describe(),
+        **machine_info(),
     }
