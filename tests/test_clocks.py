@@ -54,3 +54,10 @@ def test_auto_threads_take_the_idle_cores(monkeypatch):
 def test_the_process_started_before_now():
     age = time.perf_counter() - machine.process_start()
     assert 0 < age < 24 * 3600
+
+
+def test_chance_is_the_majority_class_rate_of_the_test_split():
+    from phyll.experiments.train import chance_accuracy
+
+    assert chance_accuracy(torch.tensor([0, 1, 1, 1, 2])) == pytest.approx(0.6)
+    assert chance_accuracy(torch.tensor([], dtype=torch.long)) is None

@@ -336,7 +336,10 @@ class Engine:
             self.continuation = copy.deepcopy(self.state_dict())
             if self.best_weights is not None:
                 self.model.load_state_dict(self.best_weights)
+            before = self.meters["evaluation"].snapshot()
             self.final = {"test_accuracy": self.evaluate("test")}
+            tested = self.meters["evaluation"].snapshot() - before
+            self.final.update(per_inference(tested, len(self.splits.y_test)))
         elif self.best_weights is not None:
             self.model.load_state_dict(self.best_weights)
         return self.summary()
@@ -424,6 +427,9 @@ class Engine:
         final = self.final or {}
         return {
             "test_accuracy": final.get("test_accuracy"),
+            "digital_flops_per_inference": final.get("digital_flops_per_inference"),
+            "physical_queries_per_inference": final.get("physical_queries_per_inference"),
+            "digital_parameters": sum(p.numel() for p in self.model.parameters()),
             "val_accuracy": best.get("val_accuracy"),
             "train_accuracy": best.get("train_accuracy"),
             "best_epoch": self.best["epoch"],
@@ -525,6 +531,18 @@ def costs_dict(costs: dict[str, Costs], totals: bool = False) -> dict[str, Any]:
             total = total + c
         out.update(total.as_dict())
     return out
+
+
+def per_inference(test: Costs, n_samples: int) -> dict[str, float | None]:
+    """What predicting one sample costs, from the final test's costs over ``n_samples``
+    (the prediction included: e.g. every candidate label's pass for a goodness prediction):
+    the figures a cost-accuracy frontier compares."""
+    if n_samples == 0:
+        return {"digital_flops_per_inference": None, "physical_queries_per_inference": None}
+    return {
+        "digital_flops_per_inference": round(test.digital_flops / n_samples),
+        "physical_queries_per_inference": test.physical_queries / n_samples,
+    }
 
 
 def whole_run_costs(costs: dict[str, Costs], clocks: dict[str, float]) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """Figures of runs (matplotlib, Agg backend: no screen needed). Each plots JSON it is given.
 
 Every figure is written as a PNG to a path or an open binary file (the HTML report embeds
-them) and follows one convention: an accuracy axis is zoomed to the data, with chance
-(1 / classes) drawn where it lies near the data and named in the legend where it lies far below
-(:func:`accuracy_axis`); an epoch axis has integer ticks; every panel has a title.
+them) and follows one convention: an accuracy axis is zoomed to the data, with chance (the
+majority class's share of the test split) drawn where it lies near the data and named in the
+legend where it lies far below (:func:`accuracy_axis`); an epoch axis has integer ticks; every
+panel has a title.
 """
 
 from __future__ import annotations

@@ -23,7 +23,10 @@ runs' instrumentation.
 Entries are rule names (``phyll list``) plus ``phyll-nophysics``: PhyLL on the same network with
 the physical measurement removed (the honesty ablation), ``phyll-readout``: PhyLL
 predicting with its one-pass linear readout instead of goodness over every label, and the
-controls (``VARIANTS``): ``random-features``, ``linear``, ``mlp``, and for unsupervised PhyLL
+controls (``VARIANTS``): ``random-features``, ``linear`` (its own epoch budget, at least
+:data:`LINEAR_MIN_EPOCHS`, best validation epoch kept), ``mlp``, ``mlp-matched`` (a digital MLP
+whose digital FLOPs per inference equal PhyLL's, :mod:`phyll.experiments.matched`), and for
+unsupervised PhyLL
 ``phyll-unsup-nophysics`` and ``phyll-unsup-random-features``.
 """
 
@@ -47,6 +50,7 @@ from phyll.experiments.arguments import (
     seeds_of,
 )
 from phyll.experiments.config import TrainConfig
+from phyll.experiments.matched import matched_mlp_width, mlp_config
 from phyll.experiments.run_folder import RunFolder, RunFolderError, output_folder
 from phyll.experiments.train import check_configs, train
 from phyll.plotting import Target, accuracy_axis, epoch_axis, mark_selected, pyplot, save
@@ -62,6 +66,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "random-features": ("phyll", {"system": "random-features", "system_params": {}}),
     "linear": ("linear", {"use_physics": False}),
     "mlp": ("backprop-ideal", {"use_physics": False}),
+    # a digital MLP whose digital FLOPs per inference equal PhyLL's (width solved: matched.py)
+    "mlp-matched": ("backprop-ideal", {"use_physics": False}),
     # the same controls for unsupervised PhyLL (its readout included)
     "phyll-unsup-nophysics": ("phyll-unsup", {"use_physics": False}),
     "phyll-unsup-random-features": (
@@ -91,8 +97,23 @@ PHASE_SUFFIXES = ("", "_setup", "_training", "_evaluation")
 TO_TARGET = ("digital_flops", "wall_time_s", "projected_time_s", "physical_queries")
 
 
-def entry_config(entry: str, base: TrainConfig, seed: int) -> TrainConfig:
-    """The run config of one compare entry and seed."""
+#: the linear control trains at least this many epochs (the best validation epoch is kept):
+#: logistic regression is cheap, and a PNN's short schedule must not starve it
+LINEAR_MIN_EPOCHS = 100
+
+
+def entry_config(
+    entry: str, base: TrainConfig, seed: int, matched_width: int | None = None
+) -> TrainConfig:
+    """The run config of one compare entry and seed (``matched_width``: the hidden width of
+    ``mlp-matched``, from :func:`~phyll.experiments.matched.matched_mlp_width`)."""
+    if entry == "mlp-matched":
+        if matched_width is None:
+            raise ConfigError("mlp-matched needs its width: matched_mlp_width(base)")
+        return mlp_config(dataclasses.replace(base, seed=seed), matched_width)
+    if entry == "linear":
+        epochs = max(base.epochs or 0, LINEAR_MIN_EPOCHS)
+        return dataclasses.replace(base, rule="linear", seed=seed, use_physics=False, epochs=epochs)
     if entry in VARIANTS:
         rule, overrides = VARIANTS[entry]
     elif entry in RULES:
@@ -163,6 +184,10 @@ def aggregate(runs: list[dict[str, Any]], target: float) -> dict[str, Any]:
         out[name], out[f"{name}_std"] = _mean_std([c[key] for c in reached])
     out["epochs"] = runs[0]["summary"]["epochs"]
     out["model_free"] = runs[0]["summary"]["model_free"]
+    first = runs[0]["summary"]
+    for key in ("digital_flops_per_inference", "physical_queries_per_inference",
+                "digital_parameters", "width", "blocks"):  # fmt: skip
+        out[key] = first.get(key)  # the same for every seed: the architecture's
     details = runs[0]["summary"].get("rule_details") or {}
     if "twin_heldout_rel_mse" in details:
         out["twin_heldout_rel_mse"] = [
@@ -338,7 +363,12 @@ def compare(
         raise RunFolderError(f"cannot create {folder}: its parent folder does not exist")
     if (folder / "summary.json").exists() and not overwrite:
         raise RunFolderError(f"{folder} already holds a comparison: pass --overwrite")
-    configs = {e: [entry_config(e, base, s) for s in seeds] for e in entries}  # validate first
+    known = {*RULES, *VARIANTS}
+    unknown = [e for e in entries if e not in known]
+    if unknown:  # before the matched width is solved, which builds models
+        entry_config(unknown[0], base, seeds[0])
+    width = matched_mlp_width(base)[0] if "mlp-matched" in entries else None
+    configs = {e: [entry_config(e, base, s, width) for s in seeds] for e in entries}
     check_configs(c[0] for c in configs.values())
     with output_folder(folder / "runs"):
         results: dict[str, list[dict[str, Any]]] = {}
@@ -420,7 +450,9 @@ def register(sub: Any) -> None:
         help="rules to compare, comma-separated; also the variants phyll-nophysics (honesty "
         "ablation), phyll-readout, and the controls random-features (a digital random map "
         "|xR|² in place of every system), linear (logistic regression on the inputs), mlp "
-        "(a digital MLP of the same widths); phyll-unsup-nophysics and "
+        "(a digital MLP of the same widths), mlp-matched (a digital MLP whose digital FLOPs per "
+        "inference equal PhyLL's, its width solved), linear with at least "
+        f"{LINEAR_MIN_EPOCHS} epochs; phyll-unsup-nophysics and "
         "phyll-unsup-random-features for phyll-unsup "
         f"(default: {','.join(DEFAULT_RULES)})",
     )

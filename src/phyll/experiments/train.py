@@ -21,6 +21,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from phyll.data import Dataset, provenance_changes
 from phyll.engine import (
     Callback,
@@ -295,10 +297,18 @@ def config_record(config: TrainConfig, exp: Experiment) -> dict[str, Any]:
     }
 
 
+def chance_accuracy(labels: torch.Tensor) -> float | None:
+    """The accuracy of always answering the most frequent class of ``labels`` (the test
+    split): what a model must beat (1 / classes only on balanced data)."""
+    if len(labels) == 0:
+        return None
+    return int(torch.bincount(labels.long().cpu()).max()) / len(labels)
+
+
 def run_info(config: TrainConfig, exp: Experiment) -> dict[str, Any]:
     """The descriptive keys of a run's summary (read at the end: e.g. PAT's twin fit)."""
     return {
-        "chance_accuracy": 1.0 / exp.dataset.n_classes,
+        "chance_accuracy": chance_accuracy(exp.splits.y_test),
         "dataset": config.dataset,
         "system": config.system,
         "rule": config.rule,
