@@ -32,7 +32,7 @@ from phyll.experiments.arguments import (
 )
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.run_folder import RunFolder, RunFolderError, output_folder
-from phyll.experiments.train import check_configs, resume, train
+from phyll.experiments.train import check_configs, train, train_or_resume
 from phyll.plotting import Target, accuracy_axis, epoch_axis, pyplot, save
 
 PLOTTED = ("test_accuracy", "val_accuracy")
@@ -87,10 +87,8 @@ def _one_run(
 ) -> dict[str, Any]:
     record: dict[str, Any] = {"blocks": config.blocks, "seed": config.seed, "run": str(folder.path)}
     try:
-        if reuse and folder.summary_file.exists():
-            summary = folder.read_json(folder.summary_file)
-        elif reuse and folder.checkpoint_file.exists():
-            summary = resume(folder.path, progress=progress)
+        if reuse:
+            summary = train_or_resume(config, folder.path, progress=progress)
         else:
             summary = train(config, folder.path, progress=progress, overwrite=overwrite)
     except TrainingError as exc:

@@ -48,7 +48,7 @@ from phyll.experiments.arguments import (
 )
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.run_folder import RunFolder, RunFolderError, output_folder
-from phyll.experiments.train import check_configs, resume, train
+from phyll.experiments.train import check_configs, train, train_or_resume
 from phyll.plotting import Target, accuracy_axis, epoch_axis, mark_selected, pyplot, save
 from phyll.registry import RULES, system_factory
 
@@ -128,10 +128,8 @@ def run_scenario(
 ) -> dict[str, Any]:
     """Train (or, with ``reuse``, keep or resume) one run; return its curve and finals."""
     run = RunFolder(folder)
-    if reuse and run.summary_file.exists():
-        summary = run.read_json(run.summary_file)
-    elif reuse and run.checkpoint_file.exists():
-        summary = resume(folder, progress=progress)
+    if reuse:
+        summary = train_or_resume(config, folder, progress=progress)
     else:
         summary = train(config, folder, progress=progress, overwrite=overwrite)
     curve = [

@@ -61,7 +61,7 @@ from phyll.experiments.sweep_outputs import (
 from phyll.experiments.sweep_space import Axis, SpaceError, apply, grid_points, parse_space
 from phyll.experiments.sweep_space import values_of as recorded_values
 from phyll.experiments.tracking import Tracking
-from phyll.experiments.train import check_configs, resume, train
+from phyll.experiments.train import check_configs, train_or_resume
 from phyll.registry import RULES
 
 CONFIG_FILE = "sweep_config.json"
@@ -191,14 +191,9 @@ def run_trial(
 ) -> dict[str, Any]:
     """One trial as an ordinary phyll run in ``folder``: its summary if finished, else resumed
     from its checkpoint, else trained from the start."""
-    run = RunFolder(folder)
-    if run.summary_file.exists():
-        return run.read_json(run.summary_file)
     config = apply(base, axes, params)
     chain = tracking.callbacks(folder, config.to_dict()) if tracking else []
-    if run.checkpoint_file.exists():
-        return resume(folder, progress=False, callbacks=chain)
-    return train(config, folder, progress=False, callbacks=chain)
+    return train_or_resume(config, folder, progress=False, callbacks=chain)
 
 
 def sweep_trial(config: dict[str, Any], job: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -43,7 +44,14 @@ from phyll.systems.recording import record_systems
 
 PYTHON = "python:"
 
-__all__ = ["TrainingError", "TrainingInterrupted", "check_configs", "resume", "train"]
+__all__ = [
+    "TrainingError",
+    "TrainingInterrupted",
+    "check_configs",
+    "resume",
+    "train",
+    "train_or_resume",
+]
 
 
 def train(
@@ -78,6 +86,34 @@ def train(
         return run(exp, recorded, folder, progress=progress, callbacks=callbacks, started=started)
     finally:
         folder.close()
+
+
+def train_or_resume(
+    config: TrainConfig,
+    out: str | Path,
+    *,
+    progress: bool = True,
+    callbacks: Sequence[Callback] = (),
+) -> dict[str, Any]:
+    """One run folder of an experiment that trains many (depth, robustness, sweep, frontier):
+    its summary when the run is finished, resumed from its checkpoint when it was interrupted,
+    else trained from the start. A folder holding a run of another configuration is refused:
+    an experiment never mixes in a stale run."""
+    folder = RunFolder(out)
+    if not (folder.summary_file.exists() or folder.checkpoint_file.exists()):
+        return train(config, out, progress=progress, callbacks=callbacks)
+    folder.check_is_run()
+    recorded = folder.read_json(folder.config_file)
+    wanted = json.loads(json.dumps(config.to_dict()))  # as recorded: tuples become lists
+    changed = sorted(k for k, v in wanted.items() if recorded.get(k, v) != v)
+    if changed:
+        raise RunFolderError(
+            f"{folder.path} holds a run of another configuration ({', '.join(changed)} "
+            "differ): remove it or write the experiment elsewhere"
+        )
+    if folder.summary_file.exists():
+        return folder.read_json(folder.summary_file)
+    return resume(out, progress=progress, callbacks=callbacks)
 
 
 def check_configs(configs: Iterable[TrainConfig]) -> None:
