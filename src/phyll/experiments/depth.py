@@ -28,14 +28,17 @@ from phyll.experiments.arguments import (
     add_experiment_arguments,
     add_run_arguments,
     add_seeds_arguments,
+    add_trust_argument,
     config_from_args,
     positive_int,
     seeds_of,
+    trust_of,
 )
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.run_folder import RunFolder, RunFolderError, output_folder
 from phyll.experiments.train import check_configs, resume, train
 from phyll.plotting import Target, accuracy_axis, epoch_axis, save
+from phyll.registry import check_recorded_names
 
 PLOTTED = ("test_accuracy", "val_accuracy")
 CONFIG_FILE = "depth_config.json"
@@ -91,8 +94,9 @@ def _one_run(
     try:
         if reuse and folder.summary_file.exists():
             summary = folder.read_json(folder.summary_file)
-        elif reuse and folder.checkpoint_file.exists():
-            summary = resume(folder.path, progress=progress)
+        elif reuse and folder.checkpoint_file.exists():  # the sweep's own names, no others
+            trusted = {config.system, config.rule}
+            summary = resume(folder.path, trust_code=trusted, progress=progress)
         else:
             summary = train(config, folder.path, progress=progress, overwrite=overwrite)
     except TrainingError as exc:
@@ -149,12 +153,14 @@ def command_depth(args: argparse.Namespace) -> int:
         if not (out / CONFIG_FILE).exists():
             raise RunFolderError(f"{out} holds no depth sweep ({CONFIG_FILE} missing)")
         recorded = RunFolder(out).read_json(out / CONFIG_FILE)
+        names = [recorded["config"].get(k) for k in ("system", "rule")]
+        check_recorded_names(*names, trust_of(args), str(out / CONFIG_FILE))
         config = TrainConfig.from_dict(recorded["config"])
         depths, seeds = recorded["depths"], recorded["seeds"]
     else:
-        out = Path(args.out) if args.out else Path("runs") / f"depth-{args.dataset}-{args.rule}"
         depths, seeds = args.blocks, seeds_of(args)
         config = config_from_args(args, blocks=depths[0], seed=seeds[0])
+        out = Path(args.out) if args.out else Path("runs") / f"depth-{args.dataset}-{config.rule}"
     result = run_depth_sweep(
         config,
         depths,
@@ -197,4 +203,5 @@ def register(sub: Any) -> None:
         help="continue the sweep in DIR with its recorded options: finished runs are kept, "
         "interrupted ones resume from their checkpoints",
     )
+    add_trust_argument(p, "sweep folder")
     p.set_defaults(func=command_depth)
