@@ -534,3 +534,22 @@ def test_resuming_against_a_different_device_is_refused(serve):
     with pytest.raises(RemoteSystemError, match=r"is not the device this run was trained on "
                                                 r"\(seed: 0 → 1\)"):  # fmt: skip
         other.load_state_dict(state)
+
+
+def test_a_client_adopts_the_served_devices_declared_costs(serve):
+    """Declared measurement time, power and calibration drives cross the wire; a device that
+    declares no time is timed by its round trips; blocks sharing a device share its key (its
+    calibration is counted once)."""
+    declared = CallableSystem(lambda d: d**2, 3, 3, power_w=0.5, measurement_time_s=2e-3)
+    declared.calibration_queries = 5
+    address = serve(declared).address
+    client = RemoteSystem(address, timeout_s=PATIENCE_S)
+    assert (client.measurement_time_s, client.power_w, client.calibration_queries) == (
+        2e-3,
+        0.5,
+        5,
+    )
+    assert client.device_time(10, 99.0) == pytest.approx(0.02)
+    assert RemoteSystem(address, timeout_s=PATIENCE_S).device_key == client.device_key
+    timed = RemoteSystem(serve(numpy_square_law(2, 2)).address, timeout_s=PATIENCE_S)
+    assert timed.measurement_time_s is None and timed.device_time(10, 0.3) == 0.3
