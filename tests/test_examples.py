@@ -53,6 +53,19 @@ def test_python_api_goes_from_arrays_to_predicted_names(tmp_path):
     assert "predicted: ['" in out and "setosa" in out and "test accuracy" in out
 
 
+def test_fixed_size_speaker_array_trains_with_no_size_flags_and_evaluates(tmp_path):
+    out = run_example("speaker_array.py", tmp_path, "--epochs", "3")
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (config["system"], config["width"], config["measurements"]) == (
+        "speaker_array:make",
+        20,
+        20,
+    )
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["test_accuracy"] > 2 * summary["chance_accuracy"]
+    assert "the run's own test split" in out
+
+
 @contextlib.contextmanager
 def phyll_serve(log: Path, *params: str) -> Iterator[str]:
     """`phyll serve` of the lab-instrument template in a subprocess, with ``--param``

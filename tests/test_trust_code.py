@@ -135,3 +135,24 @@ def test_the_same_system_given_again_is_consent(tmp_path, capsys):
         assert main(["train", "--resume", str(out), "--system", argv[2], "--quiet"]) == 0
     finally:
         sys.path.remove(str(ROOT))
+
+
+@pytest.mark.parametrize(
+    ("command", "record", "name"),
+    [
+        ("depth", {"config": {"system": "{m}:Device", "rule": "phyll"}, "depths": [1]},
+         "depth_config.json"),
+        ("robustness", {"train": {"system": "acoustic", "rule": "phyll"}, "rules": ["{m}:R"]},
+         "robustness_config.json"),
+        ("sweep", {"base_config": {"system": "acoustic", "rule": "phyll"},
+                   "params": ["rule=phyll, {m}:R"]}, "sweep_config.json"),
+    ],
+)  # fmt: skip
+def test_experiment_folders_resume_only_trusted_code(command, record, name, tmp_path, evil, capsys):
+    module, marker = evil
+    folder = tmp_path / "experiment"
+    folder.mkdir()
+    (folder / name).write_text(json.dumps(record).replace("{m}", module))
+    assert main([command, "--resume", str(folder)]) == 2
+    one_line_refusal(capsys, module)
+    assert not marker.exists() and module not in sys.modules

@@ -64,6 +64,9 @@ def test_a_users_fixed_size_device_trains_resumes_exactly_and_evaluates(
         assert main([*TRAIN, "--out", str(run), "--quiet"]) == 130
     assert 0 < len(metrics(run)) < 12 and not (run / "summary.json").exists()
     capsys.readouterr()
+    for argv in (["evaluate", str(run), "--dataset", "vowels7"], ["report", str(run)]):
+        assert main(argv) == 2  # unfinished: the hint is a command that will not refuse
+        assert f"phyll train --resume {run} --trust-code`" in capsys.readouterr().err
     assert main(["train", "--resume", str(run), "--quiet"]) == 2  # no consent, nothing built
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "module 'user_device'" in error and "--trust-code" in error
