@@ -123,8 +123,8 @@ def register_train(sub: Subparsers) -> None:
         "--resume",
         metavar="RUN_DIR",
         default=None,
-        help="continue the run in RUN_DIR from its last checkpoint (other options but --track "
-        "and --trust-code ignored)",
+        help="continue the run in RUN_DIR from its last checkpoint (other options are ignored "
+        "but --track, --trust-code and a --system MODULE:NAME given again, which trusts it)",
     )
     add_trust_argument(p)
     p.add_argument(
