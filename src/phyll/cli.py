@@ -4,8 +4,9 @@ experiment commands.
 Each command is a ``register(subparsers)`` function: the two core ones live here, experiment
 commands in their own modules (listed in :data:`COMMANDS`). Errors the user can fix
 (:class:`~phyll.errors.UserError`: unknown names, bad parameters, missing files, bad folders, a
-faulty physical system) are printed as one clear line and exit with status 2; anything else is
-a bug and keeps its traceback.
+faulty physical system, an exception raised by the user's own system code) are printed as one
+clear line and exit with status 2 (``--debug``, accepted by every command, prints the
+traceback first); anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from contextlib import nullcontext
 from importlib.metadata import version
@@ -26,15 +28,17 @@ from phyll.experiments.arguments import (
     add_experiment_arguments,
     add_run_arguments,
     add_track_arguments,
+    add_trust_argument,
     config_from_args,
     tracking_of,
+    trust_of,
 )
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.run_folder import RunFolder, output_folder
 from phyll.experiments.train import resume, train
 from phyll.machine import process_start, use_threads
 from phyll.params import describe_params
-from phyll.registry import RULES, SYSTEMS
+from phyll.registry import RULES, system_factory, system_names
 from phyll.remote import command as remote_command
 from phyll.report import command as report_command
 from phyll.systems.faults import FAULTS
@@ -50,6 +54,7 @@ def command_train(args: argparse.Namespace) -> int:
         callbacks = tracking.callbacks(out, config) if tracking else []
         summary = resume(
             out,
+            trust_code=trust_of(args),
             progress=not args.quiet,
             callbacks=callbacks,
             started=process_start(),
@@ -75,6 +80,7 @@ def command_train(args: argparse.Namespace) -> int:
         f"{summary['digital_flops']:,} digital FLOPs · {summary['wall_time_s']:.1f} s wall "
         f"({summary['simulation_time_s']:.1f} s simulating the physics) · projected with the "
         f"hardware: {summary['projected_time_s']:.1f} s"
+        + (" (device time measured per call)" if summary.get("device_time") == "measured" else "")
     )
     print(f"run folder: {out}")
     return 0
@@ -82,8 +88,10 @@ def command_train(args: argparse.Namespace) -> int:
 
 #: what ``phyll train --resume`` accepts beside it: how long to train, and how to run (the rest
 #: of the configuration is the run's own)
-RESUME_OPTIONS = ("--resume", "--epochs", "--quiet", "--threads", "--track", "--track-uri",
-                  "--track-experiment")  # fmt: skip
+RESUME_OPTIONS = (
+    "--resume", "--epochs", "--quiet", "--threads", "--track", "--track-uri",
+    "--track-experiment", "--trust-code", "--debug", "--system", "--rule",
+)  # fmt: skip
 
 
 def refuse_options_beside_resume(args: argparse.Namespace) -> None:
@@ -111,12 +119,12 @@ def command_list(args: argparse.Namespace) -> int:
             f"{row['n_classes']} classes"
         )  # fmt: skip
         print(f"  {row['name']:<14} {sizes:<46} {row['needs']:<9} {row['about']}")
-    print("systems: ", ", ".join(sorted(SYSTEMS)))
+    print("systems: ", ", ".join(system_names()))
     print("rules:   ", ", ".join(sorted(RULES)))
     print("faults:  ", ", ".join(sorted(FAULTS)))
     if args.params:
         groups: list[tuple[str, Any]] = [
-            *((f"system {n}", c) for n, c in sorted(SYSTEMS.items())),
+            *((f"system {n}", system_factory(n)) for n in system_names()),
             *((f"rule {n}", c) for n, c in sorted(RULES.items())),
             *((f"fault {n}", c) for n, c in sorted(FAULTS.items())),
         ]
@@ -147,8 +155,10 @@ def register_train(sub: Subparsers) -> None:
         metavar="RUN_DIR",
         default=None,
         help="continue the run in RUN_DIR from its last checkpoint with its recorded "
-        "configuration; --epochs N trains it to N epochs in total (a finished run trains on)",
+        "configuration; --epochs N trains it to N epochs in total (a finished run trains on); "
+        "a --system or --rule MODULE:NAME given again (or --trust-code) trusts its code",
     )
+    add_trust_argument(p)
     p.add_argument(
         "--record",
         action="store_true",
@@ -195,10 +205,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train deep physical neural networks without backpropagation (PhyLL).",
     )
     parser.add_argument("--version", action="version", version=f"phyll {version('phyll')}")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
     for register in COMMANDS:
         register(sub)
+    for command in sub.choices.values():  # also after the command: phyll train ... --debug
+        command.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP
+        )
     return parser
+
+
+DEBUG_HELP = "on an error, print its traceback before the one-line message"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -211,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
             use_threads(args.threads)
         return args.func(args)
     except UserError as exc:
+        if args.debug:
+            traceback.print_exc()
         print(f"phyll: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:

@@ -155,13 +155,16 @@ def accuracy(rule: LearningRule, x: Tensor, y: Tensor, batch: int = 512) -> floa
 
 
 def calibration_report(model: Model, rule: LearningRule) -> None:
-    """Report to the meters the calibration drives made by every physical system the run
-    drives (blocks that measure, with a rule that queries the hardware)."""
+    """Report to the meters the calibration drives made by every physical device the run
+    drives (blocks that measure, with a rule that queries the hardware), once per device
+    (one served device may serve every block)."""
     if not rule.drives_physics:
         return
+    seen = set()
     for system in (b.system for b in model.network.blocks if b.use_physics):
         n = system.calibration_queries
-        if n:
+        if n and system.device_key not in seen:
+            seen.add(system.device_key)
             offloaded = n * (system.emulation_flops_per_query or 0)
             report_queries(n, system.power_w, system.device_time(n, 0.0), offloaded)
 

@@ -2,8 +2,10 @@
 rule, splits and the experiment's own callbacks.
 
 Everything is built from objects or factories: a :class:`~phyll.data.Dataset` object (e.g.
-``phyll.data.from_arrays(x, y)``), a system factory ``(block, n_inputs, n_outputs) → system``,
-or, by default, what the registry names in the configuration (:mod:`phyll.registry`).
+``phyll.data.from_arrays(x, y)``), a system class or factory called as the contract says
+(:mod:`phyll.systems.contract`; the older ``(block, n_inputs, n_outputs)`` form still works),
+or, by default, what the registry names in the configuration (:mod:`phyll.registry`). A
+fixed-size device gets a network sized around it (:mod:`phyll.experiments.sizing`).
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ from phyll.data.augment import RandomShift
 from phyll.engine import Augmentation, Callback, Engine, Splits
 from phyll.errors import ConfigError
 from phyll.experiments.config import TrainConfig
+from phyll.experiments.sizing import build_systems, system_source
 from phyll.learning.base import LearningRule, model_for
 from phyll.network import Model, build_network
 from phyll.registry import make_system, rule_class
 from phyll.systems.base import PhysicalSystem
 from phyll.systems.faults import FAULTS, Drift, FaultWrapper, StepPerturbation
 
-SystemFactory = Callable[[int, int, int], PhysicalSystem]
+#: a system class or factory under the contract, or the older ``(block, n_in, n_out)`` form
+SystemFactory = Callable[..., PhysicalSystem]
 
 
 @dataclass
@@ -48,7 +52,7 @@ class Experiment:
         return self.model.systems
 
 
-def registry_systems(config: TrainConfig) -> SystemFactory:
+def registry_systems(config: TrainConfig) -> Callable[[int, int, int], PhysicalSystem]:
     """Block ``i``'s system: ``config.system`` with its parameters, seeded ``1000·seed + i``."""
 
     def factory(i: int, n_in: int, n_out: int) -> PhysicalSystem:
@@ -71,7 +75,8 @@ def build_experiment(
     system_factory: SystemFactory | None = None,
 ) -> Experiment:
     """Data, one physical system per block (wrapped in ``config.faults``), the model the rule
-    declares, the rule and the splits, all seeded from ``config.seed``."""
+    declares, the rule and the splits, all seeded from ``config.seed``. The experiment's
+    ``config`` has the sizes of a fixed-size device (what a run records)."""
     check_device(config.device)
     cls = rule_class(config.rule)
     params = cls.resolve_params(None, config.rule_params)
@@ -89,15 +94,12 @@ def build_experiment(
             "classification needs 2 or more"
         )
     device = torch.device(config.device)
-    factory = system_factory or registry_systems(config)
     spec = cls.model_spec(params)
     n_labels = dataset.n_classes if spec.label_channels else 0
     overlay = label_overlay(dataset, config) if n_labels else None
-    n_in = dataset.n_features + (0 if overlay else n_labels)
-    systems: list[PhysicalSystem] = []
-    for i in range(config.blocks):
-        systems.append(with_faults(factory(i, n_in, config.measurements), config, i))
-        n_in = config.width
+    source = system_source(config, system_factory)
+    built, config = build_systems(source, config, dataset, n_labels, overlay is not None)
+    systems = [with_faults(system, config, i) for i, system in enumerate(built)]
     network = build_network(
         systems,
         dataset.n_features,

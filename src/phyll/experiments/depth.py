@@ -26,14 +26,17 @@ from phyll.experiments.arguments import (
     add_experiment_arguments,
     add_run_arguments,
     add_seeds_arguments,
+    add_trust_argument,
     config_from_args,
     positive_int,
     seeds_of,
+    trust_of,
 )
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.run_folder import RunFolder, RunFolderError, output_folder
 from phyll.experiments.train import check_configs, train, train_or_resume
 from phyll.plotting import Target, accuracy_axis, epoch_axis, pyplot, save
+from phyll.registry import check_recorded_names
 
 PLOTTED = ("test_accuracy", "val_accuracy")
 CONFIG_FILE = "depth_config.json"
@@ -146,12 +149,14 @@ def command_depth(args: argparse.Namespace) -> int:
         if not (out / CONFIG_FILE).exists():
             raise RunFolderError(f"{out} holds no depth sweep ({CONFIG_FILE} missing)")
         recorded = RunFolder(out).read_json(out / CONFIG_FILE)
+        names = [recorded["config"].get(k) for k in ("system", "rule")]
+        check_recorded_names(*names, trust_of(args), str(out / CONFIG_FILE))
         config = TrainConfig.from_dict(recorded["config"])
         depths, seeds = recorded["depths"], recorded["seeds"]
     else:
-        out = Path(args.out) if args.out else Path("runs") / f"depth-{args.dataset}-{args.rule}"
         depths, seeds = args.blocks, seeds_of(args)
         config = config_from_args(args, blocks=depths[0], seed=seeds[0])
+        out = Path(args.out) if args.out else Path("runs") / f"depth-{args.dataset}-{config.rule}"
     result = run_depth_sweep(
         config,
         depths,
@@ -194,4 +199,5 @@ def register(sub: Any) -> None:
         help="continue the sweep in DIR with its recorded options: finished runs are kept, "
         "interrupted ones resume from their checkpoints",
     )
+    add_trust_argument(p, "sweep folder")
     p.set_defaults(func=command_depth)

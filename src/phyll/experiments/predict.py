@@ -9,8 +9,10 @@ features are already in [0, 1]), then drive the physics: predictions cost physic
 
 The data a run trained on is not reloaded: the network only needs the recorded description
 (feature and class names, scaling), so a run predicts after its CSV has moved. Systems built
-in Python (``config.system`` = ``"python:..."``) need their factory again
-(``system_factory=``, as for :func:`phyll.resume`).
+in Python without an import path (``config.system`` = ``"python:..."``) need their factory
+again (``system_factory=``, as for :func:`phyll.resume`); a recorded ``MODULE:NAME`` system or
+rule is imported only with ``trust_code=True`` (``--trust-code``): a run folder never runs code
+by itself.
 
 Commands: ``phyll predict RUN_DIR FILE.csv [--out preds.csv]`` and
 ``phyll evaluate RUN_DIR --dataset SPEC``.
@@ -34,17 +36,24 @@ from torch import Tensor
 
 from phyll.data import Dataset, load_dataset, read_feature_rows
 from phyll.errors import UserError
-from phyll.experiments.arguments import add_device_argument, dataset_argument
+from phyll.experiments.arguments import (
+    add_device_argument,
+    add_trust_argument,
+    dataset_argument,
+    trust_of,
+)
 from phyll.experiments.build import SystemFactory, build_experiment
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.run_folder import RunFolder, RunFolderError
-from phyll.experiments.train import PYTHON, data_fingerprint
+from phyll.experiments.train import data_fingerprint, resume_command
 from phyll.learning.backprop import InSilicoBackprop
 from phyll.learning.base import LearningRule, evaluating
 from phyll.learning.local import LocalContrastiveRule
 from phyll.learning.pat import PhysicsAwareTraining
 from phyll.learning.phyll_unsup import PhyLLUnsupervised
 from phyll.network import Model, PhysicalNetwork
+from phyll.registry import PYTHON, check_recorded_names
+from phyll.usercode import Trust
 
 #: rows driven through the physics per call (goodness prediction drives n_classes × this)
 BATCH = 512
@@ -165,23 +174,33 @@ def load_run(
     *,
     system_factory: SystemFactory | None = None,
     device: str | None = None,
+    trust_code: Trust = False,
 ) -> LoadedRun:
     """Rebuild the trained model and rule of the finished run in ``path``.
 
-    ``system_factory`` rebuilds systems made in Python (``phyll.train(..., system_factory=)``);
-    ``device`` overrides the recorded torch device (e.g. ``"cpu"`` for a run trained on CUDA).
-    The systems are built afresh from the recorded seed: the device as it is now.
+    ``system_factory`` rebuilds systems made in Python without an import path
+    (``phyll.train(..., system_factory=)``); ``device`` overrides the recorded torch device
+    (e.g. ``"cpu"`` for a run trained on CUDA); ``trust_code`` (True, or the ``MODULE:NAME``
+    paths trusted) lets a recorded system or rule of the user's own be imported. The systems
+    are built afresh from the recorded seed: the device as it is now.
     """
     folder = RunFolder(path)
     if not folder.config_file.is_file():
         raise RunFolderError(f"{folder.path} is not a phyll run folder (no config.json)")
     if not folder.model_file.is_file():
+        recorded = folder.read_json(folder.config_file)
+        names = [str(recorded.get(k, "")) for k in ("system", "rule", "dataset")]
         raise RunFolderError(
             f"{folder.path} holds no trained model (no model.pt): finish the run first "
-            f"(phyll train --resume {folder.path})"
+            f"({resume_command(folder.path, *names)})"
         )
     state = folder.load(folder.model_file)
-    config = TrainConfig.from_dict(state["config"])
+    if not isinstance(state.get("config"), dict):
+        raise RunFolderError(f"{folder.model_file} is not a phyll model (no config)")
+    recorded = state["config"]
+    system = PYTHON if system_factory is not None else recorded.get("system")
+    check_recorded_names(system, recorded.get("rule"), trust_code, str(folder.path))
+    config = TrainConfig.from_dict(recorded)
     if config.system.startswith(PYTHON) and system_factory is None:
         raise RunFolderError(
             f"{folder.path} was trained with a system built in Python ({config.system}): load "
@@ -246,7 +265,7 @@ def write_predictions(
 
 
 def command_predict(args: argparse.Namespace) -> int:
-    run = load_run(args.run_dir, device=args.device)
+    run = load_run(args.run_dir, device=args.device, trust_code=trust_of(args))
     x_raw = read_feature_rows(args.file, run.feature_names)
     scores = run.scores(x_raw)
     names = [run.class_names[i] for i in scores.argmax(axis=1)]
@@ -259,7 +278,7 @@ def command_predict(args: argparse.Namespace) -> int:
 
 
 def command_evaluate(args: argparse.Namespace) -> int:
-    run = load_run(args.run_dir, device=args.device)
+    run = load_run(args.run_dir, device=args.device, trust_code=trust_of(args))
     dataset = load_dataset(
         args.dataset,
         seed=run.config.seed,
@@ -299,6 +318,7 @@ def register(sub: Any) -> None:
         help="write prediction,score_<class>... to this file instead of printing names",
     )
     add_device_argument(p, None, "the one the run was trained on")
+    add_trust_argument(p)
     p.set_defaults(func=command_predict)
     p = sub.add_parser(
         "evaluate",
@@ -315,6 +335,7 @@ def register(sub: Any) -> None:
         "--label-column", default="label", metavar="NAME", help="label column of a csv:PATH"
     )
     add_device_argument(p, None, "the one the run was trained on")
+    add_trust_argument(p)
     p.set_defaults(func=command_evaluate)
 
 

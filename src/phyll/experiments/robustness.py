@@ -44,13 +44,15 @@ from phyll.experiments.arguments import (
     ListAction,
     add_experiment_arguments,
     add_run_arguments,
+    add_trust_argument,
     config_from_args,
+    trust_of,
 )
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.run_folder import RunFolder, RunFolderError, output_folder
 from phyll.experiments.train import check_configs, train, train_or_resume
 from phyll.plotting import Target, accuracy_axis, epoch_axis, mark_selected, pyplot, save
-from phyll.registry import RULES, system_factory
+from phyll.registry import RULES, check_recorded_names, system_factory
 
 SCENARIOS = ("none", "step", "drift")
 DEFAULT_RULES = ("phyll", "pat", "backprop-transfer")
@@ -293,7 +295,10 @@ def command_robustness(args: argparse.Namespace) -> int:
         recorded = out / CONFIG_FILE
         if not recorded.exists():
             raise RunFolderError(f"{out} holds no robustness experiment ({CONFIG_FILE} missing)")
-        config = RobustnessConfig.from_dict(RunFolder(out).read_json(recorded))
+        data = RunFolder(out).read_json(recorded)
+        for rule in [data["train"].get("rule"), *data.get("rules", [])]:
+            check_recorded_names(data["train"].get("system"), rule, trust_of(args), str(recorded))
+        config = RobustnessConfig.from_dict(data)
     else:
         config = RobustnessConfig(
             train=config_from_args(args), rules=tuple(args.rules),
@@ -377,6 +382,7 @@ def register(sub: Any) -> None:
         help="continue the robustness experiment in DIR (its recorded options; finished runs "
         "are kept, interrupted ones resume from their checkpoints)",
     )
+    add_trust_argument(p, "experiment folder")
     p.set_defaults(func=command_robustness)
 
 

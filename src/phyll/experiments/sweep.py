@@ -41,11 +41,13 @@ from phyll.experiments.arguments import (
     add_run_arguments,
     add_seeds_arguments,
     add_track_arguments,
+    add_trust_argument,
     config_from_args,
     named_choice,
     positive_int,
     seeds_of,
     tracking_of,
+    trust_of,
 )
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.extras import require
@@ -62,7 +64,8 @@ from phyll.experiments.sweep_space import Axis, SpaceError, apply, grid_points, 
 from phyll.experiments.sweep_space import values_of as recorded_values
 from phyll.experiments.tracking import Tracking
 from phyll.experiments.train import check_configs, train_or_resume
-from phyll.registry import RULES
+from phyll.registry import RULES, check_recorded_names, needs_trust
+from phyll.usercode import Trust
 
 CONFIG_FILE = "sweep_config.json"
 SEARCHERS = ("grid", "random", "optuna")
@@ -449,12 +452,27 @@ def sweep_of(args: argparse.Namespace) -> Sweep:
         if "rule" in names:
             raise SpaceError("give the rules either as --rules or as --param rule=..., not both")
         params.append("rule=" + ",".join(args.rules))
-    rule = args.rules[0] if args.rules else args.rule
+    rule = args.rules[0] if args.rules else (args.rule or TrainConfig().rule)
     base = config_from_args(args, seed=seeds[0], rule=rule)
     distributions = any(":" in p.partition("=")[2] for p in params)
     searcher = args.searcher or ("random" if distributions else "grid")
     samples = args.samples or (8 if searcher == "optuna" else 1)
     return Sweep(base, params, searcher, samples, tracking_of(args))
+
+
+def check_recorded_sweep(data: dict[str, Any], trust: Trust, where: str) -> None:
+    """Refuse a recorded sweep whose base or ``system=`` / ``rule=`` axes name code the user
+    has not trusted, before anything is imported (:func:`check_recorded_names`)."""
+    base = data["base_config"]
+    systems, rules = [base.get("system")], [base.get("rule")]
+    for text in data.get("params", []):
+        key, _, values = str(text).partition("=")
+        axis = {"system": systems, "rule": rules}.get(key.strip())
+        if axis is not None:
+            axis += [v.strip() for v in values.split(",") if v.strip()]
+    for system in systems:
+        for rule in rules:
+            check_recorded_names(system, rule, trust, where)
 
 
 def command_sweep(args: argparse.Namespace) -> int:
@@ -465,7 +483,9 @@ def command_sweep(args: argparse.Namespace) -> int:
         out = Path(args.resume)
         if not (out / CONFIG_FILE).exists():
             raise RunFolderError(f"{out} holds no sweep ({CONFIG_FILE} missing)")
-        sweep = Sweep.from_dict(RunFolder(out).read_json(out / CONFIG_FILE))
+        data = RunFolder(out).read_json(out / CONFIG_FILE)
+        check_recorded_sweep(data, trust_of(args), str(out / CONFIG_FILE))
+        sweep = Sweep.from_dict(data)
     else:
         sweep = sweep_of(args)
         out = Path(args.out) if args.out else Path("runs") / (
@@ -480,10 +500,11 @@ def command_sweep(args: argparse.Namespace) -> int:
             score = t["status"] + (f": {t['error']}" if t["error"] else "")
         print(f"{t['id']} ({params}): {score}")
     pending = sum(t["status"] == "pending" for t in record["trials"])
+    trust = " --trust-code" if needs_trust(sweep.base.system, sweep.base.rule) else ""
     print(
         f"sweep folder: {out} (sweep.json, sweep_table.md, sweep.png; "
         f"{record['wall_time_s']:.1f} s)"
-        + (f"; {pending} trials unfinished: phyll sweep --resume {out}" if pending else "")
+        + (f"; {pending} trials unfinished: phyll sweep --resume {out}{trust}" if pending else "")
     )
     return 130 if pending else 0  # stopped (Ctrl-C): what is done is written, the rest resumes
 
@@ -511,7 +532,7 @@ def register(sub: Any) -> None:
     g.add_argument(
         "--rules",
         action=ListAction,
-        type=named_choice(RULES, "rule"),
+        type=named_choice(lambda: RULES, "rule"),
         default=None,
         metavar="NAME",
         help="sweep these rules, comma-separated (instead of --rule)",
@@ -567,4 +588,5 @@ def register(sub: Any) -> None:
         help="continue the sweep in DIR with its recorded options: finished trials are kept, "
         "interrupted ones resume from their checkpoints",
     )
+    add_trust_argument(p, "sweep folder")
     p.set_defaults(func=command_sweep)

@@ -13,6 +13,7 @@ from typing import Any
 
 from phyll.errors import UserError
 from phyll.experiments.run_folder import RunFolder
+from phyll.experiments.train import resume_command
 
 
 class ReportError(UserError):
@@ -42,12 +43,13 @@ class Experiment:
 def read_run(path: Path) -> Run:
     """A finished run folder (one-line errors for a missing or unfinished one)."""
     folder = RunFolder(path)
-    if not folder.summary_file.exists():
-        raise ReportError(
-            f"{path} holds no finished run (summary.json missing); finish it with "
-            f"`phyll train --resume {path}`"
-        )
     config = folder.read_json(folder.config_file)
+    if not folder.summary_file.exists():
+        names = [str(config.get(k, "")) for k in ("system", "rule", "dataset")]
+        raise ReportError(
+            f"{path} holds no finished run (summary.json missing); finish it: "
+            f"{resume_command(path, *names)}"
+        )
     return Run(path, config, folder.read_json(folder.summary_file), folder.read_metrics())
 
 
