@@ -21,7 +21,9 @@ TRAIN = ["train", "--dataset", "vowels7", "--system", "user_device:make", "--epo
 
 
 #: measured durations and clock times: they differ run to run (device time is declared: kept)
-MEASURED = re.compile(r"^(time|(epoch_)?(wall|digital|simulation|projected)_time_s.*)$")
+MEASURED = re.compile(
+    r"^(time|(epoch_)?(wall|digital|simulation|projected)_time_s.*|startup_s|bookkeeping_s|load_average.*)$"
+)
 
 
 def without_times(record: dict) -> dict:

@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 
 from phyll.data import dataset_catalogue
 from phyll.errors import ConfigError, UserError
-from phyll.experiments import compare, depth, predict, robustness, sweep
+from phyll.experiments import compare, depth, frontier, predict, robustness, sweep
 from phyll.experiments.arguments import (
     add_experiment_arguments,
     add_run_arguments,
@@ -183,6 +183,7 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     register_list,
     predict.register,
     compare.register,
+    frontier.register,
     robustness.register,
     depth.register,
     sweep.register,

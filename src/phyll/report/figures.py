@@ -15,6 +15,8 @@ from typing import Any
 
 from phyll.experiments.compare import FIGURES, comparison_title, plot_comparison_figure
 from phyll.experiments.depth import plot_depth
+from phyll.experiments.frontier import FIGURES as FRONTIER_FIGURES
+from phyll.experiments.frontier import plot_frontier
 from phyll.experiments.robustness import plot_robustness
 from phyll.plotting import Target, accuracy_axis, plot_learning_curve, pyplot, save
 from phyll.report.load import Experiment, Run
@@ -124,6 +126,12 @@ def figures(exp: Experiment) -> list[Figure]:
     if exp.kind == "robustness":
         caption = "Test accuracy per epoch under each scenario."
         return [draw(caption, lambda t: plot_robustness(data, t))]
+    if exp.kind == "frontier":
+        return [
+            draw(f"Test accuracy against {label}; Pareto-optimal points outlined.",
+                 lambda t, key=key, label=label: plot_frontier(data, key, label, t))
+            for _, key, label in FRONTIER_FIGURES
+        ]  # fmt: skip
     if exp.kind == "depth":
         caption = "Accuracy against the number of physical blocks."
         return [draw(caption, lambda t: plot_depth(data, t))]

@@ -1,7 +1,8 @@
 """What ``phyll report DIR`` reads: which kind of folder DIR is, and the runs it refers to.
 
 The kind comes from the files present, most specific first: ``sweep.json`` (``phyll sweep``),
-``robustness.json``, ``depth.json``, ``summary.json`` holding ``rules`` (``phyll compare``),
+``robustness.json``, ``depth.json``, ``frontier.json``, ``summary.json`` holding ``rules``
+(``phyll compare``),
 ``config.json`` (a ``phyll train`` run folder).
 """
 
@@ -34,7 +35,7 @@ class Run:
 class Experiment:
     """A folder to report on: its kind, its main JSON and the runs the report draws from."""
 
-    kind: str  # run, compare, robustness, depth or sweep
+    kind: str  # run, compare, robustness, depth, sweep or frontier
     folder: Path
     data: dict[str, Any]
     runs: dict[str, list[Run]] = field(default_factory=dict)
@@ -58,7 +59,7 @@ def detect(folder: Path) -> str:
     if not folder.is_dir():
         raise ReportError(f"{folder} is not a folder")
     for kind, name in (("sweep", "sweep.json"), ("robustness", "robustness.json"),
-                       ("depth", "depth.json")):  # fmt: skip
+                       ("depth", "depth.json"), ("frontier", "frontier.json")):  # fmt: skip
         if (folder / name).is_file():
             return kind
     summary = folder / "summary.json"
@@ -67,8 +68,9 @@ def detect(folder: Path) -> str:
     if (folder / "config.json").is_file():
         return "run"
     raise ReportError(
-        f"{folder} is not a phyll run, comparison, robustness, depth or sweep folder (it holds "
-        "none of config.json, summary.json with rules, robustness.json, depth.json, sweep.json)"
+        f"{folder} is not a phyll run, comparison, robustness, depth, sweep or frontier folder "
+        "(it holds none of config.json, summary.json with rules, robustness.json, depth.json, "
+        "sweep.json, frontier.json)"
     )
 
 
@@ -98,6 +100,8 @@ def load(folder: str | Path) -> Experiment:
             entry: [read_run(folder / "runs" / Path(path).name) for path in paths]
             for entry, paths in data.get("runs", {}).items()
         }
+    elif kind == "frontier" and data.get("format") != "phyll-frontier/1":
+        raise ReportError(f"{folder / 'frontier.json'} is not a phyll frontier (format marker)")
     elif kind == "sweep":
         if not str(data.get("format", "")).startswith("phyll-sweep/"):
             raise ReportError(f"{folder / 'sweep.json'} is not a phyll sweep (format marker)")
