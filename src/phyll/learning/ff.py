@@ -63,7 +63,10 @@ class ForwardForward(LocalContrastiveRule):
         return mean_square_goodness(y)
 
     def local_loss(self, y_pos: Tensor, y_neg: Tensor, block: int) -> Tensor:
-        """softplus(θ − G⁺) + softplus(G⁻ − θ), averaged over the batch."""
+        """softplus(θ − G⁺) + softplus(G⁻ − θ), averaged over the batch (and over the
+        negatives when there are several per sample)."""
         g_pos, g_neg = self.goodness(y_pos, block), self.goodness(y_neg, block)
         theta = self.params.theta
-        return (F.softplus(theta - g_pos) + F.softplus(g_neg - theta)).mean()
+        if g_neg.shape == g_pos.shape:
+            return (F.softplus(theta - g_pos) + F.softplus(g_neg - theta)).mean()
+        return F.softplus(theta - g_pos).mean() + F.softplus(g_neg - theta).mean()

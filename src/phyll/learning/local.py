@@ -19,6 +19,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from phyll.errors import ConfigError
 from phyll.learning.base import (
     LearningRule,
     ModelSpec,
@@ -41,10 +42,19 @@ class LocalParams(RuleParams):
     prediction: Prediction = param(
         "goodness", "goodness: best total goodness over labels (paper); readout: linear readout"
     )
+    negatives: int = param(
+        1,
+        "wrong labels per sample and step, distinct (1: the paper's; each one more pass "
+        "through every block; classes − 1: every wrong label)",
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check(self.theta > 0, f"theta must be > 0, got {self.theta}")
+        check(
+            isinstance(self.negatives, int) and self.negatives >= 1,
+            f"negatives must be an integer >= 1, got {self.negatives!r}",
+        )
 
 
 def wrong_labels(labels: Tensor, n_classes: int, generator: torch.Generator) -> Tensor:
@@ -52,6 +62,17 @@ def wrong_labels(labels: Tensor, n_classes: int, generator: torch.Generator) -> 
     labels' device, by a generator living there)."""
     offset = torch.randint(1, n_classes, labels.shape, generator=generator, device=labels.device)
     return (labels + offset) % n_classes
+
+
+def distinct_wrong_labels(
+    labels: Tensor, n_classes: int, count: int, generator: torch.Generator
+) -> Tensor:
+    """``count`` distinct wrong labels per sample, ``[count, B]``, uniform over the others."""
+    if count == 1:  # one draw per sample: the same stream as a single negative always had
+        return wrong_labels(labels, n_classes, generator)[None]
+    scores = torch.rand(labels.shape[0], n_classes - 1, generator=generator, device=labels.device)
+    offsets = scores.argsort(dim=1)[:, :count] + 1  # a random subset of 1 … C−1
+    return ((labels[:, None] + offsets) % n_classes).T
 
 
 BlockLoss = Callable[[Tensor, int], Tensor]
@@ -122,6 +143,11 @@ class LocalContrastiveRule(LearningRule):
             raise ValueError(
                 f"supervised {self.name} needs a network with at least 2 embedded labels"
             )
+        if self.params.negatives > self.network.n_classes - 1:
+            raise ConfigError(
+                f"negatives={self.params.negatives}: there are only "
+                f"{self.network.n_classes - 1} wrong labels per sample"
+            )
         if (self.params.prediction == "readout") != (model.head is not None):
             raise ValueError(
                 f"prediction={self.params.prediction!r} needs a model "
@@ -140,17 +166,19 @@ class LocalContrastiveRule(LearningRule):
 
     @abstractmethod
     def local_loss(self, y_pos: Tensor, y_neg: Tensor, block: int) -> Tensor:
-        """Scalar local loss of one block from its positive and negative outputs."""
+        """Scalar local loss of one block from its positive outputs ``[B, d]`` and its
+        negative outputs ``[K·B, d]`` (``K = negatives``: negative ``k`` of sample ``b`` at
+        row ``k·B + b``)."""
 
     def train_step(self, x: Tensor, y: Tensor) -> float:
         net = self.network
         batch = x.shape[0]
-        negatives = wrong_labels(y, net.n_classes, self.generator)
+        negatives = distinct_wrong_labels(y, net.n_classes, self.params.negatives, self.generator)
 
         def block_loss(out: Tensor, index: int) -> Tensor:  # positives first, then negatives
             return self.local_loss(out[:batch], out[batch:], index)
 
-        inputs = torch.cat([net.embed(x, y), net.embed(x, negatives)])
+        inputs = torch.cat([net.embed(x, y), *(net.embed(x, wrong) for wrong in negatives)])
         loss, _ = train_blocks_locally(net, inputs, block_loss, self.optimizers)
         if self.model.head is not None and self.head_optimizer is not None:
             train_readout(self.model.head, self.head_optimizer, self._features(x), y)
