@@ -312,10 +312,11 @@ def add_experiment_arguments(
     )
     g.add_argument(
         "--eval-samples",
-        type=positive_int,
+        type=int,
         default=None,
         metavar="N",
-        help="evaluate at most N validation samples (a fixed subset; default: all)",
+        help="evaluate at most N validation samples (a fixed random subset; 0: all; default: "
+        f"{_by_kind('eval_samples')}, 0 meaning all)",
     )
     g.add_argument(
         "--test-curve",

@@ -253,7 +253,10 @@ def run(
         batch_size=config.batch_size,
         seed=config.seed,
         eval_plan=EvalPlan(
-            config.eval_every, config.eval_samples, config.test_curve, config.train_eval_samples
+            config.eval_every,
+            config.eval_samples or None,  # 0: every validation sample
+            config.test_curve,
+            config.train_eval_samples,
         ),
         callbacks=chain,
         augment=exp.augment,
