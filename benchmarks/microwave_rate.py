@@ -1,8 +1,8 @@
 """The microwave cavity's throughput against the single-thread LAPACK floor of its solves.
 
 Run: ``python benchmarks/microwave_rate.py [--sizes 64:128,784:2048] [--batches 256,4]
-[--rounds 5] [--threads 1]``. Not a test: it prints the machine's load and torch's thread
-count with the figures, because timings on a busy machine mean little; the last line is
+[--rounds 5] [--threads 1] [--profile]``. Not a test: it prints the machine's load and torch's
+thread count with the figures, because timings on a busy machine mean little; the last line is
 ``fraction=X.XX``, the least fraction over the sizes.
 
 Each sample of the cavity (``n`` metasurface elements, ``A`` antennas, ``K`` frequencies)
@@ -19,6 +19,9 @@ Its rate is the FLOPs that :mod:`phyll.flops` counts for
 per system, 8 real FLOPs each) over its time. The cavity's rate is the same solve FLOPs per
 sample over the time of one public call ``system(drive)`` per sample (building ``S``, noise,
 ADC, checks and all), and its **fraction** of the floor is the ratio of the two times.
+
+With ``--profile``, it also prints where one batch's time goes: the share of each operator in
+torch's profiler (self CPU time, summed over ``--rounds`` calls).
 
 One process alternates the two timings, ``--rounds`` times each, and keeps the least time of
 each (the least disturbed run); both span the same number of systems, so a shared machine's
@@ -96,12 +99,30 @@ def measure(n_inputs: int, n_outputs: int, batch: int, rounds: int) -> dict[str,
     }
 
 
+def profile_shares(n_inputs: int, n_outputs: int, batch: int, rounds: int) -> list[str]:
+    """Each operator's share of a batch's self CPU time (torch profiler), largest first."""
+    from torch.profiler import ProfilerActivity, profile
+
+    system = MicrowaveCavity(n_inputs, n_outputs, seed=0)
+    drive = torch.rand(batch, n_inputs, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        system(drive)  # warm-up
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(rounds):
+                system(drive)
+    times = {e.key: e.self_cpu_time_total for e in prof.key_averages()}
+    total = sum(times.values())
+    ranked = sorted(times.items(), key=lambda kv: -kv[1])
+    return [f"{100 * t / total:5.1f} %  {name}" for name, t in ranked if t >= 0.005 * total]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="64:128,784:2048", help="INPUTS:OUTPUTS,...")
     parser.add_argument("--batches", default="256,4", help="samples per timed call, per size")
     parser.add_argument("--rounds", type=int, default=5, help="alternating timings (least kept)")
     parser.add_argument("--threads", type=int, default=1, help="the cavity's torch threads")
+    parser.add_argument("--profile", action="store_true", help="where a batch's time goes")
     args = parser.parse_args()
     sizes = [tuple(int(v) for v in size.split(":")) for size in args.sizes.split(",")]
     batches = [int(b) for b in args.batches.split(",")]
@@ -127,6 +148,9 @@ def main() -> None:
             f"[load {load:.1f} → {os.getloadavg()[0]:.1f}]",
             flush=True,
         )
+        if args.profile:
+            for line in profile_shares(n_in, n_out, batch, args.rounds):
+                print(f"    {line}", flush=True)
     print(f"fraction={min(fractions):.2f}")
 
 

@@ -39,22 +39,23 @@ from the source, :math:`\mathrm{Im}(e^H p) = p^H Q p`, equals radiated plus abso
 Only the metasurface block of :math:`W` depends on the drive, so the static part (walls,
 scatterers, antennas: ``A``) is inverted once per frequency and each sample solves the Schur
 complement :math:`S = D(a) + C_{mm} - B^T A^{-1} B` of size ``n_inputs`` (block inversion,
-exact): :math:`H = (A^{-1})_{pp} + U S^{-1} U^T` with :math:`U = (A^{-1}B)_{p\,\cdot}`, one batched
-LU over ``[B, n_freqs, n_inputs, n_inputs]``: ``n_freqs · n_inputs³`` operations
-per sample, so large metasurfaces are slow (784 elements, 33 antennas: 4 complex LUs of 784²,
-5.8 GFLOP per sample). The solve runs at the rate of LAPACK itself
-(docs/microwave-performance.md): each
-chunk's ``S`` is written into a workspace reused across calls, already in LAPACK's
-column-major layout, its diagonal added in place, and factorised there (``lu_factor_ex`` with
-``out=``, then ``lu_solve`` for the antennas' right-hand sides ``U^T``), so the batch of n²
-matrices is never copied. A drive that needs gradients (the autograd path of ``nominal()``)
-gets fresh buffers and ``torch.linalg.solve_ex``, which autograd differentiates.
-Batches are solved in chunks of at most ``max_chunk_elements`` matrix entries (8 MB by
-default: a chunk's matrices are still in cache when factorised, the workspace stays small,
-and ``B · n_freqs · n_inputs²`` complex values need not fit in memory at once; at least one
-sample per chunk). On the CPU, systems above 128 elements are solved with one thread: with
-torch 2.13 and MKL 2024.2 (AMD EPYC) the multi-threaded LU of matrices of 150 and more (complex
-or real) fails ("Intel oneMKL ERROR: Parameter 6 was incorrect on entry to CLASWP") and hangs.
+exact): :math:`H = (A^{-1})_{pp} + U S^{-1} U^T` with :math:`U = (A^{-1}B)_{p\,\cdot}`, one
+batched LU over ``[B, n_freqs, n_inputs, n_inputs]``: ``n_freqs · n_inputs³`` operations per
+sample, so large metasurfaces are slow (784 elements, 33 antennas: 4 complex LUs of 784², 5.8
+GFLOP per sample).
+
+The solve runs at the rate of LAPACK itself (docs/microwave-performance.md): each chunk's ``S``
+is written into a workspace reused across calls, already in LAPACK's column-major layout, its
+diagonal added in place, and factorised there (``lu_factor_ex`` with ``out=``, then
+``lu_solve`` for the antennas' right-hand sides ``U^T``), so the batch of n² matrices is never
+copied. A drive that needs gradients (the autograd path of ``nominal()``) gets fresh buffers
+and ``torch.linalg.solve_ex``, which autograd differentiates. Batches are solved in chunks of
+at most ``max_chunk_elements`` matrix entries (8 MB by default: a chunk's matrices are still in
+cache when factorised, the workspace stays small, and ``B · n_freqs · n_inputs²`` complex
+values need not fit in memory at once; at least one sample per chunk). On the CPU, systems
+above 128 elements are solved with one thread: with the MKL of torch 2.13 (AMD EPYC) a
+multi-threaded batched LU of matrices of 150 and more (complex or real) fails ("Intel oneMKL
+ERROR: Parameter 6 was incorrect on entry to CLASWP") and hangs.
 
 The measurement is the received power :math:`|H_{rt}(f_k)|^2` for antenna pairs
 :math:`r < t` (``n_pairs = ceil(n_outputs / n_freqs)``; the fewest antennas giving that many
