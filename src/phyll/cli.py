@@ -16,7 +16,6 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from contextlib import nullcontext
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, NoReturn
@@ -64,7 +63,7 @@ def command_train(args: argparse.Namespace) -> int:
         config = config_from_args(args)
         out = Path(args.out) if args.out else _default_out(config)
         callbacks = tracking.callbacks(out, config.to_dict()) if tracking else []
-        with nullcontext() if args.out else output_folder(out.parent):  # runs/ when defaulted
+        with output_folder(out.parent):  # missing parents made (and removed if it fails)
             summary = train(
                 config,
                 out,

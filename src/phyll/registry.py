@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from phyll.data import DATASETS
-from phyll.errors import ConfigError
+from phyll.errors import ConfigError, did_you_mean
 from phyll.learning import RULES, LearningRule, model_for
 from phyll.network import PhysicalNetwork
 from phyll.remote.client import RemoteBlockSystem
@@ -59,7 +59,8 @@ def rule_class(name: str) -> type[LearningRule]:
             raise ConfigError(f"rule {name!r} is not a phyll LearningRule subclass")
         return cls
     raise ConfigError(
-        f"unknown rule {name!r}; choose one of: {', '.join(sorted(RULES))}, or MODULE:NAME"
+        f"unknown rule {name!r}{did_you_mean(name, RULES)}; choose one of: "
+        f"{', '.join(sorted(RULES))}, or MODULE:NAME"
     )
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from phyll.data import DATASETS, DatasetError, parse_dataset_spec
+from phyll.errors import did_you_mean
 from phyll.experiments.build import resolve_device
 from phyll.experiments.config import LR_SCHEDULES, PROFILES, TrainConfig
 from phyll.experiments.tracking import TRACKERS, Tracking
@@ -75,8 +76,8 @@ def named_choice(names: Callable[[], Any], what: str) -> Callable[[str], str]:
         if (":" in text and not text.startswith(":")) or text in names():
             return text
         raise argparse.ArgumentTypeError(
-            f"invalid choice: {text!r} (choose from {', '.join(sorted(names()))}, "
-            f"or a {what} of your own as MODULE:NAME)"
+            f"invalid choice: {text!r}{did_you_mean(text, names())} (choose from "
+            f"{', '.join(sorted(names()))}, or a {what} of your own as MODULE:NAME)"
         )
 
     return check
@@ -104,7 +105,8 @@ def dataset_argument(spec: str) -> str:
         parse_dataset_spec(spec)
     except DatasetError as exc:  # worded like argparse's own choices check
         raise argparse.ArgumentTypeError(
-            f"invalid choice: {spec!r} (choose from {', '.join(sorted(DATASETS))}; "
+            f"invalid choice: {spec!r}{did_you_mean(spec.split(':')[0], DATASETS)} (choose from "
+            f"{', '.join(sorted(DATASETS))}; "
             "image datasets also as NAME:HxW, e.g. mnist5k:14x14; your own data as "
             "csv:PATH or npz:PATH)"
         ) from exc

@@ -36,11 +36,10 @@ import argparse
 import dataclasses
 import statistics
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from phyll.errors import ConfigError
+from phyll.errors import ConfigError, did_you_mean
 from phyll.experiments.arguments import (
     ListAction,
     add_experiment_arguments,
@@ -120,7 +119,8 @@ def entry_config(
         rule, overrides = entry, {}
     else:
         known = ", ".join([*sorted(RULES), *sorted(VARIANTS)])
-        raise ConfigError(f"unknown rule {entry!r} in --rules; choose from: {known}")
+        hint = did_you_mean(entry, [*RULES, *VARIANTS])
+        raise ConfigError(f"unknown rule {entry!r} in --rules{hint}; choose from: {known}")
     if "rule_params" in overrides:
         overrides = {**overrides, "rule_params": {**base.rule_params, **overrides["rule_params"]}}
     return dataclasses.replace(base, rule=rule, seed=seed, **overrides)
@@ -359,8 +359,6 @@ def compare(
 ) -> dict[str, Any]:
     """Train every entry for every seed; write and return the comparison summary."""
     folder = Path(out)
-    if not folder.resolve().parent.is_dir():
-        raise RunFolderError(f"cannot create {folder}: its parent folder does not exist")
     if (folder / "summary.json").exists() and not overwrite:
         raise RunFolderError(f"{folder} already holds a comparison: pass --overwrite")
     known = {*RULES, *VARIANTS}
@@ -424,7 +422,7 @@ def command_compare(args: argparse.Namespace) -> int:
     if args.target is not None and not 0.0 < args.target <= 1.0:
         raise ConfigError(f"--target must be in (0, 1], got {args.target}")
     out = Path(args.out) if args.out else Path("runs") / f"compare-{base.dataset}-{base.system}"
-    with nullcontext() if args.out else output_folder(out.parent):  # runs/ when defaulted
+    with output_folder(out.parent):  # missing parents made (and removed if it fails)
         compare(
             base, args.rules, seeds_of(args), out, target=args.target, overwrite=args.overwrite,
             progress=not args.quiet,

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from phyll.data import Dataset, load_dataset, read_feature_rows
-from phyll.errors import UserError
+from phyll.errors import ConfigError, UserError
 from phyll.experiments.arguments import (
     add_device_argument,
     add_trust_argument,
@@ -279,11 +279,18 @@ def command_predict(args: argparse.Namespace) -> int:
 
 def command_evaluate(args: argparse.Namespace) -> int:
     run = load_run(args.run_dir, device=args.device, trust_code=trust_of(args))
+    recorded_dataset = run.config.dataset
+    if args.dataset is None and recorded_dataset.startswith("python:"):
+        raise ConfigError(
+            f"{args.run_dir} was trained on data given from Python ({recorded_dataset}): "
+            "name the data to evaluate on with --dataset SPEC"
+        )
+    same = args.dataset is None or args.dataset == recorded_dataset
     dataset = load_dataset(
-        args.dataset,
+        recorded_dataset if args.dataset is None else args.dataset,
         seed=run.config.seed,
-        data_path=args.data_path,
-        label_column=args.label_column,
+        data_path=args.data_path or (run.config.data_path if same else None),
+        label_column=args.label_column or (run.config.label_column if same else "label"),
     )
     result = evaluate(run, dataset)
     recorded = run.summary.get("test_accuracy")
@@ -328,11 +335,18 @@ def register(sub: Any) -> None:
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run folder (holds model.pt)")
     p.add_argument(
-        "--dataset", required=True, type=dataset_argument, metavar="SPEC", help="e.g. csv:PATH"
+        "--dataset",
+        default=None,
+        type=dataset_argument,
+        metavar="SPEC",
+        help="e.g. csv:PATH (default: the run's own dataset, its data path and label column)",
     )
     p.add_argument("--data-path", default=None, help="file or folder of a dataset read from disk")
     p.add_argument(
-        "--label-column", default="label", metavar="NAME", help="label column of a csv:PATH"
+        "--label-column",
+        default=None,
+        metavar="NAME",
+        help="label column of a csv:PATH (default: the run's own for its own dataset, else label)",
     )
     add_device_argument(p, None, "the one the run was trained on")
     add_trust_argument(p)

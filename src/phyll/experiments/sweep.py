@@ -434,7 +434,8 @@ def write_outputs(
     )
     write_json(out / "sweep.json", record)
     write_table(record, out / "sweep_table.md")
-    plot_sweep(record, out / "sweep.png")
+    chances = [t["chance_accuracy"] for t in record["trials"] if t.get("chance_accuracy")]
+    plot_sweep(record, out / "sweep.png", chances[0] if chances else None)
     return record
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from phyll.errors import ConfigError
+from phyll.errors import ConfigError, did_you_mean
 from phyll.params import ParamError
 from phyll.systems.base import PhysicalSystem
 from phyll.systems.registered import registered_factory, system_names
@@ -101,7 +101,8 @@ def find_factory(name: str) -> Callable[..., Any]:
         factory = import_object(name, "system")
     if factory is None:
         raise ConfigError(
-            f"unknown system {name!r}; choose one of: {', '.join(system_names())}, or MODULE:NAME"
+            f"unknown system {name!r}{did_you_mean(name, system_names())}; choose one of: "
+            f"{', '.join(system_names())}, or MODULE:NAME"
         )
     if not callable(factory):
         raise ConfigError(f"system {name!r} is not a class or function")
