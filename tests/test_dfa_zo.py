@@ -17,9 +17,9 @@ from phyll.experiments.build import build_experiment
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.predict import class_scores
 from phyll.experiments.train import TrainingInterrupted, resume, train
-from phyll.learning import RULES, model_for
+from phyll.learning import RULES, model_for, zo
 from phyll.learning.dfa import DirectFeedbackAlignment, surrogate_derivative
-from phyll.learning.zo import ZerothOrder, rademacher, spsa_gradient
+from phyll.learning.zo import ZerothOrder, perturbed_pre, rademacher, spsa_gradients
 from phyll.network import build_network
 from phyll.registry import make_rule
 from tests.conftest import matmul_flops, numpy_square_law, sigint_factory
@@ -126,25 +126,48 @@ def test_dfa_queries_and_flops_match_a_hand_count():
 
 
 # ---------------------------------------------------------------------- ZO
-def test_one_spsa_direction_gives_the_directional_derivative_along_it():
-    p = nn.Parameter(torch.randn(7, generator=torch.Generator().manual_seed(0)).double())
-    a = torch.linspace(0.5, 2.0, 7).double()
+def test_perturbed_pre_activations_are_those_of_the_perturbed_weights():
+    layer = nn.Linear(4, 3).double()
+    g = torch.Generator().manual_seed(0)
+    dw, db = rademacher((2, 3, 4), layer.weight, g), rademacher((2, 3), layer.bias, g)
+    shared, own = torch.rand(5, 4, dtype=torch.float64), torch.rand(4, 5, 4, dtype=torch.float64)
+    with torch.no_grad():
+        for u in (shared, own):
+            pre = perturbed_pre(layer, u, (dw, db), 0.1)
+            for row, (k, sign) in enumerate([(0, 1), (1, 1), (0, -1), (1, -1)]):
+                inputs = u if u.dim() == 2 else u[row]
+                weight, bias = layer.weight + sign * 0.1 * dw[k], layer.bias + sign * 0.1 * db[k]
+                assert torch.allclose(pre[row], inputs @ weight.T + bias)
+
+
+@pytest.mark.parametrize("chunk", [1 << 22, 3 * 15])  # all directions at once; 3 per chunk
+def test_spsa_estimates_the_gradient_along_each_direction(chunk, monkeypatch):
+    monkeypatch.setattr(zo, "CHUNK_ELEMENTS", chunk)
+    layer = nn.Linear(4, 3).double()
+    u = torch.rand(6, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    a = torch.linspace(0.5, 2.0, 3).double()
     calls = []
 
-    def loss() -> torch.Tensor:  # a quadratic: the central difference is exact
-        calls.append(1)
-        return 0.5 * (a * p**2).sum() + p.sum()
+    def losses_of(directions):  # a quadratic in the weights: central differences are exact
+        calls.append(directions[0][0].shape[0])
+        pre = perturbed_pre(layer, u, directions[0], 0.1)
+        return 0.5 * (a * pre**2).sum(dim=(1, 2))
 
-    before = p.detach().clone()
+    (0.5 * (a * layer(u) ** 2).sum()).backward()
+    gradient = torch.cat([layer.weight.grad.flatten(), layer.bias.grad])
+    before = [p.detach().clone() for p in layer.parameters()]
     with torch.no_grad():
-        (estimate,) = spsa_gradient([p], loss, 0.1, 1, torch.Generator().manual_seed(3))
-    delta = rademacher(p, torch.Generator().manual_seed(3))
-    gradient = a * before + 1
-    assert torch.allclose(estimate, (gradient @ delta) * delta)
-    assert torch.equal(p, before) and len(calls) == 2  # one antithetic pair, weights restored
+        one = spsa_gradients([layer], losses_of, 0.1, 1, torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    delta = torch.cat([rademacher((12,), u, g), rademacher((3,), u, g)])
+    estimate = torch.cat([one[0].flatten(), one[1]])
+    assert torch.allclose(estimate, (gradient @ delta) * delta)  # one antithetic pair
     with torch.no_grad():
-        (mean,) = spsa_gradient([p], loss, 0.1, 4000, torch.Generator().manual_seed(4))
+        many = spsa_gradients([layer], losses_of, 0.1, 3000, torch.Generator().manual_seed(4))
+    mean = torch.cat([many[0].flatten(), many[1]])
     assert F.cosine_similarity(mean, gradient, dim=0) > 0.98  # unbiased: E[ΔΔᵀ] = I
+    assert sum(calls) == 3001 and max(calls) == (3000 if chunk > 45 else 3)
+    assert all(torch.equal(p, b) for p, b in zip(layer.parameters(), before, strict=True))
 
 
 @pytest.mark.parametrize("blocks", [1, 2, 3])
@@ -186,9 +209,10 @@ def test_zo_moves_every_weight_and_conditions_both_halves_of_a_pair_alike(loss):
     before = [p.detach().clone() for p in rule.block_params]
     rule.train_step(*batch())
     assert all(not torch.equal(p, b) for p, b in zip(rule.block_params, before, strict=True))
-    # the running statistics follow the unperturbed pass only; the 2 × 2 perturbed passes
-    # are conditioned with them, frozen
-    assert modes == [[True] + [False] * 4] * 2
+    # the running statistics follow the unperturbed pass only: the local losses reuse what the
+    # weights read; the global perturbed passes (one call for all directions) are conditioned
+    # with the statistics frozen
+    assert modes == ([[True]] * 2 if loss == "local" else [[True, False]] * 2)
 
 
 # ---------------------------------------------------------------------- learning
@@ -251,3 +275,14 @@ def test_class_scores_are_what_the_rule_predicts_from(rule, params):
     scores = class_scores(learner, x)  # what phyll predict and phyll evaluate report
     assert scores.shape == (9, C)
     assert torch.equal(scores.argmax(dim=1), learner.predict(x))  # the NumPy box is noiseless
+
+
+@pytest.mark.parametrize(("rule", "params"), [("dfa", {}), ("zo", {"loss": "global"})])
+def test_a_readout_rate_of_its_own_leaves_frozen_blocks_as_the_control(rule, params):
+    net = black_box_net()
+    learner = make_rule(rule, net, lr=1e-12, readout_lr=0.1, **params)
+    blocks, head = list(net.parameters()), list(learner.model.head.parameters())
+    before = [p.detach().clone() for p in blocks + head]
+    learner.train_step(*batch())
+    moved = [(p - b).abs().max().item() for p, b in zip(blocks + head, before, strict=True)]
+    assert max(moved[: len(blocks)]) < 1e-9 and min(moved[len(blocks) :]) > 1e-3

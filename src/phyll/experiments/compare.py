@@ -23,7 +23,8 @@ runs' instrumentation.
 Entries are rule names (``phyll list``) plus ``phyll-nophysics``: PhyLL on the same network with
 the physical measurement removed (the honesty ablation), ``phyll-readout``: PhyLL
 predicting with its one-pass linear readout instead of goodness over every label, and the
-controls (``VARIANTS``): ``random-features``, ``linear``, ``mlp``, and for unsupervised PhyLL
+controls (``VARIANTS``): ``random-features``, ``linear``, ``mlp``, ``dfa-frozen`` (DFA's readout
+on blocks frozen at their random initialisation), and for unsupervised PhyLL
 ``phyll-unsup-nophysics`` and ``phyll-unsup-random-features``.
 """
 
@@ -64,6 +65,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "random-features": ("phyll", {"system": "random-features", "system_params": {}}),
     "linear": ("linear", {"use_physics": False}),
     "mlp": ("backprop-ideal", {"use_physics": False}),
+    # DFA's readout on blocks left at their random initialisation: what DFA's training adds
+    "dfa-frozen": ("dfa", {"rule_params": {"lr": 1e-12, "readout_lr": 1e-2}}),
     # the same controls for unsupervised PhyLL (its readout included)
     "phyll-unsup-nophysics": ("phyll-unsup", {"use_physics": False}),
     "phyll-unsup-random-features": (
@@ -421,7 +424,8 @@ def register(sub: Any) -> None:
         help="rules to compare, comma-separated; also the variants phyll-nophysics (honesty "
         "ablation), phyll-readout, and the controls random-features (a digital random map "
         "|xR|² in place of every system), linear (logistic regression on the inputs), mlp "
-        "(a digital MLP of the same widths); phyll-unsup-nophysics and "
+        "(a digital MLP of the same widths), dfa-frozen (DFA's readout on random blocks); "
+        "phyll-unsup-nophysics and "
         "phyll-unsup-random-features for phyll-unsup "
         f"(default: {','.join(DEFAULT_RULES)})",
     )

@@ -53,6 +53,7 @@ from phyll.learning.base import (
     RuleParams,
     evaluating,
 )
+from phyll.learning.readout import ReadoutParams, readout_optimizer
 from phyll.network import Model, PhysicalNetwork
 from phyll.params import param
 
@@ -60,7 +61,7 @@ Surrogate = Literal["one", "output", "sigmoid"]
 
 
 @dataclass(frozen=True)
-class DFAParams(RuleParams):
+class DFAParams(ReadoutParams):
     """DFA's parameters: the surrogate derivative and what the readout head reads."""
 
     surrogate: Surrogate = param(
@@ -97,7 +98,7 @@ class DirectFeedbackAlignment(LearningRule):
 
     Args: see :class:`~phyll.learning.base.LearningRule`; ``seed`` also draws the feedback
     matrices. Parameters (:class:`DFAParams`): ``surrogate`` (``one``, ``output``,
-    ``sigmoid``), ``head_input``, ``lr``, ``optimizer``.
+    ``sigmoid``), ``head_input``, ``lr``, ``readout_lr``, ``optimizer``.
     """
 
     name = "dfa"
@@ -125,7 +126,8 @@ class DirectFeedbackAlignment(LearningRule):
         self.head = model.head
         self.n_classes = self.head.linear.out_features
         self.feedback = feedback_matrices(self.network, self.n_classes, seed)
-        self.optimizer = self.make_optimizer(model.parameters())
+        self.optimizer = self.make_optimizer(self.network.parameters())
+        self.head_optimizer = readout_optimizer(self, self.head)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -167,8 +169,10 @@ class DirectFeedbackAlignment(LearningRule):
         # Σ_l <h_l, δh_l>: its gradient w.r.t. W_l is δh_l through block l's activation only
         total = loss + sum((out * s).sum() for out, s in zip(outputs, signals, strict=True))
         self.optimizer.zero_grad()
+        self.head_optimizer.zero_grad()
         total.backward()
         self.optimizer.step()
+        self.head_optimizer.step()
         return loss.item()
 
     def class_scores(self, x: Tensor) -> Tensor:
@@ -183,6 +187,7 @@ class DirectFeedbackAlignment(LearningRule):
         return {
             **super().state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "head_optimizer": self.head_optimizer.state_dict(),
             "feedback": [b.clone() for b in self.feedback],
         }
 
@@ -192,4 +197,5 @@ class DirectFeedbackAlignment(LearningRule):
             raise ValueError(f"the checkpoint's feedback matrices do not have shapes {shapes}")
         super().load_state_dict(state)
         self.optimizer.load_state_dict(state["optimizer"])
+        self.head_optimizer.load_state_dict(state["head_optimizer"])
         self.feedback = [b.to(self.device) for b in state["feedback"]]

@@ -53,16 +53,16 @@ from phyll.learning.base import (
     evaluating,
 )
 from phyll.learning.local import goodness_per_label, wrong_labels
-from phyll.learning.phyll import contrastive_loss, cosine_goodness, random_references
-from phyll.learning.readout import train_readout
-from phyll.network import Model, PhysicalBlock
+from phyll.learning.phyll import random_references
+from phyll.learning.readout import ReadoutParams, readout_optimizer, train_readout
+from phyll.network import Model
 from phyll.params import check, param
 
 ZOLoss = Literal["global", "local"]
 
 
 @dataclass(frozen=True)
-class ZOParams(RuleParams):
+class ZOParams(ReadoutParams):
     """ZO's parameters: the perturbations and the loss they probe."""
 
     perturbation: float = param(
@@ -87,38 +87,63 @@ class ZOParams(RuleParams):
         check(self.theta > 0, f"theta must be > 0, got {self.theta}")
 
 
-def rademacher(like: Tensor, generator: torch.Generator) -> Tensor:
-    """A random ±1 tensor shaped like ``like`` (on its device, from ``generator``)."""
-    bits = torch.randint(0, 2, like.shape, generator=generator, device=like.device)
+#: one chunk of K' perturbation directions of a linear layer: (ΔW [K', out, in], Δb [K', out])
+Direction = tuple[Tensor, Tensor]
+#: the losses [2K'] at θ + cΔ_k (first K') and θ − cΔ_k (last K') for one direction per layer
+PerturbedLosses = Callable[[list[Direction]], Tensor]
+#: directions × weights drawn and evaluated at once, at most (a chunk of directions)
+CHUNK_ELEMENTS = 1 << 22
+
+
+def rademacher(shape: tuple[int, ...], like: Tensor, generator: torch.Generator) -> Tensor:
+    """A random ±1 tensor of ``shape`` with ``like``'s dtype and device, from ``generator``."""
+    bits = torch.randint(0, 2, shape, generator=generator, device=like.device)
     return bits.to(like.dtype) * 2 - 1
 
 
-def spsa_gradient(
-    params: list[nn.Parameter],
-    loss_of: Callable[[], Tensor],
+def perturbed_pre(linear: nn.Linear, u: Tensor, direction: Direction, size: float) -> Tensor:
+    """Pre-activations ``u (W ± cΔW_k)ᵀ + (b ± cΔb_k)`` of ``linear`` for K' directions: rows
+    ``[:K']`` along +, ``[K':]`` along −; ``u``: one input ``[N, in]`` for all, or one per row
+    ``[2K', N, in]``; returns ``[2K', N, out]`` (linear in the weights: exact)."""
+    dw, db = direction
+    k = dw.shape[0]
+    if u.dim() == 2:
+        step = torch.einsum("ni,koi->kno", u, dw) + db[:, None, :]
+        return linear(u) + size * torch.cat([step, -step])
+    plus = torch.einsum("kni,koi->kno", u[:k], dw)
+    minus = torch.einsum("kni,koi->kno", u[k:], dw)
+    return linear(u) + size * (torch.cat([plus, -minus]) + torch.cat([db, -db])[:, None, :])
+
+
+def spsa_gradients(
+    layers: list[nn.Linear],
+    losses_of: PerturbedLosses,
     size: float,
     n_directions: int,
     generator: torch.Generator,
 ) -> list[Tensor]:
-    """Antithetic SPSA estimate of the gradient of ``loss_of()`` w.r.t. ``params`` (see the
-    module docstring); ``loss_of`` is evaluated ``2 · n_directions`` times at perturbed values,
-    which are restored exactly afterwards. Call under ``torch.no_grad()``."""
-    base = [p.detach().clone() for p in params]
-    grads = [torch.zeros_like(p) for p in params]
-    try:
-        for _ in range(n_directions):
-            directions = [rademacher(p, generator) for p in params]
-            losses = []
-            for sign in (1.0, -1.0):
-                for p, b, d in zip(params, base, directions, strict=True):
-                    p.copy_(b + (sign * size) * d)
-                losses.append(loss_of())
-            scale = (losses[0] - losses[1]) / (2 * size * n_directions)
-            for g, d in zip(grads, directions, strict=True):
-                g.add_(scale * d)
-    finally:
-        for p, b in zip(params, base, strict=True):
-            p.copy_(b)
+    """Antithetic SPSA estimate of the gradient of a loss w.r.t. every layer's weight and bias
+    (see the module docstring): ``[∇W_0, ∇b_0, ∇W_1, ...]``. The directions are drawn and
+    evaluated in chunks (``losses_of`` gets one chunk); the weights themselves never move."""
+    grads = [torch.zeros_like(t) for layer in layers for t in (layer.weight, layer.bias)]
+    n_weights = sum(layer.weight.numel() + layer.bias.numel() for layer in layers)
+    per_chunk = max(1, CHUNK_ELEMENTS // n_weights)
+    done = 0
+    while done < n_directions:
+        k = min(per_chunk, n_directions - done)
+        directions = [
+            (
+                rademacher((k, *layer.weight.shape), layer.weight, generator),
+                rademacher((k, *layer.bias.shape), layer.bias, generator),
+            )
+            for layer in layers
+        ]
+        losses = losses_of(directions)
+        scale = (losses[:k] - losses[k:]) / (2 * size * n_directions)
+        for i, (dw, db) in enumerate(directions):
+            grads[2 * i].add_(torch.einsum("k,koi->oi", scale, dw))
+            grads[2 * i + 1].add_(torch.einsum("k,ko->o", scale, db))
+        done += k
     return grads
 
 
@@ -128,7 +153,7 @@ class ZerothOrder(LearningRule):
     Args: see :class:`~phyll.learning.base.LearningRule`; ``seed`` also draws the perturbation
     directions and (``loss=local``) the reference vectors. Parameters (:class:`ZOParams`):
     ``perturbation``, ``n_perturbations``, ``loss``, ``theta``, ``head_input``, ``lr``,
-    ``optimizer``.
+    ``readout_lr`` (``loss=global``), ``optimizer``.
     """
 
     name = "zo"
@@ -159,7 +184,7 @@ class ZerothOrder(LearningRule):
             raise ValueError(f"zo with loss={self.params.loss!r} needs label channels and {need}")
         self.block_params = list(self.network.parameters())
         self.optimizer = self.make_optimizer(self.block_params)
-        self.head_optimizer = None if local else self.make_optimizer(model.head.parameters())
+        self.head_optimizer = None if local else readout_optimizer(self, model.head)
         self.references = random_references(self.network, seed) if local else []
 
     @property
@@ -181,14 +206,34 @@ class ZerothOrder(LearningRule):
         return outputs
 
     def head_scores(self, outputs: list[Tensor]) -> Tensor:
-        """The readout's class scores from block outputs."""
+        """The readout's class scores from block outputs (``[..., B, width]`` each)."""
         assert self.model.head is not None
         last = self.params.head_input == "last"
-        return self.model.head(outputs[-1] if last else torch.cat(outputs, dim=1))
+        return self.model.head(outputs[-1] if last else torch.cat(outputs, dim=-1))
 
     def _first_measurement(self, h: Tensor) -> Tensor | None:
         first = self.network.blocks[0]
         return first.measure(h) if first.use_physics else None
+
+    def global_losses(
+        self, h: Tensor, u_first: Tensor, y: Tensor, directions: list[Direction]
+    ) -> Tensor:
+        """The readout's cross-entropy at every perturbation of every block at once: block
+        *l* ≥ 1 drives its system with the ``2K' B`` perturbed drives in one call."""
+        outputs, u = [], u_first
+        for index, (block, direction) in enumerate(
+            zip(self.network.blocks, directions, strict=True)
+        ):
+            if index > 0:
+                rows = h.reshape(-1, h.shape[-1])
+                z = block.measure(rows) if block.use_physics else None  # 2K'·B queries
+                u = block.digital_input(z, rows).reshape(*h.shape[:2], -1)
+            h = block.activate(perturbed_pre(block.linear, u, direction, self.params.perturbation))
+            outputs.append(h)
+        scores = self.head_scores(outputs)  # [2K', B, classes]
+        labels = y.long().repeat(scores.shape[0])
+        losses = F.cross_entropy(scores.flatten(0, 1), labels, reduction="none")
+        return losses.view(scores.shape[:2]).mean(dim=1)
 
     def _global_step(self, x: Tensor, y: Tensor) -> tuple[float, list[Tensor]]:
         assert self.model.head is not None and self.head_optimizer is not None
@@ -199,29 +244,33 @@ class ZerothOrder(LearningRule):
         last = self.params.head_input == "last"
         features = outputs[-1] if last else torch.cat(outputs, dim=1)
         loss = train_readout(self.model.head, self.head_optimizer, features, y)
-
-        def perturbed_loss() -> Tensor:
-            return F.cross_entropy(self.head_scores(self.outputs(h, z_first)), y.long())
-
-        with evaluating(self.model), torch.no_grad():
-            grads = self._estimate(self.block_params, perturbed_loss)
+        with evaluating(self.model), torch.no_grad():  # perturbed passes: conditioners frozen
+            u_first = self.network.blocks[0].digital_input(z_first, h)
+            losses_of = functools.partial(self.global_losses, h, u_first, y)
+            grads = self._estimate([b.linear for b in self.network.blocks], losses_of)
         return loss, grads
 
     # ------------------------------------------------------------------ local loss
     def goodness(self, y: Tensor, block: int) -> Tensor:
-        """PhyLL's goodness: cosine similarity with the block's fixed random reference."""
-        return cosine_goodness(y, self.references[block])
+        """PhyLL's goodness: cosine similarity with the block's fixed random reference
+        (over the last dimension of ``y``)."""
+        reference = self.references[block]
+        return F.cosine_similarity(y, reference.expand_as(y), dim=-1, eps=1e-8)
 
-    def local_loss(self, out: Tensor, block: int, batch: int) -> Tensor:
-        """PhyLL's softplus(−θ (G⁺ − G⁻)) of stacked positive and negative outputs."""
-        g_pos, g_neg = self.goodness(out[:batch], block), self.goodness(out[batch:], block)
-        return contrastive_loss(g_pos, g_neg, self.params.theta)
+    def local_losses(self, out: Tensor, block: int, batch: int) -> Tensor:
+        """PhyLL's softplus(−θ (G⁺ − G⁻)), batch mean, of outputs ``[..., 2B, width]`` (the
+        positives, then the negatives): one loss per leading index."""
+        gap = self.goodness(out[..., :batch, :], block) - self.goodness(out[..., batch:, :], block)
+        return F.softplus(-self.params.theta * gap).mean(dim=-1)
 
-    def block_loss(
-        self, block: PhysicalBlock, z: Tensor | None, h: Tensor, index: int, batch: int
+    def block_losses(
+        self, index: int, u: Tensor, batch: int, directions: list[Direction]
     ) -> Tensor:
-        """Block ``index``'s local loss at its current weights, from its measurement ``z``."""
-        return self.local_loss(block.digital(z, h), index, batch)
+        """Block ``index``'s local loss at each perturbation of its weights, from what its
+        weights read, ``u``: digital work only."""
+        block = self.network.blocks[index]
+        pre = perturbed_pre(block.linear, u, directions[0], self.params.perturbation)
+        return self.local_losses(block.activate(pre), index, batch)
 
     def _local_step(self, x: Tensor, y: Tensor) -> tuple[float, list[Tensor]]:
         net, batch = self.network, x.shape[0]
@@ -232,21 +281,21 @@ class ZerothOrder(LearningRule):
         for index, block in enumerate(net.blocks):
             with torch.no_grad():
                 z = block.measure(h) if block.use_physics else None  # 2B queries
-                out = block.digital(z, h)
-                loss = self.local_loss(out, index, batch)
+                u = block.digital_input(z, h)  # conditioners follow the measurements
+                out = block.activate(block.linear(u))
+                loss = self.local_losses(out, index, batch)
 
-            perturbed_loss = functools.partial(self.block_loss, block, z, h, index, batch)
-            with evaluating(block), torch.no_grad():
-                grads += self._estimate(list(block.parameters()), perturbed_loss)
+                losses_of = functools.partial(self.block_losses, index, u, batch)
+                grads += self._estimate([block.linear], losses_of)  # digital: no query
             total = loss if total is None else total + loss
             h = out
         assert total is not None
         return float(total) / len(net.blocks), grads
 
     # ------------------------------------------------------------------ both
-    def _estimate(self, params: list[nn.Parameter], loss_of: Callable[[], Tensor]) -> list[Tensor]:
+    def _estimate(self, layers: list[nn.Linear], losses_of: PerturbedLosses) -> list[Tensor]:
         p = self.params
-        return spsa_gradient(params, loss_of, p.perturbation, p.n_perturbations, self.generator)
+        return spsa_gradients(layers, losses_of, p.perturbation, p.n_perturbations, self.generator)
 
     def train_step(self, x: Tensor, y: Tensor) -> float:
         self.model.train()
