@@ -11,25 +11,35 @@ size :math:`c` (``perturbation``), with antithetic pairs:
           \,\Delta_k,
 
 then an optimizer step (Adam by default) on :math:`\hat g`. The K directions are multiplexed:
-averaged into one step. Two losses (``loss``):
+evaluated together and averaged into one step. Two losses (``loss``):
 
-* ``global`` (default): the cross-entropy of a readout head (layer norm + linear, on the last
-  block's output or on all) on the data with the neutral label code. All blocks are perturbed
-  at once and each perturbed pass runs the whole network again: every block after the first is
-  driven anew (its drive depends on the weights before it); the first block's measurement does
-  not depend on any trainable weight and is measured once per step. The head is digital and is
-  trained on the unperturbed pass by its exact gradient (as a readout is).
-* ``local``: PhyLL's contrastive loss of each block (:mod:`phyll.learning.phyll`: positive and
-  negative label embedded, cosine goodness against a fixed random reference, θ), each block
-  perturbed alone; PhyLL-compatible, prediction by the best total goodness over labels. A
-  block's loss depends on its own measurement and weights only, so its perturbed passes are
-  digital: no query beyond PhyLL's ``2B`` per block.
+* ``local`` (default): PhyLL's contrastive loss of each block (:mod:`phyll.learning.phyll`:
+  positive and negative label embedded, cosine goodness against a fixed random reference, θ),
+  each block perturbed alone; PhyLL-compatible, prediction by the best total goodness over
+  labels. A block's loss depends on its own measurement and weights only, so its perturbed
+  passes are digital: no query beyond PhyLL's ``2B`` per block, and K costs digital FLOPs only.
+* ``global``: the cross-entropy of a readout head (layer norm + linear, on all block outputs or
+  the last one) on the data with the neutral label code. All blocks are perturbed at once and
+  every perturbed pass runs the network again: every block after the first is driven anew (its
+  drive depends on the weights before it), with all ``2K B`` perturbed drives in one call; the
+  first block's measurement depends on no trainable weight and is measured once per step. The
+  head is digital and is trained on the unperturbed pass by its exact gradient (as a readout
+  is); ``readout_lr`` gives it a rate of its own.
 
 Every pass that drives a system goes through :meth:`~phyll.network.PhysicalBlock.measure` under
 ``torch.no_grad()`` and is counted there; queries per step with ``L`` blocks and batch ``B``:
-``global``: :math:`B L + 2 K B (L - 1)`; ``local``: :math:`2 B L`. Perturbed passes run with
-the measurement conditioners frozen (eval mode) so that both halves of a pair are conditioned
-alike; the unperturbed pass moves their running statistics as in every rule.
+``local``: :math:`2 B L`; ``global``: :math:`B L + 2 K B (L - 1)`. The perturbed
+pre-activations are computed from what the weights read, :math:`u (W \pm c\Delta W)^\top +
+(b \pm c\Delta b)` (exact: linear in the weights); the global perturbed passes condition their
+measurements with the running statistics frozen (eval mode), so both halves of a pair are
+conditioned alike, and only the unperturbed pass moves them, as in every rule.
+
+Defaults, chosen on validation accuracy (digits, 10 epochs, seeds 0–2,
+docs/insitu-training.md): ``loss=local`` with ``n_perturbations=128`` (91.4 %; 64: 89.1 %,
+256: 93.0 % at twice the digital work), ``perturbation=0.01`` (0.003: 91.7 %), θ = 4 (2:
+90.4 %), ``lr=0.01``; the best global setting found, ``n_perturbations=16, lr=1e-3,
+readout_lr=0.01``, reached 90.0 % with 8.5× PhyLL's training queries, and its readout alone on
+the random blocks 83.6 %.
 """
 
 from __future__ import annotations
@@ -68,12 +78,12 @@ class ZOParams(ReadoutParams):
     perturbation: float = param(
         0.01, "SPSA perturbation size c: each weight moves by ±c", "weight units"
     )
-    n_perturbations: int = param(1, "random directions per step, each an antithetic ± pair")
+    n_perturbations: int = param(128, "random directions per step, each an antithetic ± pair")
     loss: ZOLoss = param(
-        "global", "global: a readout's cross-entropy, all blocks at once; local: PhyLL's per block"
+        "local", "local: PhyLL's loss per block; global: a readout's cross-entropy, all blocks"
     )
     theta: float = param(4.0, "θ of PhyLL's contrastive loss (loss=local)")
-    head_input: HeadInput = param("last", "the readout reads the last block's output or all")
+    head_input: HeadInput = param("all", "the readout reads all block outputs or the last one")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -163,9 +173,9 @@ class ZerothOrder(LearningRule):
 
     @classmethod
     def model_spec(cls, params: RuleParams) -> ModelSpec:
-        if getattr(params, "loss", "global") == "local":
+        if getattr(params, "loss", "local") == "local":
             return ModelSpec(label_channels=True)
-        head_input = getattr(params, "head_input", "last")
+        head_input = getattr(params, "head_input", "all")
         return ModelSpec(label_channels=True, head="readout", head_input=head_input)
 
     def __init__(
