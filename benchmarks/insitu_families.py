@@ -64,6 +64,7 @@ def run(part: str, out: Path) -> None:
     dataset, system = PARTS[part]
     common = ("--dataset", dataset, "--system", system, "--quiet")
     compare = out / part / "compare"
+    compare.parent.mkdir(parents=True, exist_ok=True)
     if not (compare / "summary.json").exists():
         entries = ",".join(RULES + CONTROLS)
         phyll("compare", *common, "--rules", entries, "--seeds", str(len(SEEDS)),
