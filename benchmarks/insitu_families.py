@@ -80,9 +80,11 @@ def run(part: str, out: Path) -> None:
 
 # ---------------------------------------------------------------------- tables
 def read_runs(folder: Path, name: str) -> list[dict[str, Any]]:
-    """Summary and metrics history of every run folder ``folder/name``."""
+    """Summary and metrics history of every finished run folder ``folder/name``."""
     runs = []
     for run_dir in sorted(folder.glob(name)):
+        if not (run_dir / "summary.json").exists():
+            continue  # still training
         summary = json.loads((run_dir / "summary.json").read_text())
         lines = (run_dir / "metrics.jsonl").read_text().splitlines()
         runs.append({"summary": summary, "history": [json.loads(x) for x in lines if x]})
