@@ -207,7 +207,16 @@ CASES.append(
 for system in ("acoustic", "microwave", "optical"):
     argv = ("train", *TINY, "--system", system, "--system-param", "bogus=1", "--out", "{tmp}/r")
     CASES.append(Case(f"train-{system}-unknown-param", argv, "valid: "))
-for rule in ("phyll", "ff", "pat", "backprop-ideal", "backprop-transfer", "phyll-unsup"):
+for rule in (
+    "phyll",
+    "ff",
+    "pat",
+    "backprop-ideal",
+    "backprop-transfer",
+    "phyll-unsup",
+    "dfa",
+    "zo",
+):
     argv = ("train", *TINY, "--rule", rule, "--rule-param", "bogus=1", "--out", "{tmp}/run")
     CASES.append(Case(f"train-{rule}-unknown-param", argv, "valid: "))
 for option, value, culprit in (

@@ -25,7 +25,8 @@ the physical measurement removed (the honesty ablation), ``phyll-readout``: PhyL
 predicting with its one-pass linear readout instead of goodness over every label, and the
 controls (``VARIANTS``): ``random-features``, ``linear`` (its own epoch budget, at least
 :data:`LINEAR_MIN_EPOCHS`, best validation epoch kept), ``mlp``, ``mlp-matched`` (a digital MLP
-whose digital FLOPs per inference equal PhyLL's, :mod:`phyll.experiments.matched`), and for
+whose digital FLOPs per inference equal PhyLL's, :mod:`phyll.experiments.matched`),
+``dfa-frozen`` (DFA's readout on blocks frozen at their random initialisation), and for
 unsupervised PhyLL
 ``phyll-unsup-nophysics`` and ``phyll-unsup-random-features``.
 """
@@ -67,6 +68,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "mlp": ("backprop-ideal", {"use_physics": False}),
     # a digital MLP whose digital FLOPs per inference equal PhyLL's (width solved: matched.py)
     "mlp-matched": ("backprop-ideal", {"use_physics": False}),
+    # DFA's readout on blocks left at their random initialisation: what DFA's training adds
+    "dfa-frozen": ("dfa", {"rule_params": {"lr": 1e-12, "readout_lr": 1e-2}}),
     # the same controls for unsupervised PhyLL (its readout included)
     "phyll-unsup-nophysics": ("phyll-unsup", {"use_physics": False}),
     "phyll-unsup-random-features": (
@@ -450,7 +453,8 @@ def register(sub: Any) -> None:
         "|xR|² in place of every system), linear (logistic regression on the inputs), mlp "
         "(a digital MLP of the same widths), mlp-matched (a digital MLP whose digital FLOPs per "
         "inference equal PhyLL's, its width solved), linear with at least "
-        f"{LINEAR_MIN_EPOCHS} epochs; phyll-unsup-nophysics and "
+        f"{LINEAR_MIN_EPOCHS} epochs, dfa-frozen (DFA's readout on random blocks); "
+        "phyll-unsup-nophysics and "
         "phyll-unsup-random-features for phyll-unsup "
         f"(default: {','.join(DEFAULT_RULES)})",
     )

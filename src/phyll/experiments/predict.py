@@ -48,9 +48,11 @@ from phyll.experiments.run_folder import RunFolder, RunFolderError
 from phyll.experiments.train import data_fingerprint, resume_command
 from phyll.learning.backprop import InSilicoBackprop
 from phyll.learning.base import LearningRule, evaluating
+from phyll.learning.dfa import DirectFeedbackAlignment
 from phyll.learning.local import LocalContrastiveRule
 from phyll.learning.pat import PhysicsAwareTraining
 from phyll.learning.phyll_unsup import PhyLLUnsupervised
+from phyll.learning.zo import ZerothOrder
 from phyll.network import Model, PhysicalNetwork
 from phyll.registry import PYTHON, check_recorded_names
 from phyll.usercode import Trust
@@ -66,9 +68,10 @@ class PredictError(UserError, ValueError):
 def class_scores(rule: LearningRule, x: Tensor) -> Tensor:
     """Per-class scores ``[B, n_classes]`` of drive-range features ``x``; argmax = prediction.
 
-    Goodness prediction (PhyLL, FF): the goodness summed over blocks with each candidate label
-    embedded. Rules with a head (readout, classifier: PAT, backprop, unsupervised PhyLL): the
-    head's logits. Any other rule: one-hot of its prediction. The model's mode is restored.
+    Goodness prediction (PhyLL, FF, local ZO): the goodness summed over blocks with each
+    candidate label embedded. Rules with a head (readout, classifier: PAT, backprop,
+    unsupervised PhyLL, DFA, global ZO): the head's logits. Any other rule: one-hot of its
+    prediction. The model's mode is restored.
     """
     model = rule.model
     with evaluating(model), torch.no_grad():
@@ -82,6 +85,8 @@ def class_scores(rule: LearningRule, x: Tensor) -> Tensor:
             return model.head(rule._features(x))
         if isinstance(rule, PhyLLUnsupervised):
             return rule.head(rule.features(x))
+        if isinstance(rule, DirectFeedbackAlignment | ZerothOrder):
+            return rule.class_scores(x)
         predicted = rule.predict(x)
     n_classes = model.head.linear.out_features if model.head else model.network.n_classes
     return F.one_hot(predicted.long(), n_classes).float()

@@ -76,6 +76,19 @@ def distinct_wrong_labels(
 
 
 BlockLoss = Callable[[Tensor, int], Tensor]
+#: goodness ``[B]`` of a block's outputs, given the block's number
+Goodness = Callable[[Tensor, int], Tensor]
+
+
+def goodness_per_label(model: Model, x: Tensor, goodness: Goodness) -> Tensor:
+    """Goodness summed over blocks for every candidate label embedded: ``[B, n_classes]``
+    (``n_classes`` physical passes per sample and block; the model's mode is restored)."""
+    n = model.network.n_classes
+    labels = torch.arange(n, device=x.device).repeat_interleave(x.shape[0])
+    with evaluating(model), torch.no_grad():
+        outputs = model(x.repeat(n, 1), labels)
+        score = sum(goodness(o, i) for i, o in enumerate(outputs))
+    return score.view(n, x.shape[0]).T
 
 
 def train_blocks_locally(
@@ -195,12 +208,7 @@ class LocalContrastiveRule(LearningRule):
 
     def goodness_per_label(self, x: Tensor) -> Tensor:
         """Goodness summed over blocks for every candidate label: ``[B, n_classes]``."""
-        n = self.network.n_classes
-        labels = torch.arange(n, device=x.device).repeat_interleave(x.shape[0])
-        with evaluating(self.model), torch.no_grad():
-            outputs = self.model(x.repeat(n, 1), labels)
-            score = sum(self.goodness(o, i) for i, o in enumerate(outputs))
-        return score.view(n, x.shape[0]).T
+        return goodness_per_label(self.model, x, self.goodness)
 
     def predict(self, x: Tensor) -> Tensor:
         if self.model.head is not None:
