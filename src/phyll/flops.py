@@ -685,7 +685,8 @@ _ZERO_NAMES = set(
         "complex _linalg_check_errors _assert_async lu_unpack masked_fill where scalar_tensor "
         "_conj _conj_physical conj_physical _neg_view positive view_as_real view_as_complex real "
         "imag _unsafe_index unfold_backward expand_backward _copy_from _copy_from_and_resize "
-        "_pin_memory index_fill one_hot linspace logspace arange eye"
+        "_pin_memory index_fill one_hot linspace logspace arange eye squeeze unsqueeze "
+        "transpose t swapdims as_strided"
     )
 )
 
