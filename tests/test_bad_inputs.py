@@ -143,7 +143,6 @@ INT_OPTIONS = (
     "--epochs",
     "--batch-size",
     "--eval-every",
-    "--eval-samples",
 )
 for option in INT_OPTIONS:
     for value in ("0", "-1", "1e7", "x", "", "2.5"):
@@ -156,6 +155,9 @@ for option, value in (
     ("--val-fraction", "x"),
     ("--checkpoint-every", "x"),
     ("--train-eval-samples", "x"),
+    ("--eval-samples", "x"),
+    ("--eval-samples", ""),
+    ("--eval-samples", "2.5"),
     ("--conditioning", "bad"),
     ("--activation", "bad"),
     ("--rule", "nope"),
@@ -182,6 +184,7 @@ for option, value, culprit in (
     ("--val-fraction", "inf", "val_fraction"),
     ("--checkpoint-every", "-1", "checkpoint_every"),
     ("--train-eval-samples", "-1", "train_eval_samples"),
+    ("--eval-samples", "-1", "eval_samples"),  # 0 means every validation sample
     ("--lr", "inf", "lr"),
     ("--lr", "nan", "lr"),
     ("--lr", "-1", "lr"),
