@@ -312,7 +312,6 @@ CASES += [
 FOREIGN = write("run/notes.txt", "my thesis")
 for name, setup, culprit in (
     ("out-is-file", write("run", "x"), "not a folder"),
-    ("parent-missing", None, "does not exist"),
     ("foreign-folder", FOREIGN, "not a phyll run"),
     ("foreign-folder-overwrite", FOREIGN, "not a phyll run"),
     ("config-without-format", run_config(fmt=None), "format marker"),
@@ -323,7 +322,7 @@ for name, setup, culprit in (
     ("existing-run", both(run_config(), write("run/summary.json", "{}")), "already holds"),
     ("locked-run", locked, f"PID {os.getpid()}"),
 ):
-    out = "{tmp}/no/such/run" if name == "parent-missing" else "{tmp}/run"
+    out = "{tmp}/run"
     extra = ("--overwrite",) if name in ("foreign-folder-overwrite", "locked-run") else ()
     CASES.append(Case(f"out-{name}", ("train", *TINY, "--out", out, *extra), culprit, setup))
 CASES += [

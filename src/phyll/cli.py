@@ -47,7 +47,7 @@ def command_train(args: argparse.Namespace) -> int:
     tracking = tracking_of(args)
     if args.resume:
         refuse_options_beside_resume(args)
-        out = Path(args.resume)
+        out = args.run_dir = Path(args.resume)
         recorded = RunFolder(out).read_json(out / "config.json") if tracking else {}
         config = {k: v for k, v in recorded.items() if k not in ("format", "resolved")}
         callbacks = tracking.callbacks(out, config) if tracking else []
@@ -61,7 +61,7 @@ def command_train(args: argparse.Namespace) -> int:
         )
     else:
         config = config_from_args(args)
-        out = Path(args.out) if args.out else _default_out(config)
+        out = args.run_dir = Path(args.out) if args.out else _default_out(config)
         callbacks = tracking.callbacks(out, config.to_dict()) if tracking else []
         with output_folder(out.parent):  # missing parents made (and removed if it fails)
             summary = train(
@@ -234,10 +234,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"phyll: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        print(f"phyll: {exc}" if str(exc) else
-              "phyll: interrupted; the last checkpoint is kept (resume with --resume RUN_DIR)",
-              file=sys.stderr)  # fmt: skip
+        print(f"phyll: {exc or interrupted_at(args)}", file=sys.stderr)
         return 130
+
+
+def interrupted_at(args: argparse.Namespace) -> str:
+    """What an abort (a second Ctrl-C) keeps, and the command that continues it."""
+    run = getattr(args, "run_dir", None)
+    if run is None:
+        return "interrupted; the last checkpoints are kept (continue with --resume)"
+    return f"interrupted; the last checkpoint is kept: continue with `phyll train --resume {run}`"
 
 
 if __name__ == "__main__":
