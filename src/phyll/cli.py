@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"phyll: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        print(f"phyll: {exc or interrupted_at(args)}", file=sys.stderr)
+        print(f"phyll: {str(exc) or interrupted_at(args)}", file=sys.stderr)
         return 130
 
 
