@@ -16,7 +16,7 @@ FORMAT = "phyll-run/1"
 #: datasets of 28×28-class images (``NAME`` or ``NAME:HxW``), trained with the image profile
 IMAGE_DATASETS = ("mnist5k", "mnist", "fashion-mnist")
 #: the defaults of the options left unset (None), by dataset kind; chosen on *validation*
-#: accuracy (README, "Physics that computes"): images need a large physical layer
+#: accuracy (docs/your-data.md, "Defaults by dataset kind"): images need a large physical layer
 #: (2,048 measurements or more), a wide digital layer, 1-pixel random shifts and
 #: a cosine learning-rate decay, and the labels written into the image (the overlay scored
 #: 96.3 % validation against 95.7 % for appended label channels, seeds 0–2); the small
