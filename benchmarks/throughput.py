@@ -2,7 +2,7 @@
 
 Run: ``python benchmarks/throughput.py`` (CPU; add ``--device cuda`` on a GPU machine, where
 every timing is bracketed by ``torch.cuda.synchronize()``; without CUDA that option exits with
-a one-line message). Not a test: it prints figures that the README quotes.
+a one-line message). Not a test: it prints figures that docs/measurements.md quotes.
 
 1. **Forward throughput** of every simulator (batch 1024) at 64 → 128 and 794 → 2,048 channels
    (794 = a 28×28 image plus 10 label channels), as samples/s and as the ratio of its time to
@@ -11,7 +11,8 @@ a one-line message). Not a test: it prints figures that the README quotes.
    least any simulator of a linear scattering system with intensity detection must do. Best
    of several repeats (the machine is shared: the minimum is the least disturbed run). The
    microwave cavity solves an ``n_in × n_in`` system per sample and frequency; at 794 inputs
-   it is timed on a small batch (``--microwave-batch``).
+   it is timed on a small batch (``--microwave-batch``). Its own yardstick, the LAPACK floor
+   of those solves, is benchmarks/microwave_rate.py's.
 2. **PhyLL epochs**: the small default architecture on vowels and digits, and one training
    epoch of ``mnist5k`` (28×28) with 2,048 measurements per block (optical and acoustic), each
    in a fresh process so that its peak resident memory (``ru_maxrss``) is its own.

@@ -143,7 +143,6 @@ INT_OPTIONS = (
     "--epochs",
     "--batch-size",
     "--eval-every",
-    "--eval-samples",
 )
 for option in INT_OPTIONS:
     for value in ("0", "-1", "1e7", "x", "", "2.5"):
@@ -156,6 +155,9 @@ for option, value in (
     ("--val-fraction", "x"),
     ("--checkpoint-every", "x"),
     ("--train-eval-samples", "x"),
+    ("--eval-samples", "x"),
+    ("--eval-samples", ""),
+    ("--eval-samples", "2.5"),
     ("--conditioning", "bad"),
     ("--activation", "bad"),
     ("--rule", "nope"),
@@ -182,6 +184,7 @@ for option, value, culprit in (
     ("--val-fraction", "inf", "val_fraction"),
     ("--checkpoint-every", "-1", "checkpoint_every"),
     ("--train-eval-samples", "-1", "train_eval_samples"),
+    ("--eval-samples", "-1", "eval_samples"),  # 0 means every validation sample
     ("--lr", "inf", "lr"),
     ("--lr", "nan", "lr"),
     ("--lr", "-1", "lr"),
@@ -207,7 +210,16 @@ CASES.append(
 for system in ("acoustic", "microwave", "optical"):
     argv = ("train", *TINY, "--system", system, "--system-param", "bogus=1", "--out", "{tmp}/r")
     CASES.append(Case(f"train-{system}-unknown-param", argv, "valid: "))
-for rule in ("phyll", "ff", "pat", "backprop-ideal", "backprop-transfer", "phyll-unsup"):
+for rule in (
+    "phyll",
+    "ff",
+    "pat",
+    "backprop-ideal",
+    "backprop-transfer",
+    "phyll-unsup",
+    "dfa",
+    "zo",
+):
     argv = ("train", *TINY, "--rule", rule, "--rule-param", "bogus=1", "--out", "{tmp}/run")
     CASES.append(Case(f"train-{rule}-unknown-param", argv, "valid: "))
 for option, value, culprit in (
@@ -300,7 +312,6 @@ CASES += [
 FOREIGN = write("run/notes.txt", "my thesis")
 for name, setup, culprit in (
     ("out-is-file", write("run", "x"), "not a folder"),
-    ("parent-missing", None, "does not exist"),
     ("foreign-folder", FOREIGN, "not a phyll run"),
     ("foreign-folder-overwrite", FOREIGN, "not a phyll run"),
     ("config-without-format", run_config(fmt=None), "format marker"),
@@ -311,7 +322,7 @@ for name, setup, culprit in (
     ("existing-run", both(run_config(), write("run/summary.json", "{}")), "already holds"),
     ("locked-run", locked, f"PID {os.getpid()}"),
 ):
-    out = "{tmp}/no/such/run" if name == "parent-missing" else "{tmp}/run"
+    out = "{tmp}/run"
     extra = ("--overwrite",) if name in ("foreign-folder-overwrite", "locked-run") else ()
     CASES.append(Case(f"out-{name}", ("train", *TINY, "--out", out, *extra), culprit, setup))
 CASES += [

@@ -140,6 +140,9 @@ RULES = {
     "backprop-ideal": {"rule": "backprop-ideal"},
     "backprop-transfer": {"rule": "backprop-transfer"},
     "linear": {"rule": "linear", "use_physics": False},
+    "dfa": {"rule": "dfa"},
+    "zo-global": {"rule": "zo", "rule_params": {"loss": "global"}},
+    "zo-local": {"rule": "zo", "rule_params": {"loss": "local"}},
 }
 COUNTS = ("physical_queries", "offloaded_flops", "digital_flops")
 

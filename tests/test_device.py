@@ -95,6 +95,9 @@ RULE_CASES = {
     "backprop-ideal": {"rule": "backprop-ideal"},
     "backprop-transfer": {"rule": "backprop-transfer"},
     "linear": {"rule": "linear", "use_physics": False},
+    "dfa": {"rule": "dfa"},
+    "zo-global": {"rule": "zo", "rule_params": {"loss": "global"}},
+    "zo-local": {"rule": "zo", "rule_params": {"loss": "local"}},
 }
 
 

@@ -250,6 +250,9 @@ def test_sgd_steps_match_a_hand_count():
         ("phyll", "acoustic", {}),
         ("phyll-unsup", "acoustic", {}),
         ("ff", "acoustic", {}),
+        ("dfa", "acoustic", {}),
+        ("zo", "acoustic", {"loss": "global"}),
+        ("zo", "acoustic", {"loss": "local"}),
         ("pat", "acoustic", {"twin_samples": 20, "twin_epochs": 2, "twin_hidden": [8]}),
         ("backprop-ideal", "microwave", {}),  # the simulator's linear solves are digital here
         ("backprop-ideal", "optical", {}),  # and its FFTs

@@ -144,3 +144,32 @@ def test_large_metasurfaces_are_solved_in_memory_bounded_chunks():
     assert out.shape == (5, 12) and torch.isfinite(out).all()
     assert torch.allclose(whole, out, rtol=1e-4, atol=1e-6)
     assert MicrowaveCavity(8, 4, max_chunk_elements=2 * 4 * 8**2)._chunk_rows == 2
+
+
+def dense_reference(system: MicrowaveCavity, drive: torch.Tensor) -> torch.Tensor:
+    """The measurement by definition: invert the full W (complex128), |H_rt(f)|² per bin."""
+    h = np.linalg.inv(system.interaction_matrix(drive))  # every dipole, no Schur complement
+    rx, tx = np.triu_indices(system.n_antennas, k=1)
+    j = np.arange(system.n_outputs)
+    pair, freq = j // system.n_freqs, j % system.n_freqs
+    power = np.abs(h[:, freq, rx[pair], tx[pair]]) ** 2
+    return torch.from_numpy(power).float() / system._full_scale
+
+
+@pytest.mark.parametrize("n_inputs", [12, 150])  # threaded and single-thread solves
+def test_the_in_place_batched_solve_measures_what_the_dense_definition_gives(n_inputs):
+    per_sample = 4 * n_inputs**2  # chunks of 3 samples: 3 + 3 + 1, then 2 in the workspace
+    system = MicrowaveCavity(
+        n_inputs, 10, noise_std=0.0, adc_bits=None, max_chunk_elements=3 * per_sample
+    )
+    drive = torch.rand(7, n_inputs, generator=torch.Generator().manual_seed(4))
+    expected = dense_reference(system, drive)
+    tolerance = {"rtol": 2e-3, "atol": 1e-4 * float(expected.abs().max())}
+    torch.testing.assert_close(system(drive), expected, **tolerance)
+    workspace = system._workspace[0].data_ptr()
+    torch.testing.assert_close(system(drive[:2]), expected[:2], **tolerance)
+    assert system._workspace[0].data_ptr() == workspace  # reused, not reallocated
+    x = drive.clone().requires_grad_(True)  # the autograd path (solve_ex) agrees
+    with_grad = system.port_matrix(x)
+    torch.testing.assert_close(with_grad.detach(), system.port_matrix(drive))
+    assert with_grad.requires_grad

@@ -19,6 +19,8 @@ def test_phases_add_up_to_the_totals_and_pat_fits_its_twin_in_setup():
     summary = train(config, progress=False)
     for quantity in QUANTITIES:
         parts = [summary[f"{quantity}_{phase}"] for phase in PHASES]
+        if quantity == "wall_time_s":  # the whole run: start-up and bookkeeping too
+            parts += [summary["startup_s"], summary["bookkeeping_s"]]
         assert summary[quantity] == pytest.approx(sum(parts)), quantity
     # setup: the twin's data (queries) and its fit (FLOPs), and the systems' calibration
     calibration = sum(s["calibration_queries"] for s in summary["systems"])

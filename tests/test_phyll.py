@@ -72,19 +72,29 @@ def test_each_block_is_updated_from_its_own_loss_only():
     assert torch.equal(net.blocks[1].linear.weight, before[1])
 
 
+#: every model-free rule that drives the physics, in each of its modes
+MODEL_FREE = [
+    ("phyll", {}),
+    ("phyll", {"prediction": "readout"}),
+    ("dfa", {}),
+    ("zo", {"loss": "local"}),
+    ("zo", {"loss": "global", "n_perturbations": 2}),
+]
+
+
 @pytest.mark.parametrize("make", [
     lambda i, n: GradTrap(numpy_square_law(n, 10, seed=i)),
     lambda i, n: GradTrap(AcousticCavity(n, 10, seed=i)),
 ])  # fmt: skip
-def test_training_and_prediction_never_touch_the_physics_with_autograd(make):
+@pytest.mark.parametrize(("rule", "params"), MODEL_FREE)
+def test_training_and_prediction_never_touch_the_physics_with_autograd(make, rule, params):
     net = net_for(make)
-    rule = make_rule("phyll", net, seed=0)
+    learner = make_rule(rule, net, seed=0, **params)
+    assert learner.model_free
     for _ in range(3):
-        rule.train_step(torch.rand(8, 3), torch.randint(0, 3, (8,)))
-    rule.predict(torch.rand(4, 3))
-    readout = make_rule("phyll", net_for(make), seed=0, prediction="readout")
-    readout.train_step(torch.rand(8, 3), torch.randint(0, 3, (8,)))
-    readout.predict(torch.rand(4, 3))
+        learner.train_step(torch.rand(8, 3), torch.randint(0, 3, (8,)))
+    learner.predict(torch.rand(4, 3))
+    assert all(s.queries > 0 for s in net.systems)
 
 
 def test_goodness_scores_have_one_column_per_label():

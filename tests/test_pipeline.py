@@ -20,12 +20,13 @@ import torch
 from phyll.cli import build_parser, main
 from phyll.engine import Callback, TrainingError, TrainingInterrupted
 from phyll.errors import ConfigError
-from phyll.experiments.build import block_params, build_experiment
+from phyll.experiments.build import build_experiment
 from phyll.experiments.compare import entry_config
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.pipeline import ActorDied, PipelineError, actors, pipeline_refusal
 from phyll.experiments.pipeline.setup import worker_specs
 from phyll.experiments.pipeline.worker import BlockWorker, WorkerState, to_wire
+from phyll.experiments.sizing import block_params
 from phyll.experiments.sweep import sweep_of
 from phyll.experiments.train import resume, train
 from phyll.learning import RULES

@@ -67,7 +67,13 @@ def test_predict_restores_the_model_mode(iris_run, training):
 
 
 def test_scores_of_head_rules_are_the_head_logits(tmp_path):
-    for rule, params in (("phyll", {"prediction": "readout"}), ("backprop-ideal", {})):
+    head_rules = (
+        ("phyll", {"prediction": "readout"}),
+        ("backprop-ideal", {}),
+        ("dfa", {}),
+        ("zo", {"loss": "global"}),
+    )
+    for rule, params in head_rules:
         config = phyll.TrainConfig(rule=rule, rule_params=params, **SMALL)
         phyll.train(config, tmp_path / rule, progress=False)
         run = phyll.load_run(tmp_path / rule)

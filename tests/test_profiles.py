@@ -151,3 +151,11 @@ def test_the_schedule_also_scales_an_unsupervised_readout_with_its_own_rate():
     assert rule.head_optimizer in rule.optimizers_made
     rule.scale_learning_rate(0.5)
     assert rule.head_optimizer.param_groups[0]["lr"] == pytest.approx(0.02)
+
+
+def test_images_evaluate_a_validation_subsample_per_epoch_and_tabular_data_all():
+    assert TrainConfig(dataset="mnist").eval_samples == 5000
+    assert TrainConfig(dataset="vowels").eval_samples == 0  # 0: every validation sample
+    assert TrainConfig(dataset="mnist", eval_samples=0).eval_samples == 0
+    with pytest.raises(ConfigError, match="eval_samples"):
+        TrainConfig(eval_samples=-1)

@@ -19,7 +19,7 @@ import zmq
 
 from phyll.cli import main
 from phyll.registry import make_system
-from phyll.remote import DeviceServer, RemoteSystem
+from phyll.remote import DeviceServer, RemoteBlockSystem, RemoteSystem
 from phyll.remote.client import RemoteProtocolError, RemoteSystemError, RemoteTimeoutError
 from phyll.remote.protocol import (
     MAX_CHANNELS,
@@ -428,11 +428,11 @@ def test_load_system_accepts_classes_factories_and_names_and_refuses_others():
     assert load_system("tests.conftest:numpy_square_law", {"n_inputs": 2, "n_outputs": 2})
     with pytest.raises(ValueError, match="cannot import"):
         load_system("no_such_module:X", {})
-    with pytest.raises(ValueError, match="has no class or function"):
+    with pytest.raises(ValueError, match=r"module 'phyll\.systems' has no 'Nope'"):
         load_system("phyll.systems:Nope", {})
     with pytest.raises(ValueError, match="not a phyll PhysicalSystem"):
         load_system("numpy:zeros", {"shape": 3})
-    with pytest.raises(ValueError, match="cannot build"):
+    with pytest.raises(ValueError, match="'acoustic' needs parameter 'n_outputs'"):
         load_system("acoustic", {"n_inputs": 3})
 
 
@@ -445,8 +445,9 @@ def test_server_and_registry_misuse_are_clear_errors(serve):
     with pytest.raises(ValueError, match=r"unknown parameter .timeout.*valid: address"):
         make_system("remote", 2, 2, address=server.address, timeout=3)
     with pytest.raises(ValueError, match="needs ≥ 3 and exactly 2"):
-        make_system("remote", 3, 2, address=server.address)
-    assert make_system("remote", 1, 2, address=server.address).n_inputs == 2
+        RemoteBlockSystem(3, 2, address=server.address)
+    # a fixed-size device: the registry builds it as it is, whatever sizes are asked for
+    assert make_system("remote", 3, 5, address=server.address).n_inputs == 2
 
 
 @pytest.mark.parametrize(
@@ -533,3 +534,22 @@ def test_resuming_against_a_different_device_is_refused(serve):
     with pytest.raises(RemoteSystemError, match=r"is not the device this run was trained on "
                                                 r"\(seed: 0 → 1\)"):  # fmt: skip
         other.load_state_dict(state)
+
+
+def test_a_client_adopts_the_served_devices_declared_costs(serve):
+    """Declared measurement time, power and calibration drives cross the wire; a device that
+    declares no time is timed by its round trips; blocks sharing a device share its key (its
+    calibration is counted once)."""
+    declared = CallableSystem(lambda d: d**2, 3, 3, power_w=0.5, measurement_time_s=2e-3)
+    declared.calibration_queries = 5
+    address = serve(declared).address
+    client = RemoteSystem(address, timeout_s=PATIENCE_S)
+    assert (client.measurement_time_s, client.power_w, client.calibration_queries) == (
+        2e-3,
+        0.5,
+        5,
+    )
+    assert client.device_time(10, 99.0) == pytest.approx(0.02)
+    assert RemoteSystem(address, timeout_s=PATIENCE_S).device_key == client.device_key
+    timed = RemoteSystem(serve(numpy_square_law(2, 2)).address, timeout_s=PATIENCE_S)
+    assert timed.measurement_time_s is None and timed.device_time(10, 0.3) == 0.3

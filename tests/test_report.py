@@ -130,7 +130,7 @@ def test_the_best_trial_leads_the_sweep_table(folders):
 def test_unknown_or_missing_folders_are_one_line_errors(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "is not a phyll run, comparison, robustness, depth or sweep folder" in err
+    assert "is not a phyll run, comparison, robustness, depth, sweep or frontier folder" in err
     assert err.count("\n") == 1
     assert main(["report", str(tmp_path / "absent")]) == 2
     assert "is not a folder" in capsys.readouterr().err

@@ -22,12 +22,14 @@ What a driver declares, and why:
   ``phyll serve`` reports it to the client, and ``RemoteSystem`` measures the batch again
   (``nonfinite="remeasure"``, counted as queries) or stops the run (``nonfinite="raise"``).
 
-Serve it and train through it (from the repository root, so that ``examples`` imports)::
+Train with it in-process, or serve it and train through it (from the repository root, so that
+``examples`` imports); a served device is used as it is (24 → 24 here: no size flags), and its
+declared time, power and calibration drives reach the run's costs as in-process::
 
+    PYTHONPATH=. phyll train --system examples.lab_instrument.driver:MyInstrument --out runs/lab
     PYTHONPATH=. phyll serve examples.lab_instrument.driver:MyInstrument \\
         --param n_inputs=24 --param n_outputs=24 --param glitch_rate=0.01 --port 5555
-    phyll train --system remote --system-param address=tcp://127.0.0.1:5555 \\
-        --width 24 --measurements 24 --out runs/lab
+    phyll train --system remote --system-param address=tcp://127.0.0.1:5555 --out runs/lab-served
 """
 
 from __future__ import annotations

@@ -41,8 +41,9 @@ These figures are phyll's main claim, so they are measured, never estimated:
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -65,6 +66,7 @@ __all__ = [
 DEFAULT_ENERGY_PER_FLOP_J = 2.3e-12
 
 _ACTIVE: list[Meter] = []
+_log = logging.getLogger(__name__)
 
 
 def _no_flops() -> dict[str, int]:
@@ -126,7 +128,31 @@ class Costs:
         return out
 
 
+#: a repeated block's count is re-checked (counted again, compared) at these occurrences and at
+#: every power of two above them, so a signature that misses a change of work is caught early
+#: and cheaply (log2 of the repetitions)
+AUDIT_FROM = 16
+
+
 @dataclass
+class RepeatedWork:
+    """What a meter knows of a block that repeats under one signature (:meth:`Meter.measure`).
+
+    ``flops`` is the digital count by kind once two consecutive counted runs agreed (then it is
+    reused); ``last`` the latest counted run until then; ``runs`` the occurrences so far.
+    """
+
+    last: dict[str, int] | None = None
+    flops: dict[str, int] | None = None
+    runs: int = 0
+
+    def due_for_audit(self) -> bool:
+        """Whether this occurrence is counted again to check the reused count."""
+        n = self.runs
+        return n >= AUDIT_FROM and n & (n - 1) == 0
+
+
+@dataclass(eq=False)  # meters are told apart by identity (the active list removes them)
 class Meter:
     """Accumulates costs while :meth:`measure` is active; one meter per run and phase.
 
@@ -134,16 +160,41 @@ class Meter:
     meters share the outermost meter's :class:`~phyll.flops.FlopCounter` (each reads its own
     window of the running total), so every operation is dispatched through one counter however
     deep the nesting.
+
+    **Repeated work is counted once.** A block measured with a ``signature`` (e.g. a training
+    step's rule and batch shapes) whose digital work is a function of that signature does the
+    same operations on the same shapes every time: once two consecutive counted runs give the
+    same FLOPs by kind, later runs execute without the counter (no dispatch overhead, the
+    clocks undisturbed) and add that count: exact, not estimated. Physical queries, device and
+    simulation time are always measured. The reused count is audited (counted again) at
+    occurrence 16, 32, 64, …; a mismatch (a signature that misses what changes the work) is
+    logged and the signature is counted every time from then on. ``reuse=False`` counts
+    every run (the reference the tests compare with).
     """
 
     costs: Costs = field(default_factory=Costs)
+    reuse: bool = True
     _counter: FlopCounter | None = field(default=None, repr=False)
     _at_start: dict[str, int] = field(default_factory=_no_flops, repr=False)
     _excluded: dict[str, int] = field(default_factory=_no_flops, repr=False)
+    _repeated: dict[Hashable, RepeatedWork] = field(default_factory=dict, repr=False)
+    _irregular: set[Hashable] = field(default_factory=set, repr=False)
 
     @contextlib.contextmanager
-    def measure(self) -> Iterator[Meter]:
-        """Count FLOPs and wall time of everything run inside the block."""
+    def measure(self, signature: Hashable | None = None) -> Iterator[Meter]:
+        """Count FLOPs and wall time of everything run inside the block.
+
+        ``signature``: a hashable description of the work that fixes its digital FLOPs (see
+        the class docstring); None counts the block as it runs.
+        """
+        work = self._repeated_work(signature)
+        if work is not None and work.flops is not None and not work.due_for_audit():
+            work.runs += 1
+            with self._uncounted():
+                yield self
+            self.costs.digital_flops += sum(work.flops.values())
+            self.costs.digital_flops_by_kind = _merge(self.costs.digital_flops_by_kind, work.flops)
+            return
         shared = _ACTIVE[-1]._counter if _ACTIVE else None
         counter = shared if shared is not None else FlopCounter()
         self._counter, self._at_start = counter, dict(counter.by_kind)
@@ -156,23 +207,63 @@ class Meter:
         finally:
             _ACTIVE.remove(self)
             self.costs.wall_time_s += time.perf_counter() - start
-            self._add_window(self.costs)
+            window = self._window()
+            self.costs.digital_flops += sum(window.values())
+            self.costs.digital_flops_by_kind = _merge(self.costs.digital_flops_by_kind, window)
             self._counter = None
+        if work is not None:  # reached only when the block finished without an exception
+            self._learn(signature, work, window)
+
+    def _repeated_work(self, signature: Hashable | None) -> RepeatedWork | None:
+        """The record of ``signature``'s repetitions, when its count may be reused (not nested
+        in another meter, whose counter must see every operation)."""
+        if signature is None or not self.reuse or _ACTIVE or signature in self._irregular:
+            return None
+        return self._repeated.setdefault(signature, RepeatedWork())
+
+    def _learn(self, signature: Hashable, work: RepeatedWork, window: dict[str, int]) -> None:
+        """Take a counted run of a signature: confirm, audit or keep counting."""
+        work.runs += 1
+        if work.flops is not None and window != work.flops:  # an audit found a change
+            _log.warning(
+                "the digital FLOPs of %r changed between runs (%d, then %d): counting it "
+                "every time from now on",
+                signature,
+                sum(work.flops.values()),
+                sum(window.values()),
+            )
+            self._irregular.add(signature)
+            del self._repeated[signature]
+        elif work.flops is None:
+            work.flops, work.last = (window, None) if window == work.last else (None, window)
+
+    @contextlib.contextmanager
+    def _uncounted(self) -> Iterator[None]:
+        """Active for physical calls (queries, device and simulation time) and wall time, with
+        no FLOP counter."""
+        start = time.perf_counter()
+        _ACTIVE.append(self)
+        try:
+            yield
+        finally:
+            _ACTIVE.remove(self)
+            self.costs.wall_time_s += time.perf_counter() - start
 
     def snapshot(self) -> Costs:
         """Cumulative costs so far, including the FLOPs of a block still running."""
         costs = Costs(**{**asdict(self.costs), "digital_flops_by_kind": {}})
         costs.digital_flops_by_kind = dict(self.costs.digital_flops_by_kind)
-        self._add_window(costs)
+        if self._counter is not None:
+            window = self._window()
+            costs.digital_flops += sum(window.values())
+            costs.digital_flops_by_kind = _merge(costs.digital_flops_by_kind, window)
         return costs
 
-    def _add_window(self, costs: Costs) -> None:
-        """Add the running block's digital FLOPs (the counter's advance less physics')."""
+    def _window(self) -> dict[str, int]:
+        """The running block's digital FLOPs by kind (the counter's advance less physics')."""
         if self._counter is None:
-            return
-        window = _merge(_merge(self._counter.by_kind, self._at_start, -1), self._excluded, -1)
-        costs.digital_flops += sum(window.values())
-        costs.digital_flops_by_kind = _merge(costs.digital_flops_by_kind, window)
+            return _no_flops()
+        return _merge(_merge(self._counter.by_kind, self._at_start, -1), self._excluded, -1)
 
 
 def metering() -> bool:

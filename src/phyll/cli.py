@@ -4,8 +4,9 @@ experiment commands.
 Each command is a ``register(subparsers)`` function: the two core ones live here, experiment
 commands in their own modules (listed in :data:`COMMANDS`). Errors the user can fix
 (:class:`~phyll.errors.UserError`: unknown names, bad parameters, missing files, bad folders, a
-faulty physical system) are printed as one clear line and exit with status 2; anything else is
-a bug and keeps its traceback.
+faulty physical system, an exception raised by the user's own system code) are printed as one
+clear line and exit with status 2 (``--debug``, accepted by every command, prints the
+traceback first); anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -13,27 +14,30 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import traceback
 from collections.abc import Callable
-from contextlib import nullcontext
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, NoReturn
 
 from phyll.data import dataset_catalogue
-from phyll.errors import UserError
-from phyll.experiments import compare, depth, predict, robustness, sweep
+from phyll.errors import ConfigError, UserError
+from phyll.experiments import compare, depth, frontier, predict, robustness, sweep
 from phyll.experiments.arguments import (
     add_experiment_arguments,
     add_run_arguments,
     add_track_arguments,
+    add_trust_argument,
     config_from_args,
     tracking_of,
+    trust_of,
 )
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.run_folder import RunFolder, output_folder
 from phyll.experiments.train import resume, train
+from phyll.machine import process_start, use_threads
 from phyll.params import describe_params
-from phyll.registry import RULES, SYSTEMS
+from phyll.registry import RULES, system_factory, system_names
 from phyll.remote import command as remote_command
 from phyll.report import command as report_command
 from phyll.systems.faults import FAULTS
@@ -42,18 +46,31 @@ from phyll.systems.faults import FAULTS
 def command_train(args: argparse.Namespace) -> int:
     tracking = tracking_of(args)
     if args.resume:
-        out = Path(args.resume)
+        refuse_options_beside_resume(args)
+        out = args.run_dir = Path(args.resume)
         recorded = RunFolder(out).read_json(out / "config.json") if tracking else {}
         config = {k: v for k, v in recorded.items() if k not in ("format", "resolved")}
         callbacks = tracking.callbacks(out, config) if tracking else []
-        summary = resume(out, progress=not args.quiet, callbacks=callbacks)
+        summary = resume(
+            out,
+            trust_code=trust_of(args),
+            progress=not args.quiet,
+            callbacks=callbacks,
+            started=process_start(),
+            epochs=args.epochs,
+        )
     else:
         config = config_from_args(args)
-        out = Path(args.out) if args.out else _default_out(config)
+        out = args.run_dir = Path(args.out) if args.out else _default_out(config)
         callbacks = tracking.callbacks(out, config.to_dict()) if tracking else []
-        with nullcontext() if args.out else output_folder(out.parent):  # runs/ when defaulted
+        with output_folder(out.parent):  # missing parents made (and removed if it fails)
             summary = train(
-                config, out, progress=not args.quiet, overwrite=args.overwrite, callbacks=callbacks
+                config,
+                out,
+                progress=not args.quiet,
+                overwrite=args.overwrite,
+                callbacks=callbacks,
+                started=process_start(),
             )
     print(
         f"test accuracy {summary['test_accuracy']:.3f} (chance {summary['chance_accuracy']:.3f}, "
@@ -62,6 +79,7 @@ def command_train(args: argparse.Namespace) -> int:
         f"{summary['digital_flops']:,} digital FLOPs · {summary['wall_time_s']:.1f} s wall "
         f"({summary['simulation_time_s']:.1f} s simulating the physics) · projected with the "
         f"hardware: {summary['projected_time_s']:.1f} s"
+        + (" (device time measured per call)" if summary.get("device_time") == "measured" else "")
     )
     timeline = summary.get("pipeline_timeline")
     if timeline:
@@ -72,6 +90,25 @@ def command_train(args: argparse.Namespace) -> int:
         )
     print(f"run folder: {out}")
     return 0
+
+
+#: what ``phyll train --resume`` accepts beside it: how long to train, and how to run (the rest
+#: of the configuration is the run's own)
+RESUME_OPTIONS = (
+    "--resume", "--epochs", "--quiet", "--threads", "--track", "--track-uri",
+    "--track-experiment", "--trust-code", "--debug", "--system", "--rule",
+)  # fmt: skip
+
+
+def refuse_options_beside_resume(args: argparse.Namespace) -> None:
+    """One line when ``--resume`` comes with an option that would change the run."""
+    given = [token.split("=", 1)[0] for token in args.argv if token.startswith("-")]
+    extra = [option for option in given if option not in RESUME_OPTIONS]
+    if extra:
+        raise ConfigError(
+            f"--resume continues the run with its recorded configuration: {', '.join(extra)} "
+            f"cannot be changed (only {', '.join(RESUME_OPTIONS[1:])} may be given)"
+        )
 
 
 def _default_out(config: TrainConfig) -> Path:
@@ -88,12 +125,12 @@ def command_list(args: argparse.Namespace) -> int:
             f"{row['n_classes']} classes"
         )  # fmt: skip
         print(f"  {row['name']:<14} {sizes:<46} {row['needs']:<9} {row['about']}")
-    print("systems: ", ", ".join(sorted(SYSTEMS)))
+    print("systems: ", ", ".join(system_names()))
     print("rules:   ", ", ".join(sorted(RULES)))
     print("faults:  ", ", ".join(sorted(FAULTS)))
     if args.params:
         groups: list[tuple[str, Any]] = [
-            *((f"system {n}", c) for n, c in sorted(SYSTEMS.items())),
+            *((f"system {n}", system_factory(n)) for n in system_names()),
             *((f"rule {n}", c) for n, c in sorted(RULES.items())),
             *((f"fault {n}", c) for n, c in sorted(FAULTS.items())),
         ]
@@ -123,9 +160,11 @@ def register_train(sub: Subparsers) -> None:
         "--resume",
         metavar="RUN_DIR",
         default=None,
-        help="continue the run in RUN_DIR from its last checkpoint (other options but --track "
-        "ignored)",
+        help="continue the run in RUN_DIR from its last checkpoint with its recorded "
+        "configuration; --epochs N trains it to N epochs in total (a finished run trains on); "
+        "a --system or --rule MODULE:NAME given again (or --trust-code) trusts its code",
     )
+    add_trust_argument(p)
     p.add_argument(
         "--record",
         action="store_true",
@@ -150,6 +189,7 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     register_list,
     predict.register,
     compare.register,
+    frontier.register,
     robustness.register,
     depth.register,
     sweep.register,
@@ -172,25 +212,45 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train deep physical neural networks without backpropagation (PhyLL).",
     )
     parser.add_argument("--version", action="version", version=f"phyll {version('phyll')}")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
     for register in COMMANDS:
         register(sub)
+    for command in sub.choices.values():  # also after the command: phyll train ... --debug
+        command.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP
+        )
     return parser
+
+
+DEBUG_HELP = "on an error, print its traceback before the one-line message"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     try:
+        if hasattr(args, "threads"):
+            use_threads(args.threads)
         return args.func(args)
     except UserError as exc:
+        if args.debug:
+            traceback.print_exc()
         print(f"phyll: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        print(f"phyll: {exc}" if str(exc) else
-              "phyll: interrupted; the last checkpoint is kept (resume with --resume RUN_DIR)",
-              file=sys.stderr)  # fmt: skip
+        print(f"phyll: {str(exc) or interrupted_at(args)}", file=sys.stderr)
         return 130
+
+
+def interrupted_at(args: argparse.Namespace) -> str:
+    """What an abort (a second Ctrl-C) keeps, and the command that continues it."""
+    run = getattr(args, "run_dir", None)
+    if run is None:
+        return "interrupted; the last checkpoints are kept (continue with --resume)"
+    return f"interrupted; the last checkpoint is kept: continue with `phyll train --resume {run}`"
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ checkpoints), then :class:`TrainingInterrupted` is raised.
 
 from __future__ import annotations
 
+import copy
 import math
 import signal
 import sys
@@ -154,13 +155,16 @@ def accuracy(rule: LearningRule, x: Tensor, y: Tensor, batch: int = 512) -> floa
 
 
 def calibration_report(model: Model, rule: LearningRule) -> None:
-    """Report to the meters the calibration drives made by every physical system the run
-    drives (blocks that measure, with a rule that queries the hardware)."""
+    """Report to the meters the calibration drives made by every physical device the run
+    drives (blocks that measure, with a rule that queries the hardware), once per device
+    (one served device may serve every block)."""
     if not rule.drives_physics:
         return
+    seen = set()
     for system in (b.system for b in model.network.blocks if b.use_physics):
         n = system.calibration_queries
-        if n:
+        if n and system.device_key not in seen:
+            seen.add(system.device_key)
             offloaded = n * (system.emulation_flops_per_query or 0)
             report_queries(n, system.power_w, system.device_time(n, 0.0), offloaded)
 
@@ -178,6 +182,8 @@ class Engine:
         eval_plan: what is measured during training.
         callbacks: called in order at each point.
         augment: transforms every training batch's inputs before the step (None: as they are).
+        started: when this session's work began (:func:`time.perf_counter`; the process's
+            start for the command line): the time until :meth:`fit` starts is ``startup_s``.
     """
 
     def __init__(
@@ -192,8 +198,10 @@ class Engine:
         eval_plan: EvalPlan | None = None,
         callbacks: Sequence[Callback] = (),
         augment: Augmentation | None = None,
+        started: float | None = None,
     ) -> None:
         self.model, self.rule, self.splits = model, rule, splits
+        self.started = started
         self.augment = augment
         self.epochs, self.batch_size = int(epochs), int(batch_size)
         self.eval_plan = eval_plan or EvalPlan()
@@ -209,7 +217,14 @@ class Engine:
         self.best: dict[str, Any] = {"epoch": 0, "val_accuracy": -1.0, "record": None}
         self.best_weights: dict[str, Tensor] | None = None
         self.setup_done = False
+        #: wall time outside the phases, summed over sessions (a resumed run adds its own)
+        self.clock = {"startup_s": 0.0, "bookkeeping_s": 0.0}
+        self._session: tuple[float, float, float] | None = None
         self.final: dict[str, float | None] | None = None
+        #: the state before the final test (what :meth:`extend` trains on from)
+        self.continuation: dict[str, Any] | None = None
+        #: every time the run was trained longer than planned (:meth:`extend`)
+        self.extensions: list[dict[str, Any]] = []
         self.stop_reason: str | None = None
         # the sample order and the subsets are drawn on the host (once per epoch, the same on
         # every device) and moved to the data's device
@@ -241,6 +256,7 @@ class Engine:
     def fit(self) -> dict[str, Any]:
         """Train the remaining epochs; return the summary of the selected weights."""
         self.stop_reason = None
+        self._start_session()
         try:
             for cb in self.callbacks:
                 cb.on_fit_start(self)
@@ -282,11 +298,11 @@ class Engine:
         meter = self.meters["training"]
         while progress["step"] < self.steps_per_epoch:
             idx = order[progress["step"] * self.batch_size :][: self.batch_size]
-            with meter.measure():
-                x = self.splits.x_train[idx]
+            x, y = self.splits.x_train[idx], self.splits.y_train[idx]
+            with meter.measure(self.rule.step_signature(x, y)):
                 if self.augment is not None:
                     x = self.augment(x)
-                loss = self.rule.train_step(x, self.splits.y_train[idx])
+                loss = self.rule.train_step(x, y)
             progress["losses"].append(loss)
             progress["step"] += 1
             self.global_step += 1
@@ -301,7 +317,7 @@ class Engine:
         x, y = self.splits.get(split)
         if subset is not None:
             x, y = x[subset.to(x.device)], y[subset.to(y.device)]
-        with self.meters["evaluation"].measure():
+        with self.meters["evaluation"].measure(("accuracy", tuple(x.shape), x.dtype)):
             return accuracy(self.rule, x, y)
 
     def evaluate_epoch(self) -> dict[str, float | None]:
@@ -318,11 +334,69 @@ class Engine:
 
     def finish(self) -> dict[str, Any]:
         """Restore the selected weights, measure the test split once, return the summary."""
-        if self.best_weights is not None:
-            self.model.load_state_dict(self.best_weights)
         if self.final is None:
+            # the last epoch's state (copied: the test loads other weights), to train on from
+            self.continuation = copy.deepcopy(self.state_dict())
+            if self.best_weights is not None:
+                self.model.load_state_dict(self.best_weights)
+            before = self.meters["evaluation"].snapshot()
             self.final = {"test_accuracy": self.evaluate("test")}
+            tested = self.meters["evaluation"].snapshot() - before
+            self.final.update(per_inference(tested, len(self.splits.y_test)))
+        elif self.best_weights is not None:
+            self.model.load_state_dict(self.best_weights)
         return self.summary()
+
+    def extend(self, epochs: int) -> None:
+        """Train to ``epochs`` in total instead of the planned number (no fewer than trained).
+
+        A finished run goes back to the state it had before its final test (the test is
+        taken again at the new end; the discarded test's queries are recorded in the
+        summary's ``extensions``), so that a run extended from ``M`` to ``N`` epochs trains
+        exactly as one planned for ``N`` (a learning-rate schedule aside, see
+        :class:`~phyll.experiments.build.LearningRateSchedule`).
+        """
+        if epochs < self.epoch:
+            raise ConfigError(
+                f"the run has trained {self.epoch} epochs: --epochs {epochs} cannot undo them"
+            )
+        if epochs == self.epochs:
+            return
+        record: dict[str, Any] = {"from_epochs": self.epochs, "to_epochs": epochs}
+        if self.final is not None and self.continuation is not None:
+            queries = self.meters["evaluation"].costs.physical_queries
+            record["discarded_test_accuracy"] = self.final.get("test_accuracy")
+            extensions = self.extensions
+            self.load_state_dict(self.continuation)
+            self.extensions = extensions
+            untested = self.meters["evaluation"].costs.physical_queries
+            record["discarded_test_physical_queries"] = queries - untested
+        self.extensions.append(record)
+        self.epochs = epochs
+
+    # ------------------------------------------------------------------ clocks
+    def _phase_wall(self) -> float:
+        return sum(meter.snapshot().wall_time_s for meter in self.meters.values())
+
+    def _start_session(self) -> None:
+        """Count this session's start-up (imports, data, build: until now) and start the
+        bookkeeping clock (checkpoints, metrics, figures: whatever the phases do not hold)."""
+        now = time.perf_counter()
+        self.clock["startup_s"] += max(now - (self.started or now), 0.0)
+        self._session = (now, self._phase_wall(), self.clock["bookkeeping_s"])
+
+    def clocks(self) -> dict[str, float]:
+        """``startup_s`` and ``bookkeeping_s`` so far (this session's included)."""
+        if self._session is None:
+            return dict(self.clock)
+        start, phases_then, before = self._session
+        session = time.perf_counter() - start - (self._phase_wall() - phases_then)
+        return {**self.clock, "bookkeeping_s": before + max(session, 0.0)}
+
+    def refresh_clocks(self, summary: dict[str, Any]) -> None:
+        """Bring ``summary``'s costs up to now: a callback that writes files at the end
+        (checkpoint, figures) calls it before writing the summary, so their time counts."""
+        summary.update(whole_run_costs(self.phase_costs(), self.clocks()))
 
     # ------------------------------------------------------------------ records
     def phase_costs(self) -> dict[str, Costs]:
@@ -356,13 +430,17 @@ class Engine:
         final = self.final or {}
         return {
             "test_accuracy": final.get("test_accuracy"),
+            "digital_flops_per_inference": final.get("digital_flops_per_inference"),
+            "physical_queries_per_inference": final.get("physical_queries_per_inference"),
+            "digital_parameters": sum(p.numel() for p in self.model.parameters()),
             "val_accuracy": best.get("val_accuracy"),
             "train_accuracy": best.get("train_accuracy"),
             "best_epoch": self.best["epoch"],
             "last_test_accuracy": self.history[-1].get("test_accuracy") if self.history else None,
             "epochs": self.epoch,
-            **costs_dict(self.phase_costs(), totals=True),
+            **whole_run_costs(self.phase_costs(), self.clocks()),
             "queries_per_system": [s.queries for s in self.systems],
+            "extensions": self.extensions,
         }
 
     # ------------------------------------------------------------------ state
@@ -380,9 +458,12 @@ class Engine:
             "history": self.history,
             "setup_done": self.setup_done,
             "final": self.final,
+            "continuation": self.continuation,
+            "extensions": self.extensions,
             "shuffle": self.shuffle.get_state(),
             "torch_rng": torch.get_rng_state(),
             "costs": {phase: asdict(m.costs) for phase, m in self.meters.items()},
+            "clock": self.clocks(),
             "callbacks": {cb.key: cb.state_dict() for cb in self.callbacks if cb.key},
             "augment": self.augment.state_dict() if self.augment is not None else None,
         }
@@ -400,10 +481,13 @@ class Engine:
         self.history = state["history"]
         self.setup_done = state["setup_done"]
         self.final = state["final"]
+        self.continuation = state.get("continuation")  # older checkpoints have none
+        self.extensions = list(state.get("extensions", []))
         self.shuffle.set_state(state["shuffle"])
         torch.set_rng_state(state["torch_rng"])
         for phase, costs in state["costs"].items():
             self.meters[phase].costs = Costs(**costs)
+        self.clock = dict(state.get("clock", self.clock))  # older checkpoints have none
         if self.augment is not None:
             self.augment.load_state_dict(state["augment"])
         for cb in self.callbacks:
@@ -449,6 +533,32 @@ def costs_dict(costs: dict[str, Costs], totals: bool = False) -> dict[str, Any]:
         for c in costs.values():
             total = total + c
         out.update(total.as_dict())
+    return out
+
+
+def per_inference(test: Costs, n_samples: int) -> dict[str, float | None]:
+    """What predicting one sample costs, from the final test's costs over ``n_samples``
+    (the prediction included: e.g. every candidate label's pass for a goodness prediction):
+    the figures a cost-accuracy frontier compares."""
+    if n_samples == 0:
+        return {"digital_flops_per_inference": None, "physical_queries_per_inference": None}
+    return {
+        "digital_flops_per_inference": round(test.digital_flops / n_samples),
+        "physical_queries_per_inference": test.physical_queries / n_samples,
+    }
+
+
+def whole_run_costs(costs: dict[str, Costs], clocks: dict[str, float]) -> dict[str, Any]:
+    """The summary's costs: every phase's and their totals, with the wall time of the whole
+    run: ``wall_time_s = startup_s + wall_time_s_setup + _training + _evaluation +
+    bookkeeping_s``, and the digital and projected times that follow from it (start-up and
+    bookkeeping are digital work on this machine, and a run with the hardware pays them too)."""
+    out = costs_dict(costs, totals=True)
+    outside = clocks["startup_s"] + clocks["bookkeeping_s"]
+    out.update(clocks)
+    out["wall_time_s"] += outside
+    out["digital_time_s"] += outside
+    out["projected_time_s"] += outside
     return out
 
 

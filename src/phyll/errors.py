@@ -8,6 +8,9 @@ malformed file, a run folder that cannot be used, a physical system that fails) 
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class UserError(Exception):
     """Something the user can fix; its message is one line saying what and how."""
@@ -15,3 +18,11 @@ class UserError(Exception):
 
 class ConfigError(UserError, ValueError):
     """A configuration value is invalid (out of range, unknown name, wrong type)."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """``" (did you mean 'x'?)"`` for the closest of ``choices`` to a mistyped ``name`` (case
+    ignored), or ``""`` when none is close: for the one-line errors about unknown names."""
+    options = {str(c).lower(): str(c) for c in choices}
+    close = difflib.get_close_matches(name.lower(), list(options), n=1, cutoff=0.6)
+    return f" (did you mean {options[close[0]]!r}?)" if close else ""

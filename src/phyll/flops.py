@@ -154,6 +154,7 @@ warning by the ``phyll.flops`` logger.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable
@@ -163,11 +164,22 @@ import torch
 from torch import Tensor
 from torch._ops import OpOverload
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import flop_registry
 
 __all__ = ["FlopCounter", "count_flops"]
 
 _log = logging.getLogger(__name__)
+
+
+@functools.cache
+def _torch_registry() -> dict[Any, Callable[..., int]]:
+    """torch's matrix-class formulas, imported when the first operator is classified:
+    :mod:`torch.utils.flop_counter` pulls in much of torch's compiler stack (about a second),
+    which a process that never counts (``phyll --help``, a lab's ``phyll serve``) should not
+    pay."""
+    from torch.utils.flop_counter import flop_registry
+
+    return flop_registry
+
 
 #: A formula: (args, kwargs, output of the call) -> FLOPs.
 Rule = Callable[[tuple[Any, ...], dict[str, Any], Any], int]
@@ -673,7 +685,8 @@ _ZERO_NAMES = set(
         "complex _linalg_check_errors _assert_async lu_unpack masked_fill where scalar_tensor "
         "_conj _conj_physical conj_physical _neg_view positive view_as_real view_as_complex real "
         "imag _unsafe_index unfold_backward expand_backward _copy_from _copy_from_and_resize "
-        "_pin_memory index_fill one_hot linspace logspace arange eye"
+        "_pin_memory index_fill one_hot linspace logspace arange eye squeeze unsqueeze "
+        "transpose t swapdims as_strided"
     )
 )
 
@@ -861,7 +874,7 @@ _LINALG = {"geqrf", "orgqr", "triangular_solve", "cholesky", "cholesky_solve", "
 def _work_kind(op: OpOverload) -> str:
     """Which of :data:`KINDS` an operator's work is."""
     name = op._opname
-    if getattr(torch.ops.aten, name.rstrip("_"), None) in flop_registry:
+    if getattr(torch.ops.aten, name.rstrip("_"), None) in _torch_registry():
         return "matmul"
     if name.startswith("_fft"):
         return "fft"
@@ -902,8 +915,8 @@ def _classify(op: OpOverload) -> Rule:
     if base in _RULE_BY_NAME:
         return _RULE_BY_NAME[base]
     packet = getattr(torch.ops.aten, base, None)
-    if packet in flop_registry:
-        return _torch_formula(flop_registry[packet])
+    if packet in _torch_registry():
+        return _torch_formula(_torch_registry()[packet])
     if _has_decomposition(op):
         return _decompose
     tags = op.tags

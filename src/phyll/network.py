@@ -205,6 +205,10 @@ class PhysicalBlock(nn.Module):
 
     def digital(self, z: Tensor | None, h: Tensor) -> Tensor:
         """Trainable part: ``y = act(W [cond(z); h_norm])`` from a measurement ``z``."""
+        return self.activate(self.linear(self.digital_input(z, h)))
+
+    def digital_input(self, z: Tensor | None, h: Tensor) -> Tensor:
+        """What the digital weights read: ``[cond(z); h_norm]`` (no trainable weight in it)."""
         parts = []
         if self.use_physics:
             if z is None:
@@ -212,7 +216,10 @@ class PhysicalBlock(nn.Module):
             parts.append(self.conditioner(self.pooled(z)))
         if self.skip:
             parts.append(self.drive(h)[:, : self.in_features])
-        pre = self.linear(torch.cat(parts, dim=1))
+        return torch.cat(parts, dim=1)
+
+    def activate(self, pre: Tensor) -> Tensor:
+        """The block's activation of the pre-activations ``W u``."""
         return pre.abs() if self.activation == "abs" else F.relu(pre)
 
     def pooled(self, z: Tensor) -> Tensor:

@@ -1,9 +1,10 @@
 """Figures of runs (matplotlib, Agg backend: no screen needed). Each plots JSON it is given.
 
 Every figure is written as a PNG to a path or an open binary file (the HTML report embeds
-them) and follows one convention: an accuracy axis is zoomed to the data, with chance
-(1 / classes) drawn where it lies near the data and named in the legend where it lies far below
-(:func:`accuracy_axis`); an epoch axis has integer ticks; every panel has a title.
+them) and follows one convention: an accuracy axis is zoomed to the data, with chance (the
+majority class's share of the test split) drawn where it lies near the data and named in the
+legend where it lies far below (:func:`accuracy_axis`); an epoch axis has integer ticks; every
+panel has a title.
 """
 
 from __future__ import annotations
@@ -11,15 +12,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, Any
+from types import ModuleType
+from typing import IO, TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 #: where a figure goes: a file path or an open binary file
 Target = str | Path | IO[bytes]
@@ -27,11 +25,22 @@ Target = str | Path | IO[bytes]
 MIN_RANGE = 0.05
 
 
+def pyplot() -> ModuleType:
+    """``matplotlib.pyplot`` on the Agg backend, imported on first use: matplotlib costs
+    about half a second to import, which a command that draws nothing should not pay."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def save(fig: Figure, target: Target) -> None:
     """Write ``fig`` as a PNG to ``target`` and free it."""
     fig.tight_layout()
     fig.savefig(target, dpi=120, format="png")
-    plt.close(fig)
+    pyplot().close(fig)
 
 
 def accuracy_axis(
@@ -54,12 +63,16 @@ def accuracy_axis(
         low, high = min(low, middle - MIN_RANGE / 2), max(high, middle + MIN_RANGE / 2)
     pad = 0.06 * (high - low)
     ax.set_ylim(low - pad, high + pad)
+    from matplotlib.ticker import FuncFormatter
+
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:.4g} %"))
     ax.set_ylabel(label)
 
 
 def epoch_axis(ax: Axes, label: str = "epoch") -> None:
     """Integer ticks on the x axis (epochs, blocks)."""
+    from matplotlib.ticker import MaxNLocator
+
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(label)
 
@@ -82,7 +95,7 @@ def plot_learning_curve(
     """Accuracy (train subset, validation, test) and loss against epochs, chance and the
     selected epoch marked."""
     epochs = [r["epoch"] for r in history]
-    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax_acc, ax_loss) = pyplot().subplots(1, 2, figsize=(10, 4))
     plotted: list[float | None] = []
     val_color = "C0"
     for key, label in (

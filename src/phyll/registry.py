@@ -1,72 +1,52 @@
 """Names the command line knows, mapped to what builds them; and ``MODULE:NAME`` import paths.
 
-The only place where the packages meet by name: :data:`SYSTEMS` (the simulated systems of
-:mod:`phyll.systems` plus ``remote``, a device served by ``phyll serve``), :data:`RULES` and
-:data:`DATASETS`. Everything else takes objects or factories. A name with a colon,
-``mylab.driver:Speakers``, is imported: a user's own system class or factory, or rule class,
-works wherever a registered name does.
+The only place where the packages meet by name: :data:`SYSTEMS` (the one registry of systems,
+:mod:`phyll.systems.registered`, where ``remote``, a device served by ``phyll serve``, is
+registered here), :data:`RULES` and :data:`DATASETS`. Everything else takes objects or
+factories. A name with a colon, ``mylab.driver:Speakers``, is imported: a user's own system
+class or factory, or rule class, works wherever a registered name does. A name read from a
+file (a run folder, an experiment's record) is imported only with the user's consent
+(:func:`check_recorded_names`).
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from phyll.data import DATASETS
-from phyll.errors import ConfigError
+from phyll.errors import ConfigError, did_you_mean
 from phyll.learning import RULES, LearningRule, model_for
 from phyll.network import PhysicalNetwork
-from phyll.params import ParamError
 from phyll.remote.client import RemoteBlockSystem
-from phyll.systems import SYSTEMS as SIMULATED
-from phyll.systems.base import PhysicalSystem
+from phyll.systems import SYSTEMS, PhysicalSystem, build_system, find_factory, system_names
+from phyll.systems.registered import is_registered
+from phyll.usercode import Trust, check_recorded, import_object
 
-SYSTEMS: dict[str, Callable[..., PhysicalSystem]] = {**SIMULATED, "remote": RemoteBlockSystem}
+SYSTEMS["remote"] = RemoteBlockSystem
+#: the mark of a dataset or system a run was given as a Python object (nothing to import)
+PYTHON = "python:"
 
 __all__ = [
     "DATASETS",
+    "PYTHON",
     "RULES",
     "SYSTEMS",
-    "import_object",
+    "check_recorded_names",
     "make_rule",
     "make_system",
+    "needs_trust",
     "rule_class",
+    "system_factory",
+    "system_names",
 ]
-
-
-def import_object(path: str, what: str) -> Any:
-    """The object ``NAME`` of module ``MODULE`` for ``MODULE:NAME``, or one clear error."""
-    module_name, _, name = path.partition(":")
-    if not module_name or not name:
-        raise ConfigError(f"{what} {path!r}: expected a registered name or MODULE:NAME")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(
-            f"{what} {path!r}: cannot import module {module_name!r} ({exc})"
-        ) from None
-    obj = getattr(module, name, None)
-    if obj is None:
-        raise ConfigError(f"{what} {path!r}: module {module_name!r} has no {name!r}")
-    return obj
 
 
 def system_factory(name: str) -> Callable[..., PhysicalSystem]:
     """The class or factory of the system ``name`` (registered, or ``MODULE:NAME``)."""
-    if name in SYSTEMS:
-        return SYSTEMS[name]
-    if ":" in name:
-        factory = import_object(name, "system")
-        if not callable(factory):
-            raise ConfigError(f"system {name!r} is not a class or function")
-        return factory
-    raise ConfigError(
-        f"unknown system {name!r}; choose one of: {', '.join(sorted(SYSTEMS))}, or MODULE:NAME"
-    )
+    return find_factory(name)
 
 
 def rule_class(name: str) -> type[LearningRule]:
@@ -79,49 +59,50 @@ def rule_class(name: str) -> type[LearningRule]:
             raise ConfigError(f"rule {name!r} is not a phyll LearningRule subclass")
         return cls
     raise ConfigError(
-        f"unknown rule {name!r}; choose one of: {', '.join(sorted(RULES))}, or MODULE:NAME"
+        f"unknown rule {name!r}{did_you_mean(name, RULES)}; choose one of: "
+        f"{', '.join(sorted(RULES))}, or MODULE:NAME"
     )
+
+
+def needs_trust(system: str, rule: str) -> bool:
+    """Whether building this system and rule from a record imports code from outside phyll
+    (so resuming needs ``--trust-code``)."""
+    return not ((is_registered(system) or system.startswith(PYTHON)) and rule in RULES)
+
+
+def check_recorded_names(system: Any, rule: Any, trust: Trust, where: str) -> None:
+    """Refuse a ``system`` or ``rule`` recorded in ``where`` that would import code the user
+    has not trusted (:func:`phyll.usercode.check_recorded`), before anything is imported."""
+    for what, name, known in (
+        ("system", system, lambda n: is_registered(n) or n.startswith(PYTHON)),
+        ("rule", rule, lambda n: n in RULES),
+    ):
+        if not isinstance(name, str):
+            raise ConfigError(f"{where} records a {what} that is not a name: {name!r}")
+        check_recorded(what, name, known, trust, where)
 
 
 def make_system(
     name: str,
-    n_inputs: int,
-    n_outputs: int,
+    n_inputs: int | None = None,
+    n_outputs: int | None = None,
     *,
     seed: int = 0,
     device: str | torch.device = "cpu",
     **params: Any,
 ) -> PhysicalSystem:
-    """Build the system ``name`` with the given channel counts, seed, device and parameters.
-
-    A user's factory gets ``n_inputs``, ``n_outputs`` and ``params`` by keyword, and ``seed``
-    and ``device`` only if its signature takes them. Unknown parameter names are refused with
-    the list of valid ones before anything is built.
-    """
-    factory = system_factory(name)
-    kwargs: dict[str, Any] = {"n_inputs": n_inputs, "n_outputs": n_outputs, **params}
-    signature = inspect.signature(factory)
-    accepts_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
-    for key, value in (("seed", seed), ("device", device)):
-        if key in signature.parameters or accepts_any:
-            kwargs.setdefault(key, value)
-    declared = getattr(factory, "Params", None)
-    if not accepts_any or declared is None:
-        try:
-            signature.bind(**kwargs)
-        except TypeError:
-            valid = [p for p in signature.parameters if p not in ("self", "n_inputs", "n_outputs")]
-            raise ParamError(
-                f"system {name!r} does not take parameter(s) "
-                f"{', '.join(sorted(set(params) - set(valid)))}; valid: {', '.join(valid)}"
-            ) from None
-    system = factory(**kwargs)
-    if not isinstance(system, PhysicalSystem):
-        raise ConfigError(
-            f"system {name!r} built a {type(system).__name__}, not a phyll PhysicalSystem: "
-            "subclass phyll.systems.PhysicalSystem (or wrap your driver in phyll.CallableSystem)"
-        )
-    return system
+    """Build the system ``name`` as the contract says (:mod:`phyll.systems.contract`):
+    ``n_inputs``, ``n_outputs``, ``seed``, ``device`` (where the factory takes them) and
+    ``params``, checked before anything is built. A fixed-size device keeps its own sizes."""
+    return build_system(
+        find_factory(name),
+        name,
+        n_inputs=n_inputs,
+        n_outputs=n_outputs,
+        seed=seed,
+        device=device,
+        params=params,
+    )
 
 
 def make_rule(

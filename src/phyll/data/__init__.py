@@ -34,6 +34,7 @@ from phyll.data.digits import load_digits
 from phyll.data.images import load_fashion_mnist, load_mnist, load_mnist5k
 from phyll.data.tabular import from_arrays, load_csv, load_npz, read_feature_rows
 from phyll.data.vowels import load_vowels, load_vowels7
+from phyll.errors import did_you_mean
 
 DATASETS: dict[str, Callable[..., Dataset]] = {
     "vowels": load_vowels,
@@ -83,7 +84,8 @@ def parse_dataset_spec(spec: str) -> tuple[str, tuple[int, int] | None]:
     match = _SPEC.match(spec)
     if match is None or match["name"] not in DATASETS:
         raise DatasetError(
-            f"unknown dataset {spec!r}; choose one of: {', '.join(sorted(DATASETS))} "
+            f"unknown dataset {spec!r}{did_you_mean(spec.split(':')[0], DATASETS)}; choose one "
+            f"of: {', '.join(sorted(DATASETS))} "
             "(image datasets also as NAME:HxW, e.g. mnist5k:14x14), or csv:PATH, npz:PATH"
         )
     size = (int(match["h"]), int(match["w"])) if match["h"] else None

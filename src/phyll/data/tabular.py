@@ -42,6 +42,7 @@ from phyll.data.base import (
     group_split,
     stratified_split,
 )
+from phyll.errors import did_you_mean
 
 SPLIT_COLUMN = "split"
 GROUP_COLUMN = "group"
@@ -185,8 +186,8 @@ def read_table(
     header, cells, rows = _read_cells(path)
     if label_column is not None and label_column not in header:
         raise DatasetError(
-            f"{path}: no label column {label_column!r}; the columns are {_names(header)} "
-            "(name the label column with --label-column)"
+            f"{path}: no label column {label_column!r}{did_you_mean(label_column, header)}; "
+            f"the columns are {_names(header)} (name the label column with --label-column)"
         )
     columns = dict(zip(header, zip(*cells, strict=True), strict=True))
     if feature_names is not None:

@@ -14,11 +14,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from phyll.data import DATASETS, DatasetError, parse_dataset_spec
+from phyll.errors import did_you_mean
 from phyll.experiments.build import resolve_device
 from phyll.experiments.config import LR_SCHEDULES, PIPELINES, PROFILES, TrainConfig
 from phyll.experiments.tracking import TRACKERS, Tracking
-from phyll.params import parse_params
-from phyll.registry import RULES, SYSTEMS
+from phyll.params import ParamError, build_params, parse_params
+from phyll.registry import RULES, SYSTEMS, system_names
+from phyll.systems.faults import FAULTS
+from phyll.usercode import Trust
 
 _ITEM = re.compile(r"^[\w.:/+\-=]+$")
 
@@ -66,18 +69,34 @@ def positive_int(text: str) -> int:
     return value
 
 
-def named_choice(names: dict[str, Any], what: str) -> Callable[[str], str]:
-    """argparse type: a registered name or a ``MODULE:NAME`` import path."""
+def named_choice(names: Callable[[], Any], what: str) -> Callable[[str], str]:
+    """argparse type: a registered name (``names()``) or a ``MODULE:NAME`` import path."""
 
     def check(text: str) -> str:
-        if text in names or (":" in text and not text.startswith(":")):
+        if (":" in text and not text.startswith(":")) or text in names():
             return text
         raise argparse.ArgumentTypeError(
-            f"invalid choice: {text!r} (choose from {', '.join(sorted(names))}, "
-            f"or a {what} of your own as MODULE:NAME)"
+            f"invalid choice: {text!r}{did_you_mean(text, names())} (choose from "
+            f"{', '.join(sorted(names()))}, or a {what} of your own as MODULE:NAME)"
         )
 
     return check
+
+
+def fault_argument(text: str) -> dict[str, Any]:
+    """argparse type: ``NAME`` or ``NAME:KEY=VALUE,KEY=VALUE`` of a fault wrapper (``phyll list
+    --params``), checked against its declared parameters; the ``faults`` entry it makes."""
+    name, _, options = text.partition(":")
+    if name not in FAULTS:
+        raise argparse.ArgumentTypeError(
+            f"unknown fault {name!r} (choose from {', '.join(sorted(FAULTS))})"
+        )
+    try:
+        params = parse_params(p for p in options.split(",") if p.strip())
+        build_params(FAULTS[name].Params, params, f"fault {name!r}")
+    except ParamError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return {"name": name, **params}
 
 
 def dataset_argument(spec: str) -> str:
@@ -86,7 +105,8 @@ def dataset_argument(spec: str) -> str:
         parse_dataset_spec(spec)
     except DatasetError as exc:  # worded like argparse's own choices check
         raise argparse.ArgumentTypeError(
-            f"invalid choice: {spec!r} (choose from {', '.join(sorted(DATASETS))}; "
+            f"invalid choice: {spec!r}{did_you_mean(spec.split(':')[0], DATASETS)} (choose from "
+            f"{', '.join(sorted(DATASETS))}; "
             "image datasets also as NAME:HxW, e.g. mnist5k:14x14; your own data as "
             "csv:PATH or npz:PATH)"
         ) from exc
@@ -146,11 +166,11 @@ def add_experiment_arguments(
     g = p.add_argument_group("physical network")
     g.add_argument(
         "--system",
-        type=named_choice(SYSTEMS, "system"),
-        default=d.system,
+        type=named_choice(system_names, "system"),
+        default=None,  # the configuration's default; None: not given (a resume trusts it)
         metavar="NAME",
         help=f"physical system of every block: {', '.join(sorted(SYSTEMS))}, or MODULE:NAME "
-        "(your own PhysicalSystem class or factory) (default: %(default)s)",
+        f"(your own PhysicalSystem class or factory) (default: {d.system})",
     )
     g.add_argument(
         "--system-param",
@@ -158,6 +178,16 @@ def add_experiment_arguments(
         default=[],
         metavar="KEY=VALUE",
         help="system parameter, repeatable (phyll list --params shows them all)",
+    )
+    g.add_argument(
+        "--fault",
+        dest="faults",
+        type=fault_argument,
+        action="append",
+        default=[],
+        metavar="NAME[:KEY=VALUE,...]",
+        help="wrap every block's system in a fault, repeatable, innermost first, e.g. "
+        f"drift:std=0.5,target=gain ({', '.join(sorted(FAULTS))}; phyll list --params)",
     )
     if blocks:
         g.add_argument(
@@ -232,11 +262,10 @@ def add_experiment_arguments(
     if rule:
         g.add_argument(
             "--rule",
-            type=named_choice(RULES, "rule"),
-            default=d.rule,
+            type=named_choice(lambda: RULES, "rule"),
+            default=None,  # the configuration's default; None: not given (a resume trusts it)
             metavar="NAME",
-            help=f"learning rule: {', '.join(sorted(RULES))}, or MODULE:NAME "
-            "(default: %(default)s)",
+            help=f"learning rule: {', '.join(sorted(RULES))}, or MODULE:NAME (default: {d.rule})",
         )
         g.add_argument(
             "--rule-param",
@@ -293,10 +322,11 @@ def add_experiment_arguments(
     )
     g.add_argument(
         "--eval-samples",
-        type=positive_int,
+        type=int,
         default=None,
         metavar="N",
-        help="evaluate at most N validation samples (a fixed subset; default: all)",
+        help="evaluate at most N validation samples (a fixed random subset; 0: all; default: "
+        f"{_by_kind('eval_samples')}, 0 meaning all)",
     )
     g.add_argument(
         "--test-curve",
@@ -359,6 +389,25 @@ def add_device_argument(g: Any, default: str | None, default_text: str = "") -> 
     )
 
 
+def add_trust_argument(p: Any, what: str = "run folder") -> None:
+    """``--trust-code``: import the ``MODULE:NAME`` system or rule a recorded run names."""
+    p.add_argument(
+        "--trust-code",
+        action="store_true",
+        help=f"import the system or rule of your own (MODULE:NAME) that the {what} records; "
+        "without it a recorded folder never runs code (the same --system MODULE:NAME given "
+        "again also trusts it)",
+    )
+
+
+def trust_of(args: argparse.Namespace) -> Trust:
+    """What the options trust: everything with ``--trust-code``, else the ``--system`` and
+    ``--rule`` given (a recorded name equal to one of them is the user's own choice)."""
+    if getattr(args, "trust_code", False):
+        return True
+    return {n for n in (getattr(args, "system", None), getattr(args, "rule", None)) if n}
+
+
 def add_run_arguments(p: argparse.ArgumentParser, what: str) -> None:
     """Output options of every command that writes a folder: --out, --overwrite, --quiet."""
     g = p.add_argument_group("output")
@@ -373,6 +422,18 @@ def add_run_arguments(p: argparse.ArgumentParser, what: str) -> None:
         "Ctrl-C/SIGTERM always checkpoint (default: %(default)s)",
     )
     g.add_argument("--quiet", action="store_true", help="no progress output")
+    add_threads_argument(p)
+
+
+def add_threads_argument(p: argparse.ArgumentParser) -> None:
+    """``--threads N|auto``: torch's thread count (applied by the command line's main)."""
+    p.add_argument(
+        "--threads",
+        default="auto",
+        metavar="N|auto",
+        help="torch threads; auto: the cores the load average leaves idle, at least 1, so a "
+        "busy machine is not oversubscribed (default: %(default)s)",
+    )
 
 
 def add_track_arguments(p: argparse.ArgumentParser) -> None:
@@ -431,4 +492,8 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
     if getattr(args, "lr", None) is not None:
         rule_params["lr"] = args.lr
     values["rule_params"] = rule_params
-    return TrainConfig(**{**values, **overrides})
+    values = {**values, **overrides}
+    for name in ("system", "rule"):  # not given: the configuration's default
+        if values.get(name) is None:
+            values.pop(name, None)
+    return TrainConfig(**values)

@@ -2,8 +2,10 @@
 rule, splits and the experiment's own callbacks.
 
 Everything is built from objects or factories: a :class:`~phyll.data.Dataset` object (e.g.
-``phyll.data.from_arrays(x, y)``), a system factory ``(block, n_inputs, n_outputs) → system``,
-or, by default, what the registry names in the configuration (:mod:`phyll.registry`).
+``phyll.data.from_arrays(x, y)``), a system class or factory called as the contract says
+(:mod:`phyll.systems.contract`; the older ``(block, n_inputs, n_outputs)`` form still works),
+or, by default, what the registry names in the configuration (:mod:`phyll.registry`). A
+fixed-size device gets a network sized around it (:mod:`phyll.experiments.sizing`).
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ from phyll.data.augment import RandomShift
 from phyll.engine import Augmentation, Callback, Engine, Splits
 from phyll.errors import ConfigError
 from phyll.experiments.config import TrainConfig
+from phyll.experiments.sizing import SystemSource, block_params, build_systems, system_source
 from phyll.learning.base import LearningRule, model_for
 from phyll.network import Model, build_network
 from phyll.registry import make_system, rule_class
 from phyll.systems.base import PhysicalSystem
 from phyll.systems.faults import FAULTS, Drift, FaultWrapper, StepPerturbation
 
-SystemFactory = Callable[[int, int, int], PhysicalSystem]
+#: a system class or factory under the contract, or the older ``(block, n_in, n_out)`` form
+SystemFactory = Callable[..., PhysicalSystem]
 
 
 @dataclass
@@ -43,14 +47,14 @@ class Experiment:
     callbacks: list[Callback] = field(default_factory=list)
     augment: Augmentation | None = None
     #: what built each block's system (before its faults): a pipeline rebuilds them with it
-    system_factory: SystemFactory | None = None
+    system_source: SystemSource | None = None
 
     @property
     def systems(self) -> list[PhysicalSystem]:
         return self.model.systems
 
 
-def registry_systems(config: TrainConfig) -> SystemFactory:
+def registry_systems(config: TrainConfig) -> Callable[[int, int, int], PhysicalSystem]:
     """Block ``i``'s system: ``config.system`` with its parameters, seeded ``1000·seed + i``."""
 
     def factory(i: int, n_in: int, n_out: int) -> PhysicalSystem:
@@ -66,28 +70,6 @@ def registry_systems(config: TrainConfig) -> SystemFactory:
     return factory
 
 
-#: system parameters that may name one value per block, comma-separated
-PER_BLOCK_PARAMS = ("address",)
-
-
-def block_params(params: dict[str, Any], block: int, blocks: int) -> dict[str, Any]:
-    """Block ``block``'s system parameters: a :data:`PER_BLOCK_PARAMS` value listing one item
-    per block, comma-separated (``address=tcp://h1:5555,tcp://h2:5555``), gives each block its
-    own (e.g. its own instrument)."""
-    own = dict(params)
-    for key in PER_BLOCK_PARAMS:
-        value = own.get(key)
-        if isinstance(value, str) and "," in value:
-            items = [item.strip() for item in value.split(",")]
-            if len(items) != blocks:
-                raise ConfigError(
-                    f"system parameter {key} lists {len(items)} values for {blocks} blocks: "
-                    "give one per block, or one for all"
-                )
-            own[key] = items[block]
-    return own
-
-
 def build_experiment(
     config: TrainConfig,
     *,
@@ -95,7 +77,8 @@ def build_experiment(
     system_factory: SystemFactory | None = None,
 ) -> Experiment:
     """Data, one physical system per block (wrapped in ``config.faults``), the model the rule
-    declares, the rule and the splits, all seeded from ``config.seed``."""
+    declares, the rule and the splits, all seeded from ``config.seed``. The experiment's
+    ``config`` has the sizes of a fixed-size device (what a run records)."""
     check_device(config.device)
     cls = rule_class(config.rule)
     params = cls.resolve_params(None, config.rule_params)
@@ -113,15 +96,12 @@ def build_experiment(
             "classification needs 2 or more"
         )
     device = torch.device(config.device)
-    factory = system_factory or registry_systems(config)
     spec = cls.model_spec(params)
     n_labels = dataset.n_classes if spec.label_channels else 0
     overlay = label_overlay(dataset, config) if n_labels else None
-    n_in = dataset.n_features + (0 if overlay else n_labels)
-    systems: list[PhysicalSystem] = []
-    for i in range(config.blocks):
-        systems.append(with_faults(factory(i, n_in, config.measurements), config, i))
-        n_in = config.width
+    source = system_source(config, system_factory)
+    built, config = build_systems(source, config, dataset, n_labels, overlay is not None)
+    systems = [with_faults(system, config, i) for i, system in enumerate(built)]
     network = build_network(
         systems,
         dataset.n_features,
@@ -147,7 +127,7 @@ def build_experiment(
         make_splits(dataset, config),
         callbacks,
         augmentation(dataset, config),
-        factory,
+        source,
     )
 
 
@@ -179,21 +159,44 @@ class LearningRateSchedule(Callback):
     """Cosine decay of every optimizer's learning rate over the epochs (Loshchilov & Hutter,
     ICLR 2017, without restarts): epoch ``e`` of ``E`` (from 0) trains at
     ``lr · ½(1 + cos(π e / E))``. A function of the epoch alone, so a resumed run continues
-    the same schedule."""
+    the same schedule.
+
+    A run trained longer than planned (``phyll train --resume DIR --epochs N``) continues from
+    the rate it reached: from the last epoch trained, at its rate ``s``, the scale decays by
+    a new cosine from ``s`` to 0 at epoch ``N`` (a *segment*; the state holds them all). A
+    finished run's last rate is near 0, so its extra epochs train at small rates: to train
+    longer at full rate, start a run with more epochs.
+    """
+
+    key = "lr_schedule"
 
     def __init__(self, kind: str, epochs: int) -> None:
         if kind != "cosine":
             raise ConfigError(f"unknown learning-rate schedule {kind!r}")
-        self.epochs = epochs
+        #: (anchor epoch, scale at the anchor, last epoch): cosine from the scale to 0
+        self.segments: list[tuple[int, float, int]] = [(0, 1.0, epochs)]
 
     def scale(self, epoch: int) -> float:
-        return 0.5 * (1.0 + math.cos(math.pi * epoch / self.epochs))
+        anchor, start, end = next(s for s in reversed(self.segments) if s[0] <= epoch)
+        return start * 0.5 * (1.0 + math.cos(math.pi * (epoch - anchor) / (end - anchor)))
 
     def on_fit_start(self, engine: Engine) -> None:
+        if self.segments[-1][2] != engine.epochs:  # trained to another total than planned
+            if engine.epoch == 0:
+                self.segments = [(0, 1.0, engine.epochs)]
+            else:
+                last = engine.epoch - 1  # the last epoch trained, at the rate reached
+                self.segments.append((last, self.scale(last), engine.epochs))
         engine.rule.scale_learning_rate(self.scale(engine.epoch))
 
     def on_epoch_start(self, engine: Engine) -> None:
         engine.rule.scale_learning_rate(self.scale(engine.epoch))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"segments": [list(s) for s in self.segments]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.segments = [(int(a), float(s), int(e)) for a, s, e in state["segments"]]
 
 
 def resolve_device(name: str) -> str:

@@ -23,7 +23,11 @@ runs' instrumentation.
 Entries are rule names (``phyll list``) plus ``phyll-nophysics``: PhyLL on the same network with
 the physical measurement removed (the honesty ablation), ``phyll-readout``: PhyLL
 predicting with its one-pass linear readout instead of goodness over every label, and the
-controls (``VARIANTS``): ``random-features``, ``linear``, ``mlp``, and for unsupervised PhyLL
+controls (``VARIANTS``): ``random-features``, ``linear`` (its own epoch budget, at least
+:data:`LINEAR_MIN_EPOCHS`, best validation epoch kept), ``mlp``, ``mlp-matched`` (a digital MLP
+whose digital FLOPs per inference equal PhyLL's, :mod:`phyll.experiments.matched`),
+``dfa-frozen`` (DFA's readout on blocks frozen at their random initialisation), and for
+unsupervised PhyLL
 ``phyll-unsup-nophysics`` and ``phyll-unsup-random-features``.
 
 With ``--pipeline ray`` the entries of local rules train on one Ray actor per block; those that
@@ -37,13 +41,10 @@ import argparse
 import dataclasses
 import statistics
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
-
-from phyll.errors import ConfigError
+from phyll.errors import ConfigError, did_you_mean
 from phyll.experiments.arguments import (
     ListAction,
     add_experiment_arguments,
@@ -53,10 +54,11 @@ from phyll.experiments.arguments import (
     seeds_of,
 )
 from phyll.experiments.config import TrainConfig
+from phyll.experiments.matched import matched_mlp_width, mlp_config
 from phyll.experiments.pipeline import pipeline_refusal
 from phyll.experiments.run_folder import RunFolder, RunFolderError, output_folder
 from phyll.experiments.train import check_configs, train
-from phyll.plotting import Target, accuracy_axis, epoch_axis, mark_selected, save
+from phyll.plotting import Target, accuracy_axis, epoch_axis, mark_selected, pyplot, save
 from phyll.registry import RULES, rule_class
 
 DEFAULT_RULES = ("phyll", "ff", "pat", "backprop-ideal", "backprop-transfer")
@@ -69,6 +71,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "random-features": ("phyll", {"system": "random-features", "system_params": {}}),
     "linear": ("linear", {"use_physics": False}),
     "mlp": ("backprop-ideal", {"use_physics": False}),
+    # a digital MLP whose digital FLOPs per inference equal PhyLL's (width solved: matched.py)
+    "mlp-matched": ("backprop-ideal", {"use_physics": False}),
+    # DFA's readout on blocks left at their random initialisation: what DFA's training adds
+    "dfa-frozen": ("dfa", {"rule_params": {"lr": 1e-12, "readout_lr": 1e-2}}),
     # the same controls for unsupervised PhyLL (its readout included)
     "phyll-unsup-nophysics": ("phyll-unsup", {"use_physics": False}),
     "phyll-unsup-random-features": (
@@ -98,19 +104,44 @@ PHASE_SUFFIXES = ("", "_setup", "_training", "_evaluation")
 TO_TARGET = ("digital_flops", "wall_time_s", "projected_time_s", "physical_queries")
 
 
-def entry_config(entry: str, base: TrainConfig, seed: int) -> TrainConfig:
-    """The run config of one compare entry and seed."""
+#: the linear control trains at least this many epochs (the best validation epoch is kept):
+#: logistic regression is cheap, and a PNN's short schedule must not starve it
+LINEAR_MIN_EPOCHS = 100
+
+
+def entry_config(
+    entry: str, base: TrainConfig, seed: int, matched_width: int | None = None
+) -> TrainConfig:
+    """The run config of one compare entry and seed (``matched_width``: the hidden width of
+    ``mlp-matched``, from :func:`~phyll.experiments.matched.matched_mlp_width`). With
+    ``--pipeline``, an entry whose rule cannot pipeline (PAT, backprop, the MLP and linear
+    controls) trains sequentially."""
+    config = _entry_config(entry, base, seed, matched_width)
+    if config.pipeline != "none" and pipeline_refusal(rule_class(config.rule)):
+        config = dataclasses.replace(config, pipeline="none", pipeline_sync=False)
+    return config
+
+
+def _entry_config(
+    entry: str, base: TrainConfig, seed: int, matched_width: int | None
+) -> TrainConfig:
+    if entry == "mlp-matched":
+        if matched_width is None:
+            raise ConfigError("mlp-matched needs its width: matched_mlp_width(base)")
+        return mlp_config(dataclasses.replace(base, seed=seed), matched_width)
+    if entry == "linear":
+        epochs = max(base.epochs or 0, LINEAR_MIN_EPOCHS)
+        return dataclasses.replace(base, rule="linear", seed=seed, use_physics=False, epochs=epochs)
     if entry in VARIANTS:
         rule, overrides = VARIANTS[entry]
     elif entry in RULES:
         rule, overrides = entry, {}
     else:
         known = ", ".join([*sorted(RULES), *sorted(VARIANTS)])
-        raise ConfigError(f"unknown rule {entry!r} in --rules; choose from: {known}")
+        hint = did_you_mean(entry, [*RULES, *VARIANTS])
+        raise ConfigError(f"unknown rule {entry!r} in --rules{hint}; choose from: {known}")
     if "rule_params" in overrides:
         overrides = {**overrides, "rule_params": {**base.rule_params, **overrides["rule_params"]}}
-    if base.pipeline != "none" and pipeline_refusal(rule_class(rule)):  # PAT, backprop, linear
-        overrides = {**overrides, "pipeline": "none", "pipeline_sync": False}
     return dataclasses.replace(base, rule=rule, seed=seed, **overrides)
 
 
@@ -172,6 +203,10 @@ def aggregate(runs: list[dict[str, Any]], target: float) -> dict[str, Any]:
         out[name], out[f"{name}_std"] = _mean_std([c[key] for c in reached])
     out["epochs"] = runs[0]["summary"]["epochs"]
     out["model_free"] = runs[0]["summary"]["model_free"]
+    first = runs[0]["summary"]
+    for key in ("digital_flops_per_inference", "physical_queries_per_inference",
+                "digital_parameters", "width", "blocks"):  # fmt: skip
+        out[key] = first.get(key)  # the same for every seed: the architecture's
     details = runs[0]["summary"].get("rule_details") or {}
     if "twin_heldout_rel_mse" in details:
         out["twin_heldout_rel_mse"] = [
@@ -296,6 +331,7 @@ def plot_comparison_figure(
 ) -> None:
     """One of :data:`FIGURES`: validation accuracy per entry, mean ± std band over seeds (no
     band for one seed), chance and each seed's selected epoch (a star on the mean curve)."""
+    plt = pyplot()
     x_key, label, log = FIGURES[name]
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     plotted: list[float] = []
@@ -342,11 +378,14 @@ def compare(
 ) -> dict[str, Any]:
     """Train every entry for every seed; write and return the comparison summary."""
     folder = Path(out)
-    if not folder.resolve().parent.is_dir():
-        raise RunFolderError(f"cannot create {folder}: its parent folder does not exist")
     if (folder / "summary.json").exists() and not overwrite:
         raise RunFolderError(f"{folder} already holds a comparison: pass --overwrite")
-    configs = {e: [entry_config(e, base, s) for s in seeds] for e in entries}  # validate first
+    known = {*RULES, *VARIANTS}
+    unknown = [e for e in entries if e not in known]
+    if unknown:  # before the matched width is solved, which builds models
+        entry_config(unknown[0], base, seeds[0])
+    width = matched_mlp_width(base)[0] if "mlp-matched" in entries else None
+    configs = {e: [entry_config(e, base, s, width) for s in seeds] for e in entries}
     check_configs(c[0] for c in configs.values())
     with output_folder(folder / "runs"):
         results: dict[str, list[dict[str, Any]]] = {}
@@ -402,7 +441,7 @@ def command_compare(args: argparse.Namespace) -> int:
     if args.target is not None and not 0.0 < args.target <= 1.0:
         raise ConfigError(f"--target must be in (0, 1], got {args.target}")
     out = Path(args.out) if args.out else Path("runs") / f"compare-{base.dataset}-{base.system}"
-    with nullcontext() if args.out else output_folder(out.parent):  # runs/ when defaulted
+    with output_folder(out.parent):  # missing parents made (and removed if it fails)
         compare(
             base, args.rules, seeds_of(args), out, target=args.target, overwrite=args.overwrite,
             progress=not args.quiet,
@@ -428,7 +467,10 @@ def register(sub: Any) -> None:
         help="rules to compare, comma-separated; also the variants phyll-nophysics (honesty "
         "ablation), phyll-readout, and the controls random-features (a digital random map "
         "|xR|² in place of every system), linear (logistic regression on the inputs), mlp "
-        "(a digital MLP of the same widths); phyll-unsup-nophysics and "
+        "(a digital MLP of the same widths), mlp-matched (a digital MLP whose digital FLOPs per "
+        "inference equal PhyLL's, its width solved), linear with at least "
+        f"{LINEAR_MIN_EPOCHS} epochs, dfa-frozen (DFA's readout on random blocks); "
+        "phyll-unsup-nophysics and "
         "phyll-unsup-random-features for phyll-unsup "
         f"(default: {','.join(DEFAULT_RULES)})",
     )

@@ -16,7 +16,7 @@ FORMAT = "phyll-run/1"
 #: datasets of 28×28-class images (``NAME`` or ``NAME:HxW``), trained with the image profile
 IMAGE_DATASETS = ("mnist5k", "mnist", "fashion-mnist")
 #: the defaults of the options left unset (None), by dataset kind; chosen on *validation*
-#: accuracy (README, "Physics that computes"): images need a large physical layer
+#: accuracy (docs/your-data.md, "Defaults by dataset kind"): images need a large physical layer
 #: (2,048 measurements or more), a wide digital layer, 1-pixel random shifts and
 #: a cosine learning-rate decay, and the labels written into the image (the overlay scored
 #: 96.3 % validation against 95.7 % for appended label channels, seeds 0–2); the small
@@ -31,6 +31,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "augment_shift": 0,
         "lr_schedule": "constant",
         "label_encoding": "append",
+        "eval_samples": 0,
     },
     "image": {
         "epochs": 15,
@@ -41,6 +42,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "augment_shift": 1,
         "lr_schedule": "cosine",
         "label_encoding": "overlay",
+        "eval_samples": 5000,
     },
 }
 #: what a system changes in its dataset kind's profile (system parameters go under the user's
@@ -115,7 +117,9 @@ class TrainConfig:
     val_fraction: float = 0.15
     #: evaluate the validation split every this many epochs (and after the last one)
     eval_every: int = 1
-    #: evaluate at most this many validation samples per evaluation (None: all)
+    #: evaluate at most this many validation samples per evaluation (a fixed random subset;
+    #: 0: all; None: the profile's, all for tabular data, 5,000 for images: full MNIST's 9,000
+    #: validation images through every label cost as much as a third of a training epoch)
     eval_samples: int | None = None
     #: also measure the test split at every evaluation (figures); default: once, at the end
     test_curve: bool = False
@@ -184,8 +188,12 @@ class TrainConfig:
             raise ConfigError(f"val_fraction must be in [0, 0.5), got {self.val_fraction}")
         if self.checkpoint_every < 0:
             raise ConfigError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
-        if self.eval_samples is not None and self.eval_samples < 1:
-            raise ConfigError(f"eval_samples must be >= 1, got {self.eval_samples}")
+        if isinstance(self.eval_samples, bool) or not (
+            isinstance(self.eval_samples, int) and self.eval_samples >= 0
+        ):
+            raise ConfigError(
+                f"eval_samples must be an integer >= 0 (0: all), got {self.eval_samples!r}"
+            )
         if self.train_eval_samples < 0:
             raise ConfigError(f"train_eval_samples must be >= 0, got {self.train_eval_samples}")
         if not (self.skip or self.use_physics):

@@ -19,8 +19,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
-
 from phyll.engine import TrainingError
 from phyll.errors import ConfigError
 from phyll.experiments.arguments import (
@@ -28,14 +26,17 @@ from phyll.experiments.arguments import (
     add_experiment_arguments,
     add_run_arguments,
     add_seeds_arguments,
+    add_trust_argument,
     config_from_args,
     positive_int,
     seeds_of,
+    trust_of,
 )
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.run_folder import RunFolder, RunFolderError, output_folder
-from phyll.experiments.train import check_configs, resume, train
-from phyll.plotting import Target, accuracy_axis, epoch_axis, save
+from phyll.experiments.train import check_configs, train, train_or_resume
+from phyll.plotting import Target, accuracy_axis, epoch_axis, pyplot, save
+from phyll.registry import check_recorded_names
 
 PLOTTED = ("test_accuracy", "val_accuracy")
 CONFIG_FILE = "depth_config.json"
@@ -89,10 +90,8 @@ def _one_run(
 ) -> dict[str, Any]:
     record: dict[str, Any] = {"blocks": config.blocks, "seed": config.seed, "run": str(folder.path)}
     try:
-        if reuse and folder.summary_file.exists():
-            summary = folder.read_json(folder.summary_file)
-        elif reuse and folder.checkpoint_file.exists():
-            summary = resume(folder.path, progress=progress)
+        if reuse:
+            summary = train_or_resume(config, folder.path, progress=progress)
         else:
             summary = train(config, folder.path, progress=progress, overwrite=overwrite)
     except TrainingError as exc:
@@ -116,6 +115,7 @@ def _one_run(
 
 def plot_depth(result: dict[str, Any], target: Target) -> None:
     """Accuracy against the number of blocks (mean over seeds, min–max bars), with chance."""
+    plt = pyplot()
     depths = result["depths"]
     fig, ax = plt.subplots(figsize=(6, 4))
     plotted: list[float] = []
@@ -149,12 +149,14 @@ def command_depth(args: argparse.Namespace) -> int:
         if not (out / CONFIG_FILE).exists():
             raise RunFolderError(f"{out} holds no depth sweep ({CONFIG_FILE} missing)")
         recorded = RunFolder(out).read_json(out / CONFIG_FILE)
+        names = [recorded["config"].get(k) for k in ("system", "rule")]
+        check_recorded_names(*names, trust_of(args), str(out / CONFIG_FILE))
         config = TrainConfig.from_dict(recorded["config"])
         depths, seeds = recorded["depths"], recorded["seeds"]
     else:
-        out = Path(args.out) if args.out else Path("runs") / f"depth-{args.dataset}-{args.rule}"
         depths, seeds = args.blocks, seeds_of(args)
         config = config_from_args(args, blocks=depths[0], seed=seeds[0])
+        out = Path(args.out) if args.out else Path("runs") / f"depth-{args.dataset}-{config.rule}"
     result = run_depth_sweep(
         config,
         depths,
@@ -197,4 +199,5 @@ def register(sub: Any) -> None:
         help="continue the sweep in DIR with its recorded options: finished runs are kept, "
         "interrupted ones resume from their checkpoints",
     )
+    add_trust_argument(p, "sweep folder")
     p.set_defaults(func=command_depth)

@@ -9,8 +9,10 @@ features are already in [0, 1]), then drive the physics: predictions cost physic
 
 The data a run trained on is not reloaded: the network only needs the recorded description
 (feature and class names, scaling), so a run predicts after its CSV has moved. Systems built
-in Python (``config.system`` = ``"python:..."``) need their factory again
-(``system_factory=``, as for :func:`phyll.resume`).
+in Python without an import path (``config.system`` = ``"python:..."``) need their factory
+again (``system_factory=``, as for :func:`phyll.resume`); a recorded ``MODULE:NAME`` system or
+rule is imported only with ``trust_code=True`` (``--trust-code``): a run folder never runs code
+by itself.
 
 Commands: ``phyll predict RUN_DIR FILE.csv [--out preds.csv]`` and
 ``phyll evaluate RUN_DIR --dataset SPEC``.
@@ -33,18 +35,27 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from phyll.data import Dataset, load_dataset, read_feature_rows
-from phyll.errors import UserError
-from phyll.experiments.arguments import add_device_argument, dataset_argument
+from phyll.errors import ConfigError, UserError
+from phyll.experiments.arguments import (
+    add_device_argument,
+    add_trust_argument,
+    dataset_argument,
+    trust_of,
+)
 from phyll.experiments.build import SystemFactory, build_experiment
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.run_folder import RunFolder, RunFolderError
-from phyll.experiments.train import PYTHON, data_fingerprint
+from phyll.experiments.train import data_fingerprint, resume_command
 from phyll.learning.backprop import InSilicoBackprop
 from phyll.learning.base import LearningRule, evaluating
+from phyll.learning.dfa import DirectFeedbackAlignment
 from phyll.learning.local import LocalContrastiveRule
 from phyll.learning.pat import PhysicsAwareTraining
 from phyll.learning.phyll_unsup import PhyLLUnsupervised
+from phyll.learning.zo import ZerothOrder
 from phyll.network import Model, PhysicalNetwork
+from phyll.registry import PYTHON, check_recorded_names
+from phyll.usercode import Trust
 
 #: rows driven through the physics per call (goodness prediction drives n_classes × this)
 BATCH = 512
@@ -57,9 +68,10 @@ class PredictError(UserError, ValueError):
 def class_scores(rule: LearningRule, x: Tensor) -> Tensor:
     """Per-class scores ``[B, n_classes]`` of drive-range features ``x``; argmax = prediction.
 
-    Goodness prediction (PhyLL, FF): the goodness summed over blocks with each candidate label
-    embedded. Rules with a head (readout, classifier: PAT, backprop, unsupervised PhyLL): the
-    head's logits. Any other rule: one-hot of its prediction. The model's mode is restored.
+    Goodness prediction (PhyLL, FF, local ZO): the goodness summed over blocks with each
+    candidate label embedded. Rules with a head (readout, classifier: PAT, backprop,
+    unsupervised PhyLL, DFA, global ZO): the head's logits. Any other rule: one-hot of its
+    prediction. The model's mode is restored.
     """
     model = rule.model
     with evaluating(model), torch.no_grad():
@@ -73,6 +85,8 @@ def class_scores(rule: LearningRule, x: Tensor) -> Tensor:
             return model.head(rule._features(x))
         if isinstance(rule, PhyLLUnsupervised):
             return rule.head(rule.features(x))
+        if isinstance(rule, DirectFeedbackAlignment | ZerothOrder):
+            return rule.class_scores(x)
         predicted = rule.predict(x)
     n_classes = model.head.linear.out_features if model.head else model.network.n_classes
     return F.one_hot(predicted.long(), n_classes).float()
@@ -165,23 +179,33 @@ def load_run(
     *,
     system_factory: SystemFactory | None = None,
     device: str | None = None,
+    trust_code: Trust = False,
 ) -> LoadedRun:
     """Rebuild the trained model and rule of the finished run in ``path``.
 
-    ``system_factory`` rebuilds systems made in Python (``phyll.train(..., system_factory=)``);
-    ``device`` overrides the recorded torch device (e.g. ``"cpu"`` for a run trained on CUDA).
-    The systems are built afresh from the recorded seed: the device as it is now.
+    ``system_factory`` rebuilds systems made in Python without an import path
+    (``phyll.train(..., system_factory=)``); ``device`` overrides the recorded torch device
+    (e.g. ``"cpu"`` for a run trained on CUDA); ``trust_code`` (True, or the ``MODULE:NAME``
+    paths trusted) lets a recorded system or rule of the user's own be imported. The systems
+    are built afresh from the recorded seed: the device as it is now.
     """
     folder = RunFolder(path)
     if not folder.config_file.is_file():
         raise RunFolderError(f"{folder.path} is not a phyll run folder (no config.json)")
     if not folder.model_file.is_file():
+        recorded = folder.read_json(folder.config_file)
+        names = [str(recorded.get(k, "")) for k in ("system", "rule", "dataset")]
         raise RunFolderError(
             f"{folder.path} holds no trained model (no model.pt): finish the run first "
-            f"(phyll train --resume {folder.path})"
+            f"({resume_command(folder.path, *names)})"
         )
     state = folder.load(folder.model_file)
-    config = TrainConfig.from_dict(state["config"])
+    if not isinstance(state.get("config"), dict):
+        raise RunFolderError(f"{folder.model_file} is not a phyll model (no config)")
+    recorded = state["config"]
+    system = PYTHON if system_factory is not None else recorded.get("system")
+    check_recorded_names(system, recorded.get("rule"), trust_code, str(folder.path))
+    config = TrainConfig.from_dict(recorded)
     if config.system.startswith(PYTHON) and system_factory is None:
         raise RunFolderError(
             f"{folder.path} was trained with a system built in Python ({config.system}): load "
@@ -246,7 +270,7 @@ def write_predictions(
 
 
 def command_predict(args: argparse.Namespace) -> int:
-    run = load_run(args.run_dir, device=args.device)
+    run = load_run(args.run_dir, device=args.device, trust_code=trust_of(args))
     x_raw = read_feature_rows(args.file, run.feature_names)
     scores = run.scores(x_raw)
     names = [run.class_names[i] for i in scores.argmax(axis=1)]
@@ -259,12 +283,19 @@ def command_predict(args: argparse.Namespace) -> int:
 
 
 def command_evaluate(args: argparse.Namespace) -> int:
-    run = load_run(args.run_dir, device=args.device)
+    run = load_run(args.run_dir, device=args.device, trust_code=trust_of(args))
+    recorded_dataset = run.config.dataset
+    if args.dataset is None and recorded_dataset.startswith("python:"):
+        raise ConfigError(
+            f"{args.run_dir} was trained on data given from Python ({recorded_dataset}): "
+            "name the data to evaluate on with --dataset SPEC"
+        )
+    same = args.dataset is None or args.dataset == recorded_dataset
     dataset = load_dataset(
-        args.dataset,
+        recorded_dataset if args.dataset is None else args.dataset,
         seed=run.config.seed,
-        data_path=args.data_path,
-        label_column=args.label_column,
+        data_path=args.data_path or (run.config.data_path if same else None),
+        label_column=args.label_column or (run.config.label_column if same else "label"),
     )
     result = evaluate(run, dataset)
     recorded = run.summary.get("test_accuracy")
@@ -299,6 +330,7 @@ def register(sub: Any) -> None:
         help="write prediction,score_<class>... to this file instead of printing names",
     )
     add_device_argument(p, None, "the one the run was trained on")
+    add_trust_argument(p)
     p.set_defaults(func=command_predict)
     p = sub.add_parser(
         "evaluate",
@@ -308,13 +340,21 @@ def register(sub: Any) -> None:
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run folder (holds model.pt)")
     p.add_argument(
-        "--dataset", required=True, type=dataset_argument, metavar="SPEC", help="e.g. csv:PATH"
+        "--dataset",
+        default=None,
+        type=dataset_argument,
+        metavar="SPEC",
+        help="e.g. csv:PATH (default: the run's own dataset, its data path and label column)",
     )
     p.add_argument("--data-path", default=None, help="file or folder of a dataset read from disk")
     p.add_argument(
-        "--label-column", default="label", metavar="NAME", help="label column of a csv:PATH"
+        "--label-column",
+        default=None,
+        metavar="NAME",
+        help="label column of a csv:PATH (default: the run's own for its own dataset, else label)",
     )
     add_device_argument(p, None, "the one the run was trained on")
+    add_trust_argument(p)
     p.set_defaults(func=command_evaluate)
 
 

@@ -39,20 +39,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
-
 from phyll.errors import ConfigError
 from phyll.experiments.arguments import (
     ListAction,
     add_experiment_arguments,
     add_run_arguments,
+    add_trust_argument,
     config_from_args,
+    trust_of,
 )
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.run_folder import RunFolder, RunFolderError, output_folder
-from phyll.experiments.train import check_configs, resume, train
-from phyll.plotting import Target, accuracy_axis, epoch_axis, mark_selected, save
-from phyll.registry import RULES, system_factory
+from phyll.experiments.train import check_configs, train, train_or_resume
+from phyll.plotting import Target, accuracy_axis, epoch_axis, mark_selected, pyplot, save
+from phyll.registry import RULES, check_recorded_names, system_factory
 
 SCENARIOS = ("none", "step", "drift")
 DEFAULT_RULES = ("phyll", "pat", "backprop-transfer")
@@ -130,10 +130,8 @@ def run_scenario(
 ) -> dict[str, Any]:
     """Train (or, with ``reuse``, keep or resume) one run; return its curve and finals."""
     run = RunFolder(folder)
-    if reuse and run.summary_file.exists():
-        summary = run.read_json(run.summary_file)
-    elif reuse and run.checkpoint_file.exists():
-        summary = resume(folder, progress=progress)
+    if reuse:
+        summary = train_or_resume(config, folder, progress=progress)
     else:
         summary = train(config, folder, progress=progress, overwrite=overwrite)
     curve = [
@@ -261,6 +259,7 @@ def _plot_run(ax: Any, run: dict[str, Any], color: str, label: str, reference: b
 def plot_robustness(report: dict[str, Any], target: Target) -> None:
     """Test accuracy vs epoch per rule: one panel per changing scenario, reference dashed,
     chance and each run's selected epoch marked."""
+    plt = pyplot()
     config = report["config"]
     panels = [s for s in config["scenarios"] if s != "none"] or ["none"]
     runs_of = list(report["results"].values())
@@ -296,7 +295,10 @@ def command_robustness(args: argparse.Namespace) -> int:
         recorded = out / CONFIG_FILE
         if not recorded.exists():
             raise RunFolderError(f"{out} holds no robustness experiment ({CONFIG_FILE} missing)")
-        config = RobustnessConfig.from_dict(RunFolder(out).read_json(recorded))
+        data = RunFolder(out).read_json(recorded)
+        for rule in [data["train"].get("rule"), *data.get("rules", [])]:
+            check_recorded_names(data["train"].get("system"), rule, trust_of(args), str(recorded))
+        config = RobustnessConfig.from_dict(data)
     else:
         config = RobustnessConfig(
             train=config_from_args(args), rules=tuple(args.rules),
@@ -380,6 +382,7 @@ def register(sub: Any) -> None:
         help="continue the robustness experiment in DIR (its recorded options; finished runs "
         "are kept, interrupted ones resume from their checkpoints)",
     )
+    add_trust_argument(p, "experiment folder")
     p.set_defaults(func=command_robustness)
 
 

@@ -95,11 +95,6 @@ class RunFolderWriter(Callback):
 
     def on_fit_end(self, engine: Engine, summary: dict[str, Any]) -> None:
         self.checkpoint(engine)
-        self.folder.write_json(self.folder.summary_file, summary)
-        self.folder.save(
-            self.folder.model_file,
-            {"config": self.config, "model": engine.model.state_dict(), "summary": summary},
-        )
         plot_learning_curve(
             engine.history,
             self.folder.curve_file,
@@ -107,6 +102,12 @@ class RunFolderWriter(Callback):
             chance=summary.get("chance_accuracy"),
             best_epoch=summary.get("best_epoch"),
         )
+        engine.refresh_clocks(summary)  # the checkpoint and the figure are part of the run
+        self.folder.save(
+            self.folder.model_file,
+            {"config": self.config, "model": engine.model.state_dict(), "summary": summary},
+        )
+        self.folder.write_json(self.folder.summary_file, summary)
 
     def state_dict(self) -> dict[str, Any]:
         return {"records": [r.recorded for r in self.recorders]}

@@ -308,6 +308,9 @@ def output_folder(path: Path) -> Iterator[Path]:
     """``mkdir -p path`` for an experiment's output (one line if it cannot be made); if the
     body fails, the folders made here and left empty are removed, so nothing empty stays."""
     made = [p for p in (path, *path.parents) if not p.exists()]  # deepest first
+    blocking = next((p for p in (path, *path.parents) if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise RunFolderError(f"cannot create folder {path}: {blocking} is not a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

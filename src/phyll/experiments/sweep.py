@@ -41,11 +41,13 @@ from phyll.experiments.arguments import (
     add_run_arguments,
     add_seeds_arguments,
     add_track_arguments,
+    add_trust_argument,
     config_from_args,
     named_choice,
     positive_int,
     seeds_of,
     tracking_of,
+    trust_of,
 )
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.extras import require
@@ -61,8 +63,9 @@ from phyll.experiments.sweep_outputs import (
 from phyll.experiments.sweep_space import Axis, SpaceError, apply, grid_points, parse_space
 from phyll.experiments.sweep_space import values_of as recorded_values
 from phyll.experiments.tracking import Tracking
-from phyll.experiments.train import check_configs, resume, train
-from phyll.registry import RULES
+from phyll.experiments.train import check_configs, train_or_resume
+from phyll.registry import RULES, check_recorded_names, needs_trust
+from phyll.usercode import Trust
 
 CONFIG_FILE = "sweep_config.json"
 SEARCHERS = ("grid", "random", "optuna")
@@ -191,14 +194,9 @@ def run_trial(
 ) -> dict[str, Any]:
     """One trial as an ordinary phyll run in ``folder``: its summary if finished, else resumed
     from its checkpoint, else trained from the start."""
-    run = RunFolder(folder)
-    if run.summary_file.exists():
-        return run.read_json(run.summary_file)
     config = apply(base, axes, params)
     chain = tracking.callbacks(folder, config.to_dict()) if tracking else []
-    if run.checkpoint_file.exists():
-        return resume(folder, progress=False, callbacks=chain)
-    return train(config, folder, progress=False, callbacks=chain)
+    return train_or_resume(config, folder, progress=False, callbacks=chain)
 
 
 def sweep_trial(config: dict[str, Any], job: dict[str, Any]) -> None:
@@ -436,7 +434,8 @@ def write_outputs(
     )
     write_json(out / "sweep.json", record)
     write_table(record, out / "sweep_table.md")
-    plot_sweep(record, out / "sweep.png")
+    chances = [t["chance_accuracy"] for t in record["trials"] if t.get("chance_accuracy")]
+    plot_sweep(record, out / "sweep.png", chances[0] if chances else None)
     return record
 
 
@@ -454,12 +453,27 @@ def sweep_of(args: argparse.Namespace) -> Sweep:
         if "rule" in names:
             raise SpaceError("give the rules either as --rules or as --param rule=..., not both")
         params.append("rule=" + ",".join(args.rules))
-    rule = args.rules[0] if args.rules else args.rule
+    rule = args.rules[0] if args.rules else (args.rule or TrainConfig().rule)
     base = config_from_args(args, seed=seeds[0], rule=rule)
     distributions = any(":" in p.partition("=")[2] for p in params)
     searcher = args.searcher or ("random" if distributions else "grid")
     samples = args.samples or (8 if searcher == "optuna" else 1)
     return Sweep(base, params, searcher, samples, tracking_of(args))
+
+
+def check_recorded_sweep(data: dict[str, Any], trust: Trust, where: str) -> None:
+    """Refuse a recorded sweep whose base or ``system=`` / ``rule=`` axes name code the user
+    has not trusted, before anything is imported (:func:`check_recorded_names`)."""
+    base = data["base_config"]
+    systems, rules = [base.get("system")], [base.get("rule")]
+    for text in data.get("params", []):
+        key, _, values = str(text).partition("=")
+        axis = {"system": systems, "rule": rules}.get(key.strip())
+        if axis is not None:
+            axis += [v.strip() for v in values.split(",") if v.strip()]
+    for system in systems:
+        for rule in rules:
+            check_recorded_names(system, rule, trust, where)
 
 
 def command_sweep(args: argparse.Namespace) -> int:
@@ -470,7 +484,9 @@ def command_sweep(args: argparse.Namespace) -> int:
         out = Path(args.resume)
         if not (out / CONFIG_FILE).exists():
             raise RunFolderError(f"{out} holds no sweep ({CONFIG_FILE} missing)")
-        sweep = Sweep.from_dict(RunFolder(out).read_json(out / CONFIG_FILE))
+        data = RunFolder(out).read_json(out / CONFIG_FILE)
+        check_recorded_sweep(data, trust_of(args), str(out / CONFIG_FILE))
+        sweep = Sweep.from_dict(data)
     else:
         sweep = sweep_of(args)
         out = Path(args.out) if args.out else Path("runs") / (
@@ -485,10 +501,11 @@ def command_sweep(args: argparse.Namespace) -> int:
             score = t["status"] + (f": {t['error']}" if t["error"] else "")
         print(f"{t['id']} ({params}): {score}")
     pending = sum(t["status"] == "pending" for t in record["trials"])
+    trust = " --trust-code" if needs_trust(sweep.base.system, sweep.base.rule) else ""
     print(
         f"sweep folder: {out} (sweep.json, sweep_table.md, sweep.png; "
         f"{record['wall_time_s']:.1f} s)"
-        + (f"; {pending} trials unfinished: phyll sweep --resume {out}" if pending else "")
+        + (f"; {pending} trials unfinished: phyll sweep --resume {out}{trust}" if pending else "")
     )
     return 130 if pending else 0  # stopped (Ctrl-C): what is done is written, the rest resumes
 
@@ -516,7 +533,7 @@ def register(sub: Any) -> None:
     g.add_argument(
         "--rules",
         action=ListAction,
-        type=named_choice(RULES, "rule"),
+        type=named_choice(lambda: RULES, "rule"),
         default=None,
         metavar="NAME",
         help="sweep these rules, comma-separated (instead of --rule)",
@@ -572,4 +589,5 @@ def register(sub: Any) -> None:
         help="continue the sweep in DIR with its recorded options: finished trials are kept, "
         "interrupted ones resume from their checkpoints",
     )
+    add_trust_argument(p, "sweep folder")
     p.set_defaults(func=command_sweep)

@@ -9,18 +9,15 @@ relative to the sweep folder. Every number comes from the trial's own ``summary.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
-
-import phyll.plotting  # noqa: F401  (selects the Agg backend before pyplot is used)
 from phyll.atomic import atomic_write_bytes
+from phyll.plotting import Target, accuracy_axis, pyplot, save
 
 FORMAT = "phyll-sweep/1"
 #: summary keys copied into every finished trial's entry
-SCORES = ("test_accuracy", "val_accuracy", "best_epoch", "epochs")
+SCORES = ("test_accuracy", "val_accuracy", "best_epoch", "epochs", "chance_accuracy")
 COSTS = ("physical_queries", "digital_flops", "wall_time_s", "projected_time_s", "energy_j")
 
 
@@ -116,35 +113,43 @@ def write_table(record: dict[str, Any], path: Path) -> None:
     atomic_write_bytes(path, lambda f: f.write(text))
 
 
-def plot_sweep(record: dict[str, Any], path: Path) -> None:
-    """``sweep.png``: test and validation accuracy against each swept parameter (one panel
-    each; a log axis for loguniform or positive grids spanning ≥ 10×; strings as categories)."""
-    names = list(record["space"]) or ["trial"]
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.6), squeeze=False)
-    done = [t for t in record["trials"] if t["status"] == "done"]
-    for ax, name in zip(axes[0], names, strict=True):
-        xs = [t["params"].get(name, t["id"]) for t in done]
-        categorical = any(not isinstance(x, int | float) or isinstance(x, bool) for x in xs)
-        labels = sorted({str(x) for x in xs}) if categorical else []
-        position = [labels.index(str(x)) for x in xs] if categorical else xs
-        for key, label, marker in (("test_accuracy", "test", "o"), ("val_accuracy", "val.", "x")):
-            ys = [math.nan if t[key] is None else t[key] for t in done]
-            ax.scatter(position, ys, marker=marker, label=label, alpha=0.8)
-        if categorical:
-            ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
-        elif _log_axis(record["space"].get(name, {}), xs):
+def _parameter_axis(ax: Any, spec: dict[str, Any], values: list[Any]) -> list[float]:
+    """x positions of a swept parameter's values: numbers as they are (log scale when drawn
+    log-uniformly or spanning a decade or more), anything else as named categories."""
+    if values and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        if "loguniform" in spec or (min(values) > 0 and max(values) >= 10 * min(values)):
             ax.set_xscale("log")
-        ax.set(xlabel=name, ylabel="accuracy", ylim=(0, 1.02))
+        return values
+    labels = sorted({str(v) for v in values})
+    ax.set_xticks(range(len(labels)), labels)
+    return [labels.index(str(v)) for v in values]
+
+
+def plot_sweep(sweep: dict[str, Any], target: Target, chance: float | None = None) -> None:
+    """``sweep.png`` and the report's figure: test and validation accuracy of every finished
+    trial against each swept parameter (one panel each; seeds are repetitions, not a
+    parameter, so they get no panel; a log axis for log-uniform or positive values spanning
+    ≥ 10×; anything else as named categories), chance drawn."""
+    plt = pyplot()
+    space = sweep.get("space") or {}
+    names = [n for n in space if n != "seed"] or ["(none)"]
+    done = [t for t in sweep.get("trials", []) if t.get("status") == "done"]
+    fig, axes = plt.subplots(1, len(names), figsize=(4.6 * len(names), 3.8), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        trials = [t for t in done if name in t.get("params", {})]
+        xs = _parameter_axis(ax, space.get(name, {}), [t["params"][name] for t in trials])
+        plotted = []
+        for key, label, marker in (
+            ("val_accuracy", "validation", "o"),
+            ("test_accuracy", "test", "s"),
+        ):
+            points = [
+                (x, t[key]) for x, t in zip(xs, trials, strict=True) if t.get(key) is not None
+            ]
+            ax.plot([x for x, _ in points], [y for _, y in points], marker, alpha=0.7, label=label)
+            plotted += [y for _, y in points]
+        accuracy_axis(ax, plotted, chance)
+        ax.set(xlabel=name, title=f"accuracy against {name}")
         ax.grid(alpha=0.3)
-        ax.legend(loc="lower right")
-    fig.suptitle(f"{len(done)} of {len(record['trials'])} trials done ({record['searcher']})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _log_axis(spec: dict[str, Any], xs: list[Any]) -> bool:
-    if "loguniform" in spec:
-        return True
-    positive = [x for x in xs if x > 0]
-    return bool(xs) and len(positive) == len(xs) and max(positive) >= 10 * min(positive)
+        ax.legend(fontsize=8)
+    save(fig, target)

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 from phyll.learning.backprop import IdealBackprop, TransferBackprop
 from phyll.learning.base import LearningRule, ModelSpec, RuleParams, model_for
+from phyll.learning.dfa import DirectFeedbackAlignment
 from phyll.learning.ff import ForwardForward
 from phyll.learning.linear import LinearClassifier
 from phyll.learning.pat import PhysicsAwareTraining
 from phyll.learning.phyll import PhyLL
 from phyll.learning.phyll_unsup import PhyLLUnsupervised
+from phyll.learning.zo import ZerothOrder
 
 RULES: dict[str, type[LearningRule]] = {
     "phyll": PhyLL,
     "phyll-unsup": PhyLLUnsupervised,
     "ff": ForwardForward,
     "pat": PhysicsAwareTraining,
+    "dfa": DirectFeedbackAlignment,  # augmented direct feedback alignment (model-free)
+    "zo": ZerothOrder,  # zeroth-order SPSA (model-free)
     "backprop-ideal": IdealBackprop,
     "backprop-transfer": TransferBackprop,
     "linear": LinearClassifier,  # a digital control: logistic regression on the raw inputs
@@ -27,6 +31,7 @@ RULES: dict[str, type[LearningRule]] = {
 
 __all__ = [
     "RULES",
+    "DirectFeedbackAlignment",
     "ForwardForward",
     "IdealBackprop",
     "LearningRule",
@@ -37,5 +42,6 @@ __all__ = [
     "PhysicsAwareTraining",
     "RuleParams",
     "TransferBackprop",
+    "ZerothOrder",
     "model_for",
 ]

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from phyll.errors import UserError
 from phyll.learning.base import (
     HeadInput,
     LearningRule,
@@ -51,7 +52,7 @@ from phyll.params import param
 from phyll.systems.base import PhysicalSystem
 
 
-class NotDifferentiableError(ValueError):
+class NotDifferentiableError(UserError, ValueError):
     """The rule needs a differentiable digital model the physical system does not offer."""
 
 

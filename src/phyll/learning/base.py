@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -157,6 +157,13 @@ class LearningRule(ABC):
     @abstractmethod
     def train_step(self, x: Tensor, y: Tensor) -> float:
         """Update the weights from one batch of data ``x`` and labels ``y``; return the loss."""
+
+    def step_signature(self, x: Tensor, y: Tensor) -> Hashable | None:
+        """What fixes the digital work of ``train_step(x, y)``: by default the batch's shapes
+        and dtypes. The engine's meter counts the FLOPs of a repeated signature once and reuses
+        the count (:class:`~phyll.accounting.Meter`); a rule whose step does other work at
+        times (PAT's twin refits) returns None for those steps, which are then counted."""
+        return ("train_step", tuple(x.shape), x.dtype, tuple(y.shape), y.dtype)
 
     @abstractmethod
     def predict(self, x: Tensor) -> Tensor:

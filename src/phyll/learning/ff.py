@@ -40,9 +40,12 @@ def mean_square_goodness(y: Tensor) -> Tensor:
 
 
 def threshold_pair_loss(y_pos: Tensor, y_neg: Tensor, theta: float) -> Tensor:
-    """FF's block loss: softplus(θ − G⁺) + softplus(G⁻ − θ), averaged over the batch."""
+    """FF's block loss: softplus(θ − G⁺) + softplus(G⁻ − θ), averaged over the batch (and
+    over the negatives when ``y_neg`` holds several per sample)."""
     g_pos, g_neg = mean_square_goodness(y_pos), mean_square_goodness(y_neg)
-    return (F.softplus(theta - g_pos) + F.softplus(g_neg - theta)).mean()
+    if g_neg.shape == g_pos.shape:
+        return (F.softplus(theta - g_pos) + F.softplus(g_neg - theta)).mean()
+    return F.softplus(theta - g_pos).mean() + F.softplus(g_neg - theta).mean()
 
 
 @dataclass(frozen=True)
@@ -70,10 +73,11 @@ class ForwardForward(LocalContrastiveRule):
         return mean_square_goodness(y)
 
     def local_loss(self, y_pos: Tensor, y_neg: Tensor, block: int) -> Tensor:
-        """softplus(θ − G⁺) + softplus(G⁻ − θ), averaged over the batch."""
+        """softplus(θ − G⁺) + softplus(G⁻ − θ), averaged over the batch (and over the
+        negatives when there are several per sample)."""
         del block
         return threshold_pair_loss(y_pos, y_neg, self.params.theta)
 
     def block_objective(self, index: int) -> BlockObjective:
         del index
-        return PairedObjective(threshold_pair_loss, (self.params.theta,))
+        return PairedObjective(threshold_pair_loss, (self.params.theta,), self.params.negatives)

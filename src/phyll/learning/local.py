@@ -26,6 +26,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from phyll.errors import ConfigError
 from phyll.learning.base import (
     ModelSpec,
     OptimizerFactory,
@@ -48,10 +49,19 @@ class LocalParams(RuleParams):
     prediction: Prediction = param(
         "goodness", "goodness: best total goodness over labels (paper); readout: linear readout"
     )
+    negatives: int = param(
+        1,
+        "wrong labels per sample and step, distinct (1: the paper's; each one more pass "
+        "through every block; classes − 1: every wrong label)",
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check(self.theta > 0, f"theta must be > 0, got {self.theta}")
+        check(
+            isinstance(self.negatives, int) and self.negatives >= 1,
+            f"negatives must be an integer >= 1, got {self.negatives!r}",
+        )
 
 
 def wrong_labels(labels: Tensor, n_classes: int, generator: torch.Generator) -> Tensor:
@@ -61,17 +71,45 @@ def wrong_labels(labels: Tensor, n_classes: int, generator: torch.Generator) -> 
     return (labels + offset) % n_classes
 
 
+def distinct_wrong_labels(
+    labels: Tensor, n_classes: int, count: int, generator: torch.Generator
+) -> Tensor:
+    """``count`` distinct wrong labels per sample, ``[count, B]``, uniform over the others."""
+    if count == 1:  # one draw per sample: the same stream as a single negative always had
+        return wrong_labels(labels, n_classes, generator)[None]
+    scores = torch.rand(labels.shape[0], n_classes - 1, generator=generator, device=labels.device)
+    offsets = scores.argsort(dim=1)[:, :count] + 1  # a random subset of 1 … C−1
+    return ((labels[:, None] + offsets) % n_classes).T
+
+
+#: goodness ``[B]`` of a block's outputs, given the block's number
+Goodness = Callable[[Tensor, int], Tensor]
+
+
+def goodness_per_label(model: Model, x: Tensor, goodness: Goodness) -> Tensor:
+    """Goodness summed over blocks for every candidate label embedded: ``[B, n_classes]``
+    (``n_classes`` physical passes per sample and block; the model's mode is restored)."""
+    n = model.network.n_classes
+    labels = torch.arange(n, device=x.device).repeat_interleave(x.shape[0])
+    with evaluating(model), torch.no_grad():
+        outputs = model(x.repeat(n, 1), labels)
+        score = sum(goodness(o, i) for i, o in enumerate(outputs))
+    return score.view(n, x.shape[0]).T
+
+
 @dataclass(frozen=True)
 class PairedObjective:
-    """A block's loss on its stacked outputs ``[positives; negatives]``:
+    """A block's loss on its stacked outputs ``[positives; negatives]`` (``negatives`` wrong
+    labels per sample, negative ``k`` of sample ``b`` at row ``(1 + k)·B + b``):
     ``loss(y_pos, y_neg, *args)``, with ``loss`` a module-level function (picklable)."""
 
     loss: Callable[..., Tensor]
     args: tuple[Any, ...] = ()
+    negatives: int = 1
 
     def __call__(self, out: Tensor, context: dict[str, Tensor]) -> Tensor:
         del context
-        batch = out.shape[0] // 2
+        batch = out.shape[0] // (1 + self.negatives)
         return self.loss(out[:batch], out[batch:], *self.args)
 
 
@@ -104,6 +142,11 @@ class LocalContrastiveRule(BlockwiseRule):
             raise ValueError(
                 f"supervised {self.name} needs a network with at least 2 embedded labels"
             )
+        if self.params.negatives > self.network.n_classes - 1:
+            raise ConfigError(
+                f"negatives={self.params.negatives}: there are only "
+                f"{self.network.n_classes - 1} wrong labels per sample"
+            )
         if (self.params.prediction == "readout") != (model.head is not None):
             raise ValueError(
                 f"prediction={self.params.prediction!r} needs a model "
@@ -122,20 +165,22 @@ class LocalContrastiveRule(BlockwiseRule):
 
     @abstractmethod
     def local_loss(self, y_pos: Tensor, y_neg: Tensor, block: int) -> Tensor:
-        """Scalar local loss of one block from its positive and negative outputs."""
+        """Scalar local loss of one block from its positive outputs ``[B, d]`` and its
+        negative outputs ``[K·B, d]`` (``K = negatives``: negative ``k`` of sample ``b`` at
+        row ``k·B + b``)."""
 
     def block_objective(self, index: int) -> BlockObjective:
         """:meth:`local_loss` of block ``index`` on the stacked outputs. This default refers
         to the rule itself; PhyLL and FF give a :class:`PairedObjective` instead, which a
         pipeline can send to the block's worker."""
-        return PairedObjective(self.local_loss, (index,))
+        return PairedObjective(self.local_loss, (index,), self.params.negatives)
 
     def prepare_step(self, x: Tensor, y: Tensor) -> BlockStep:
-        """Negatives drawn, labels embedded: ``[x ⊕ y; x ⊕ y']``; with a readout, the neutral
-        code too."""
+        """Negatives drawn, labels embedded: ``[x ⊕ y; x ⊕ y'₁; …; x ⊕ y'_K]`` (``K =
+        negatives``); with a readout, the neutral code too."""
         net = self.network
-        negatives = wrong_labels(y, net.n_classes, self.generator)
-        inputs = torch.cat([net.embed(x, y), net.embed(x, negatives)])
+        negatives = distinct_wrong_labels(y, net.n_classes, self.params.negatives, self.generator)
+        inputs = torch.cat([net.embed(x, y), *(net.embed(x, wrong) for wrong in negatives)])
         neutral = net.embed(x, None) if self.model.head is not None else None
         return BlockStep(inputs, y, neutral=neutral)
 
@@ -157,8 +202,7 @@ class LocalContrastiveRule(BlockwiseRule):
 
     def goodness_per_label(self, x: Tensor) -> Tensor:
         """Goodness summed over blocks for every candidate label: ``[B, n_classes]``."""
-        with evaluating(self.model), torch.no_grad():
-            return self._label_scores(x, self.network(self._every_label(x)))
+        return goodness_per_label(self.model, x, self.goodness)
 
     def _every_label(self, x: Tensor) -> Tensor:
         """``x`` embedded with every candidate label, label-major: ``[C·B, ...]``."""

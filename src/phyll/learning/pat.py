@@ -32,6 +32,7 @@ Prediction: one physical pass per sample and block (neutral label), then the hea
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -178,9 +179,18 @@ class PhysicsAwareTraining(HeadRule):
         while sum(d.shape[0] for d, _ in recent) > self.params.twin_samples:
             recent.pop(0)
 
+    def refit_due(self) -> bool:
+        """Whether the next training step refits the twins first."""
+        every = self.params.refit_every
+        return bool(every and self.steps and self.steps % every == 0)
+
+    def step_signature(self, x: Tensor, y: Tensor) -> Hashable | None:
+        """None for a step that refits the twins (its work depends on the data kept)."""
+        return None if self.refit_due() or not self._pairs else super().step_signature(x, y)
+
     def train_step(self, x: Tensor, y: Tensor) -> float:
         self.setup()  # a no-op after the engine's setup phase; direct users need no extra call
-        if self.params.refit_every and self.steps and self.steps % self.params.refit_every == 0:
+        if self.refit_due():
             self.fit_twins(self.params.refit_epochs, extra=True)
         self.model.train()
         loss = F.cross_entropy(self.head_scores(self.features(x, True)), y.long())

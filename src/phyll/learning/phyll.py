@@ -64,8 +64,17 @@ def random_references(network: PhysicalNetwork, seed: int) -> list[Tensor]:
 
 
 def contrastive_loss(g_pos: Tensor, g_neg: Tensor, theta: float) -> Tensor:
-    """PhyLL's local loss softplus(−θ (G⁺ − G⁻)) on goodness values, batch mean."""
-    return F.softplus(-theta * (g_pos - g_neg)).mean()
+    """PhyLL's local loss softplus(−θ (G⁺ − G⁻)) on goodness values, batch mean.
+
+    With ``K`` negatives per sample (``g_neg`` of ``K·B`` values, negative ``k`` of sample
+    ``b`` at ``k·B + b``) it is log(1 + Σₖ exp(−θ (G⁺ − G⁻ₖ))): the same loss for ``K = 1``,
+    and for more the cross-entropy of the positive against its negatives, whose gradient goes
+    mostly to the hardest one."""
+    if g_neg.shape[0] == g_pos.shape[0]:
+        return F.softplus(-theta * (g_pos - g_neg)).mean()
+    margins = theta * (g_neg.view(-1, g_pos.shape[0]) - g_pos)  # [K, B]
+    zero = torch.zeros_like(margins[:1])
+    return torch.logsumexp(torch.cat([zero, margins]), dim=0).mean()
 
 
 def reference_pair_loss(y_pos: Tensor, y_neg: Tensor, reference: Tensor, theta: float) -> Tensor:
@@ -111,7 +120,9 @@ class PhyLL(LocalContrastiveRule):
         return reference_pair_loss(y_pos, y_neg, self.references[block], self.params.theta)
 
     def block_objective(self, index: int) -> BlockObjective:
-        return PairedObjective(reference_pair_loss, (self.references[index], self.params.theta))
+        return PairedObjective(
+            reference_pair_loss, (self.references[index], self.params.theta), self.params.negatives
+        )
 
 
 __all__ = [

@@ -1,8 +1,11 @@
 """A physical system on another machine, driven over TCP: ``RemoteSystem("tcp://host:port")``.
 
 It is a :class:`~phyll.systems.base.PhysicalSystem` like any other: its channel counts, drive
-range, out-of-range policy and energy per query come from the server's ``hello`` reply, and the
-base class validates drives and measurements as for a local system. Never differentiable.
+range, out-of-range policy, power, declared measurement time and calibration drives come from
+the server's ``hello`` reply, so a served device's device time, energy and setup queries are
+those it has in-process; a device that declares no measurement time is timed by its measured
+round trips. The base class validates drives and measurements as for a local system. Never
+differentiable.
 
 Faults it survives (lazy-pirate pattern on a DEALER socket):
 
@@ -31,10 +34,12 @@ NaN/inf batches it re-measured; the server counts every sample it drove (see
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import math
 import time
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -136,6 +141,17 @@ def check_timeout(value: Any) -> float:
     return float(value)
 
 
+def served_calibration(greeting: dict[str, Any], address: str) -> int:
+    """The calibration drives the served device declares (its ``describe()``), checked."""
+    value = greeting.get("describe", {}).get("calibration_queries", 0)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise RemoteProtocolError(
+            f"malformed reply from {address}: calibration_queries must be a non-negative "
+            f"integer, got {shorten(value)}"
+        )
+    return value
+
+
 def check_count(name: str, value: Any) -> int:
     """``value`` if it is a non-negative integer."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -196,9 +212,10 @@ class RemoteSystem(PhysicalSystem):
             tuple(info["drive_range"]),
             info["out_of_range"],
             power_w=info["power_w"],
-            measurement_time_s=None,  # a remote device's time is its measured round trips
+            measurement_time_s=info.get("measurement_time_s"),  # None: measured round trips
             device=device,
         )
+        self.calibration_queries = served_calibration(info, address)
 
     # ------------------------------------------------------------------ transport
     def _connect(self) -> zmq.Socket:
@@ -359,7 +376,9 @@ class RemoteSystem(PhysicalSystem):
             except NonFiniteMeasurementError as exc:
                 problem = str(exc)
             if attempt + 1 < attempts:  # the wasted batch was physical work: count it
-                with physical_call(len(drive), self.power_w):
+                with physical_call(
+                    len(drive), self.power_w, functools.partial(self.device_time, len(drive))
+                ):
                     self._queries += len(drive)
                 self.remeasured += len(drive)
                 log.warning("%s; re-measuring (%d/%d)", problem, attempt + 1, attempts - 1)
@@ -382,6 +401,12 @@ class RemoteSystem(PhysicalSystem):
         super().load_state_dict(state)
 
     # ------------------------------------------------------------------ reports
+    @property
+    def device_key(self) -> Hashable:
+        """The served device (its address and server instance): blocks that share it count
+        its calibration once."""
+        return ("remote", self.address, self.server_info.get("instance"))
+
     def server_queries(self) -> int:
         """The server's own count of samples driven (all clients, lost replies included)."""
         return int(self._hello()["server_queries"])
@@ -426,18 +451,21 @@ class RemoteParams:
 class RemoteBlockSystem(RemoteSystem):
     """Registry form (``--system remote --system-param address=tcp://host:port``).
 
-    One served device can serve every block of a network, as in a lab where one cavity is
-    reused layer after layer: the device needs at least as many drive channels as the widest
-    block input (unused channels are driven at zero) and exactly ``n_outputs`` measured
-    channels. ``seed`` is ignored: a device's noise is its own.
+    A fixed-size device (:mod:`phyll.systems.contract`): the network is sized around the
+    served channels. One served device can serve every block of a network, as in a lab where
+    one cavity is reused layer after layer (its calibration is counted once). Given
+    ``n_inputs`` / ``n_outputs`` (from Python), the device must have at least that many drive
+    channels (unused ones are driven at zero) and exactly that many measurements. ``seed`` is
+    ignored: a device's noise is its own.
     """
 
     Params = RemoteParams
+    fixed_size = True
 
     def __init__(
         self,
-        n_inputs: int,
-        n_outputs: int,
+        n_inputs: int | None = None,
+        n_outputs: int | None = None,
         params: RemoteParams | None = None,
         *,
         seed: int = 0,
@@ -448,7 +476,9 @@ class RemoteBlockSystem(RemoteSystem):
         p: RemoteParams = self.resolve_params(params, overrides)
         options = {k: v for k, v in as_plain(p).items() if k != "address"}
         super().__init__(p.address, device=device, **options)
-        if self.n_inputs < n_inputs or self.n_outputs != n_outputs:
+        if (n_inputs is not None and self.n_inputs < n_inputs) or (
+            n_outputs is not None and self.n_outputs != n_outputs
+        ):
             raise ConfigError(
                 f"the system served at {p.address} has {self.n_inputs} drive channels and "
                 f"{self.n_outputs} measurements; this block needs ≥ {n_inputs} and exactly "

@@ -16,7 +16,6 @@ difference is the physical work lost to faults.
 
 from __future__ import annotations
 
-import importlib
 import secrets
 import sys
 import time
@@ -39,39 +38,16 @@ from phyll.remote.protocol import (
     encode,
     error_reply,
 )
-from phyll.systems import SYSTEMS
+from phyll.systems import build_system, find_factory
 from phyll.systems.base import DriveError, NonFiniteMeasurementError, PhysicalSystem
 
 
 def load_system(target: str, params: dict[str, Any]) -> PhysicalSystem:
-    """Build the system to serve from ``MODULE:NAME`` (a PhysicalSystem subclass or a factory
-    function returning one) or a registered system name, called with ``params``."""
-    if ":" not in target:
-        if target not in SYSTEMS:
-            raise ConfigError(
-                f"{target!r} is neither MODULE:CLASS nor a registered system "
-                f"({', '.join(sorted(SYSTEMS))})"
-            )
-        factory: Any = SYSTEMS[target]
-    else:
-        module_name, _, name = target.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise ConfigError(f"cannot import module {module_name!r}: {exc}") from exc
-        factory = getattr(module, name, None)
-        if factory is None or not callable(factory):
-            raise ConfigError(f"module {module_name!r} has no class or function {name!r}")
-    try:
-        system = factory(**params)
-    except TypeError as exc:
-        raise ConfigError(f"cannot build {target} with parameters {params}: {exc}") from exc
-    if not isinstance(system, PhysicalSystem):
-        raise ConfigError(
-            f"{target} built a {type(system).__name__}, not a phyll PhysicalSystem: subclass "
-            "phyll.systems.PhysicalSystem (or wrap your driver in phyll.CallableSystem)"
-        )
-    return system
+    """Build the system to serve from a registered name or ``MODULE:NAME`` (a class or a
+    factory), as every system is built (:mod:`phyll.systems.contract`): ``n_inputs``,
+    ``n_outputs``, ``seed`` and the other parameters come from ``params`` (``--param``); a
+    name it does not take is refused, one it needs and lacks is named."""
+    return build_system(find_factory(target), target, params=params)
 
 
 class DeviceServer:

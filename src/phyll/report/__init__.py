@@ -24,6 +24,7 @@ KIND_NAMES = {
     "robustness": "robustness experiment",
     "depth": "depth experiment",
     "sweep": "sweep",
+    "frontier": "cost-accuracy frontier",
 }
 
 

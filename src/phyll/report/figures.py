@@ -11,15 +11,15 @@ import base64
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import matplotlib.pyplot as plt
 
 from phyll.experiments.compare import FIGURES, comparison_title, plot_comparison_figure
 from phyll.experiments.depth import plot_depth
+from phyll.experiments.frontier import FIGURES as FRONTIER_FIGURES
+from phyll.experiments.frontier import plot_frontier
 from phyll.experiments.pipeline import plot_timeline
 from phyll.experiments.robustness import plot_robustness
-from phyll.plotting import Target, accuracy_axis, plot_learning_curve, save
+from phyll.experiments.sweep_outputs import plot_sweep
+from phyll.plotting import Target, plot_learning_curve
 from phyll.report.load import Experiment, Run
 
 
@@ -58,44 +58,6 @@ def learning_curve(run: Run, caption: str) -> Figure:
     ))  # fmt: skip
 
 
-def _parameter_axis(ax: Any, spec: dict[str, Any], values: list[Any]) -> list[float]:
-    """x positions of a swept parameter's values: numbers as they are (log scale when drawn
-    log-uniformly or spanning a decade or more), anything else as named categories."""
-    if values and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        if "loguniform" in spec or (min(values) > 0 and max(values) >= 10 * min(values)):
-            ax.set_xscale("log")
-        return values
-    labels = sorted({str(v) for v in values})
-    ax.set_xticks(range(len(labels)), labels)
-    return [labels.index(str(v)) for v in values]
-
-
-def plot_sweep(sweep: dict[str, Any], target: Target, chance: float | None) -> None:
-    """Test and validation accuracy of every finished trial against each swept parameter."""
-    space = sweep.get("space") or {}
-    names = list(space) or ["(none)"]
-    done = [t for t in sweep.get("trials", []) if t.get("status") == "done"]
-    fig, axes = plt.subplots(1, len(names), figsize=(4.6 * len(names), 3.8), squeeze=False)
-    for ax, name in zip(axes[0], names, strict=True):
-        trials = [t for t in done if name in t.get("params", {})]
-        xs = _parameter_axis(ax, space.get(name, {}), [t["params"][name] for t in trials])
-        plotted = []
-        for key, label, marker in (
-            ("val_accuracy", "validation", "o"),
-            ("test_accuracy", "test", "s"),
-        ):
-            points = [
-                (x, t[key]) for x, t in zip(xs, trials, strict=True) if t.get(key) is not None
-            ]
-            ax.plot([x for x, _ in points], [y for _, y in points], marker, alpha=0.7, label=label)
-            plotted += [y for _, y in points]
-        accuracy_axis(ax, plotted, chance)
-        ax.set(xlabel=name, title=f"accuracy against {name}")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    save(fig, target)
-
-
 def compare_figures(exp: Experiment) -> list[Figure]:
     """The comparison's two figures, from its runs' records."""
     data, runs = exp.data, exp.runs
@@ -132,6 +94,12 @@ def figures(exp: Experiment) -> list[Figure]:
     if exp.kind == "robustness":
         caption = "Test accuracy per epoch under each scenario."
         return [draw(caption, lambda t: plot_robustness(data, t))]
+    if exp.kind == "frontier":
+        return [
+            draw(f"Test accuracy against {label}; Pareto-optimal points outlined.",
+                 lambda t, key=key, label=label: plot_frontier(data, key, label, t))
+            for _, key, label in FRONTIER_FIGURES
+        ]  # fmt: skip
     if exp.kind == "depth":
         caption = "Accuracy against the number of physical blocks."
         return [draw(caption, lambda t: plot_depth(data, t))]

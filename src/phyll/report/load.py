@@ -1,7 +1,8 @@
 """What ``phyll report DIR`` reads: which kind of folder DIR is, and the runs it refers to.
 
 The kind comes from the files present, most specific first: ``sweep.json`` (``phyll sweep``),
-``robustness.json``, ``depth.json``, ``summary.json`` holding ``rules`` (``phyll compare``),
+``robustness.json``, ``depth.json``, ``frontier.json``, ``summary.json`` holding ``rules``
+(``phyll compare``),
 ``config.json`` (a ``phyll train`` run folder).
 """
 
@@ -13,6 +14,7 @@ from typing import Any
 
 from phyll.errors import UserError
 from phyll.experiments.run_folder import RunFolder
+from phyll.experiments.train import resume_command
 
 
 class ReportError(UserError):
@@ -33,7 +35,7 @@ class Run:
 class Experiment:
     """A folder to report on: its kind, its main JSON and the runs the report draws from."""
 
-    kind: str  # run, compare, robustness, depth or sweep
+    kind: str  # run, compare, robustness, depth, sweep or frontier
     folder: Path
     data: dict[str, Any]
     runs: dict[str, list[Run]] = field(default_factory=dict)
@@ -42,12 +44,13 @@ class Experiment:
 def read_run(path: Path) -> Run:
     """A finished run folder (one-line errors for a missing or unfinished one)."""
     folder = RunFolder(path)
-    if not folder.summary_file.exists():
-        raise ReportError(
-            f"{path} holds no finished run (summary.json missing); finish it with "
-            f"`phyll train --resume {path}`"
-        )
     config = folder.read_json(folder.config_file)
+    if not folder.summary_file.exists():
+        names = [str(config.get(k, "")) for k in ("system", "rule", "dataset")]
+        raise ReportError(
+            f"{path} holds no finished run (summary.json missing); finish it: "
+            f"{resume_command(path, *names)}"
+        )
     return Run(path, config, folder.read_json(folder.summary_file), folder.read_metrics())
 
 
@@ -56,7 +59,7 @@ def detect(folder: Path) -> str:
     if not folder.is_dir():
         raise ReportError(f"{folder} is not a folder")
     for kind, name in (("sweep", "sweep.json"), ("robustness", "robustness.json"),
-                       ("depth", "depth.json")):  # fmt: skip
+                       ("depth", "depth.json"), ("frontier", "frontier.json")):  # fmt: skip
         if (folder / name).is_file():
             return kind
     summary = folder / "summary.json"
@@ -65,8 +68,9 @@ def detect(folder: Path) -> str:
     if (folder / "config.json").is_file():
         return "run"
     raise ReportError(
-        f"{folder} is not a phyll run, comparison, robustness, depth or sweep folder (it holds "
-        "none of config.json, summary.json with rules, robustness.json, depth.json, sweep.json)"
+        f"{folder} is not a phyll run, comparison, robustness, depth, sweep or frontier folder "
+        "(it holds none of config.json, summary.json with rules, robustness.json, depth.json, "
+        "sweep.json, frontier.json)"
     )
 
 
@@ -96,6 +100,8 @@ def load(folder: str | Path) -> Experiment:
             entry: [read_run(folder / "runs" / Path(path).name) for path in paths]
             for entry, paths in data.get("runs", {}).items()
         }
+    elif kind == "frontier" and data.get("format") != "phyll-frontier/1":
+        raise ReportError(f"{folder / 'frontier.json'} is not a phyll frontier (format marker)")
     elif kind == "sweep":
         if not str(data.get("format", "")).startswith("phyll-sweep/"):
             raise ReportError(f"{folder / 'sweep.json'} is not a phyll sweep (format marker)")

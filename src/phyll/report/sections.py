@@ -230,6 +230,51 @@ def depth_page(exp: Experiment, figs: list[Figure]) -> tuple[str, list[str]]:
     ]
 
 
+def frontier_page(exp: Experiment, figs: list[Figure]) -> tuple[str, list[str]]:
+    """A frontier: every point's accuracy and costs (best first), the Pareto front and the
+    physics advantage, the figures."""
+    data = exp.data
+    head = [
+        "point", "family", "test accuracy", "digital FLOPs / inference", "digital training FLOPs",
+        "physical queries", "digital parameters", "Pareto front", "physics advantage",
+    ]  # fmt: skip
+    costs = (
+        "digital_flops_per_inference",
+        "digital_flops_training",
+        "physical_queries",
+        "digital_parameters",
+    )
+
+    def advantage(row: dict[str, Any]) -> str:
+        value = row.get("physics_advantage")
+        return "" if value is None else f"{100 * value:+.1f} pts"
+
+    rows = [
+        [
+            r["name"],
+            r["family"],
+            pct(r["test_accuracy"]),
+            *(num(r.get(k)) for k in costs),
+            "yes" if r.get("pareto") else "",
+            advantage(r),
+        ]
+        for r in sorted(data.get("points", []), key=lambda r: -r["test_accuracy"])
+    ]
+    best = data.get("physics_advantage") or {}
+    on_front = ", ".join(best.get("pnn_on_front") or []) or "none"
+    verdict = note(
+        f"PNN points on the Pareto front of accuracy against digital FLOPs per inference: "
+        f"{on_front}. Physics advantage: a PNN's accuracy minus the best digital model's at no "
+        "more digital FLOPs per inference."
+    )
+    cfg = data["config"]
+    return f"frontier on {cfg.get('dataset')} with {cfg.get('system')}", [
+        section("Points", table(head, rows, labels=1) + verdict),
+        figures_section(figs),
+        section("Configuration", config_list({"seeds": data.get("seeds"), **cfg})),
+    ]
+
+
 TRIAL_COSTS = ("physical_queries", "digital_flops", "projected_time_s", "energy_j")
 
 
@@ -292,4 +337,5 @@ PAGES = {
     "robustness": robustness_page,
     "depth": depth_page,
     "sweep": sweep_page,
+    "frontier": frontier_page,
 }

@@ -1,8 +1,9 @@
 """Physical systems: what the hardware can do (drive it, measure it — nothing else).
 
-:data:`SYSTEMS` maps the names of the simulated systems to their classes (a new system is one
-module with a :class:`PhysicalSystem` subclass and one line here); the command line's full
-registry, with the remote system, is :mod:`phyll.registry`.
+:data:`SYSTEMS` (:mod:`phyll.systems.registered`) is the one registry of system names: the
+simulated systems (a new system is one module with a :class:`PhysicalSystem` subclass and one
+line there), what is registered at run time, and installed packages' ``phyll.systems`` entry
+points. :mod:`phyll.systems.contract` says how every system is built.
 """
 
 from __future__ import annotations
@@ -14,17 +15,12 @@ from phyll.systems.base import (
     PhysicalSystem,
     PhysicalSystemError,
 )
+from phyll.systems.contract import build_system, find_factory
 from phyll.systems.function import CallableSystem
 from phyll.systems.microwave import MicrowaveCavity
 from phyll.systems.optical import OpticalSystem
 from phyll.systems.random_features import RandomFeatures
-
-SYSTEMS: dict[str, type[PhysicalSystem]] = {
-    "acoustic": AcousticCavity,
-    "microwave": MicrowaveCavity,
-    "optical": OpticalSystem,
-    "random-features": RandomFeatures,  # a digital control: |R a|² (its work is digital)
-}
+from phyll.systems.registered import SYSTEMS, system_names
 
 __all__ = [
     "SYSTEMS",
@@ -37,4 +33,7 @@ __all__ = [
     "PhysicalSystem",
     "PhysicalSystemError",
     "RandomFeatures",
+    "build_system",
+    "find_factory",
+    "system_names",
 ]

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -28,6 +29,7 @@ from phyll.accounting import metering, physical_call, unmetered
 from phyll.errors import ConfigError, UserError
 from phyll.flops import count_flops
 from phyll.params import as_plain, build_params
+from phyll.usercode import UserCodeError, user_code
 
 OutOfRange = Literal["clip", "raise"]
 
@@ -51,6 +53,10 @@ class PhysicalSystemError(UserError, RuntimeError):
 
 class NonFiniteMeasurementError(PhysicalSystemError):
     """The system returned NaN or inf (a detector fault, a disconnected instrument...)."""
+
+
+class SystemCodeError(PhysicalSystemError, UserCodeError):
+    """A user's system code raised an exception while measuring (the message names both)."""
 
 
 class DriveError(UserError, ValueError):
@@ -92,6 +98,10 @@ class PhysicalSystem(ABC):
     #: pixels), so that blocks can pool neighbouring pixels (``TrainConfig.pool``); None for
     #: measurements without a 2-D layout
     output_grid: tuple[int, int] | None = None
+    #: True for a device whose channels are what they are (20 speakers, 20 microphones):
+    #: the network is sized around it (block inputs = its inputs, measurements = its
+    #: outputs) instead of asking for sizes (:mod:`phyll.systems.contract`)
+    fixed_size: bool = False
 
     def __init__(
         self,
@@ -139,6 +149,12 @@ class PhysicalSystem(ABC):
         return self._queries
 
     @property
+    def device_key(self) -> Hashable:
+        """What identifies the physical device behind this object: a device's calibration
+        is counted once per run, however many blocks it serves."""
+        return id(self)
+
+    @property
     def energy_per_query_j(self) -> float | None:
         """Energy of one query (power × measurement time); None when the time is measured."""
         if self.measurement_time_s is None:
@@ -176,13 +192,21 @@ class PhysicalSystem(ABC):
         around another system (:mod:`phyll.systems.faults`) calls its inner system's
         ``_run`` so that a wrapped query is counted once by the meters, not once per layer.
         """
-        if self.differentiable and torch.is_grad_enabled():
-            out = self._measure(drive)
-        else:
-            with torch.no_grad():
+        with self._user_code():
+            if self.differentiable and torch.is_grad_enabled():
                 out = self._measure(drive)
+            else:
+                with torch.no_grad():
+                    out = self._measure(drive)
         self._queries += drive.shape[0]
         return out
+
+    def _user_code(self) -> AbstractContextManager[None]:
+        """Around a measurement: what a user's system (a class outside phyll) raises becomes
+        one line naming it; phyll's own systems keep their tracebacks (a failure is a bug)."""
+        if type(self).__module__.split(".")[0] == "phyll":
+            return nullcontext()
+        return user_code(f"system {type(self).__name__}", "measuring", SystemCodeError)
 
     @functools.cached_property
     def emulation_flops_per_query(self) -> int | None:

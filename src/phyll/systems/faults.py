@@ -42,6 +42,7 @@ from __future__ import annotations
 import functools
 import math
 import time
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -115,6 +116,19 @@ class FaultWrapper(PhysicalSystem):
     @property
     def output_grid(self) -> tuple[int, int] | None:  # type: ignore[override]
         return self.inner.output_grid
+
+    @property
+    def calibration_queries(self) -> int:  # type: ignore[override]
+        """The inner device's calibration drives (a fault makes none)."""
+        return self.inner.calibration_queries
+
+    @property
+    def fixed_size(self) -> bool:  # type: ignore[override]
+        return self.inner.fixed_size
+
+    @property
+    def device_key(self) -> Hashable:
+        return self.inner.device_key
 
     def perturb(self, strength: float = 1.0) -> None:
         self.inner.perturb(strength)

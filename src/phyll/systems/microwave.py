@@ -39,14 +39,23 @@ from the source, :math:`\mathrm{Im}(e^H p) = p^H Q p`, equals radiated plus abso
 Only the metasurface block of :math:`W` depends on the drive, so the static part (walls,
 scatterers, antennas: ``A``) is inverted once per frequency and each sample solves the Schur
 complement :math:`S = D(a) + C_{mm} - B^T A^{-1} B` of size ``n_inputs`` (block inversion,
-exact): :math:`H = (A^{-1})_{pp} + U S^{-1} U^T` with :math:`U = (A^{-1}B)_{p\,\cdot}`, batched as
-``torch.linalg.solve`` over ``[B, n_freqs, n_inputs, n_inputs]``: ``n_freqs · n_inputs³``
-operations per sample, so large metasurfaces are slow (794 elements: about a quarter of a
-second per sample on 2 CPU cores). Batches are solved in chunks of at most
-``max_chunk_elements`` matrix entries (memory bound: ``B · n_freqs · n_inputs²`` complex
-values would not fit otherwise). On the CPU, systems above 128 elements are solved with one
-thread: with torch 2.13 and MKL 2024.2 the multi-threaded batched LU of such matrices fails
-("Pivots given to lu_solve must all be greater or equal to 1") or hangs.
+exact): :math:`H = (A^{-1})_{pp} + U S^{-1} U^T` with :math:`U = (A^{-1}B)_{p\,\cdot}`, one
+batched LU over ``[B, n_freqs, n_inputs, n_inputs]``: ``n_freqs · n_inputs³`` operations per
+sample, so large metasurfaces are slow (784 elements, 33 antennas: 4 complex LUs of 784², 5.8
+GFLOP per sample).
+
+The solve runs at the rate of LAPACK itself (docs/microwave-performance.md): each chunk's ``S``
+is written into a workspace reused across calls, already in LAPACK's column-major layout, its
+diagonal added in place, and factorised there (``lu_factor_ex`` with ``out=``, then
+``lu_solve`` for the antennas' right-hand sides ``U^T``), so the batch of n² matrices is never
+copied. A drive that needs gradients (the autograd path of ``nominal()``) gets fresh buffers
+and ``torch.linalg.solve_ex``, which autograd differentiates. Batches are solved in chunks of
+at most ``max_chunk_elements`` matrix entries (8 MB by default: a chunk's matrices are still in
+cache when factorised, the workspace stays small, and ``B · n_freqs · n_inputs²`` complex
+values need not fit in memory at once; at least one sample per chunk). On the CPU, systems
+above 128 elements are solved with one thread: with the MKL of torch 2.13 (AMD EPYC) a
+multi-threaded batched LU of matrices of 150 and more (complex or real) fails ("Intel oneMKL
+ERROR: Parameter 6 was incorrect on entry to CLASWP") and hangs.
 
 The measurement is the received power :math:`|H_{rt}(f_k)|^2` for antenna pairs
 :math:`r < t` (``n_pairs = ceil(n_outputs / n_freqs)``; the fewest antennas giving that many
@@ -84,7 +93,7 @@ control             "continuous" (varactor) or "1-bit" (PIN diode)              
 fabrication_std     relative error of each element's resonance frequencies        0.005
 noise_std           detector noise std, fraction of full scale                    1e-3
 adc_bits            converter resolution (bits), None = ideal                     12
-max_chunk_elements  largest batch × n_freqs × n_inputs² solved at once (memory)    2**23
+max_chunk_elements  largest batch × n_freqs × n_inputs² solved at once (cache)     2**20
 transmit_power_w    power fed to the transmitting antenna (W)                     0.01
 dwell_s             measurement time per frequency point (s)                      1e-4
 seed                geometry, fabrication and noise stream                        0
@@ -197,7 +206,7 @@ class MicrowaveParams:
     fabrication_std: float = param(0.005, "relative error of each element's resonances")
     noise_std: float = param(1e-3, "detector noise std", "fraction of full scale")
     adc_bits: int | None = param(12, "converter resolution (None: ideal)", "bits")
-    max_chunk_elements: int = param(2**23, "largest batch × freqs × n² solved at once (memory)")
+    max_chunk_elements: int = param(2**20, "largest batch × freqs × n² solved at once (cache)")
     transmit_power_w: float = param(0.01, "power fed to the transmitting antenna", "W")
     dwell_s: float = param(1e-4, "measurement time per frequency point", "s")
     out_of_range: OutOfRange = param("clip", "drive outside [0, 1]: clip or raise")
@@ -220,7 +229,8 @@ class MicrowaveCavity(PhysicalSystem):
     """Metasurface-programmed chaotic microwave cavity (see module docstring).
 
     Args:
-        n_inputs, n_outputs: metasurface elements and measured (antenna pair, frequency) bins.
+        n_inputs: metasurface elements.
+        n_outputs: measured (antenna pair, frequency) bins.
         params: :class:`MicrowaveParams` (default: their defaults); ``**overrides`` by name.
         seed: geometry, fabrication and noise stream.
         device: torch device of the per-sample solves.
@@ -323,6 +333,7 @@ class MicrowaveCavity(PhysicalSystem):
         self._bin_freq = (n_bins % n_freqs).to(self.device)
 
         self._noise = torch.Generator(device=self.device).manual_seed(seed + 1)
+        self._workspace: tuple[Tensor, Tensor, Tensor] | None = None
         self._build_static()
         self.calibration_queries = calibration_drives(n_inputs)  # the gain-staging drives below
         self._full_scale = calibrate_full_scale(
@@ -363,7 +374,8 @@ class MicrowaveCavity(PhysicalSystem):
         cplx = torch.complex64
         self._p0 = torch.tensor(a_inv[:, ports, ports], dtype=cplx, device=self.device)
         self._u = torch.tensor(a_inv_b[:, ports, :], dtype=cplx, device=self.device)
-        self._schur = torch.tensor(schur, dtype=cplx, device=self.device)
+        # column-major (LAPACK's layout): copied into the systems' workspace as one stream
+        self._schur = torch.tensor(schur, dtype=cplx, device=self.device).mT.contiguous().mT
 
     # ------------------------------------------------------------------ physics
     def element_inverse_polarizability(self, drive: Tensor) -> Tensor:
@@ -380,14 +392,40 @@ class MicrowaveCavity(PhysicalSystem):
     def port_matrix(self, drive: Tensor) -> Tensor:
         """Antenna-to-antenna transmission ``H [B, n_freqs, A, A]`` (complex, symmetric)."""
         inv_alpha = self.element_inverse_polarizability(drive).to(torch.complex64)
-        s = self._schur + torch.diag_embed(inv_alpha)  # [B, K, M, M]
+        autograd = torch.is_grad_enabled() and inv_alpha.requires_grad
+        b = inv_alpha.shape[0]
+        s, pivots, info = self._system_buffers(b, reuse=not autograd)
+        s.copy_(self._schur.expand(b, -1, -1, -1))  # S = Schur complement + diag(1/α), built
+        s.diagonal(dim1=-2, dim2=-1).add_(inv_alpha)  # in place, in LAPACK's layout
+        rhs = self._u.transpose(1, 2).expand(b, -1, -1, -1)
         one_thread = s.device.type == "cpu" and self.n_inputs > SINGLE_THREAD_SOLVE_ABOVE
         with _one_thread(one_thread):
-            # solve_ex: no error check, i.e. no host round trip on a GPU; a singular system
-            # gives non-finite powers, which the base class refuses
-            rhs = self._u.transpose(1, 2).expand(s.shape[0], -1, -1, -1)
-            x, _ = torch.linalg.solve_ex(s, rhs)
+            # no error checks: no host round trip on a GPU; a singular system gives non-finite
+            # powers, which the base class refuses
+            if autograd:
+                x, _ = torch.linalg.solve_ex(s, rhs)
+            else:  # factorised where S was built: no copy of the batch of n² matrices
+                torch.linalg.lu_factor_ex(s, out=(s, pivots, info))
+                x = torch.linalg.lu_solve(s, pivots, rhs)
         return self._p0 + self._u @ x
+
+    def _system_buffers(self, batch: int, reuse: bool) -> tuple[Tensor, Tensor, Tensor]:
+        """Room for ``batch`` systems ``[batch, n_freqs, M, M]`` (column-major), their pivots
+        and LAPACK infos; with ``reuse`` a workspace kept across calls (no fresh pages to fault
+        in for every chunk), grown to the largest chunk seen."""
+        k, m = self.n_freqs, self.n_inputs
+        on = {"device": self.device}
+        if not reuse or self._workspace is None or len(self._workspace[0]) < batch:
+            buffers = (
+                torch.empty(batch, k, m, m, dtype=torch.complex64, **on).mT,
+                torch.empty(batch, k, m, dtype=torch.int32, **on),
+                torch.empty(batch, k, dtype=torch.int32, **on),
+            )
+            if not reuse:
+                return buffers
+            self._workspace = buffers
+        systems, pivots, info = self._workspace
+        return systems[:batch], pivots[:batch], info[:batch]
 
     def interaction_matrix(self, drive: Tensor) -> np.ndarray:
         """The full ``W [B, n_freqs, N, N]`` (NumPy, complex128): for checks, not the hot path."""

@@ -109,6 +109,7 @@ Energy per query = ``laser_power_w × exposure_s`` (1 µJ: a 1 mW laser, 1 ms fr
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -128,13 +129,32 @@ Grid = int | tuple[int, int] | list[int] | None
 
 
 def haar_columns(rows: int, cols: int, generator: torch.Generator) -> Tensor:
-    """``cols`` orthonormal columns of a Haar-random ``rows × rows`` unitary (complex128)."""
+    """``cols`` orthonormal columns of a Haar-random ``rows × rows`` unitary (complex128),
+    drawn from ``generator`` (which ends as if it had drawn them here).
+
+    The QR factorisation costs seconds at camera sizes (4,096 × 784) and a system's design
+    model (:meth:`OpticalSystem.nominal`: PAT, in-silico backprop, the emulation count) needs
+    the same medium again, so the last few are kept (:func:`_haar_from`), keyed by the
+    generator's state: the same draw is never factorised twice. The result is shared: read it,
+    never write into it.
+    """
+    q, end = _haar_from(rows, cols, generator.get_state().numpy().tobytes())
+    generator.set_state(end)
+    return q
+
+
+@functools.lru_cache(maxsize=4)
+def _haar_from(rows: int, cols: int, state: bytes) -> tuple[Tensor, Tensor]:
+    """The factorised draw of :func:`haar_columns` from a generator state (its bytes: the
+    cache key), and the generator's state after it."""
+    generator = torch.Generator()
+    generator.set_state(torch.frombuffer(bytearray(state), dtype=torch.uint8))
     z = torch.complex(
         torch.randn(rows, cols, generator=generator, dtype=torch.float64),
         torch.randn(rows, cols, generator=generator, dtype=torch.float64),
     )
     q, r = torch.linalg.qr(z)
-    return q * (torch.diagonal(r) / torch.diagonal(r).abs())  # fix phases: exactly Haar
+    return q * (torch.diagonal(r) / torch.diagonal(r).abs()), generator.get_state()
 
 
 def _smooth(n: int) -> bool:
@@ -251,7 +271,8 @@ class OpticalSystem(PhysicalSystem):
     """SLM encoding → scattering medium → nonlinearity → free space → camera (module docstring).
 
     Args:
-        n_inputs, n_outputs: SLM macro-pixels and camera pixels read out.
+        n_inputs: SLM macro-pixels.
+        n_outputs: camera pixels read out.
         params: :class:`OpticalParams` (default: their defaults); ``**overrides`` by name.
         seed: medium, readout pixels, fabrication and noise stream.
         device: torch device of the simulation.

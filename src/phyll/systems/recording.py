@@ -25,10 +25,11 @@ import torch
 from torch import Tensor
 
 from phyll.atomic import atomic_write_bytes
+from phyll.errors import UserError
 from phyll.systems.base import PhysicalSystem
 
 
-class RecordError(ValueError):
+class RecordError(UserError, ValueError):
     """Records are missing, not contiguous or unreadable."""
 
 

@@ -3,10 +3,11 @@
 :func:`check_pipeline` refuses, in one line, what cannot run on one actor per block;
 :func:`pipelined_engine` builds the :class:`~phyll.experiments.pipeline.trainer.PipelineEngine`
 of a built experiment: one :class:`~phyll.experiments.pipeline.worker.WorkerSpec` per block, in
-which the block's physical system is *rebuilt in the actor* from the experiment's system
-factory (so a remote instrument is driven from there, and one address per block gives every
-actor its own instrument). The systems built in this process stay as the driver's copy of the
-systems' state (counters, noise streams) and are never driven.
+which the block's physical system is *rebuilt in the actor* from the experiment's
+:class:`~phyll.experiments.sizing.SystemSource` (so a remote instrument is driven from there,
+and one address per block gives every actor its own instrument). The systems built in this
+process stay as the driver's copy of the systems' state (counters, noise streams) and are
+never driven.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from typing import Any
 import torch
 
 from phyll.errors import ConfigError
-from phyll.experiments.build import Experiment, SystemFactory, with_faults
+from phyll.experiments.build import Experiment, with_faults
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.pipeline.actors import Pipeline, ray_module
 from phyll.experiments.pipeline.trainer import PipelineEngine
 from phyll.experiments.pipeline.worker import WorkerSpec
+from phyll.experiments.sizing import SystemSource
 from phyll.learning.base import LearningRule
 from phyll.learning.blockwise import BlockwiseRule
 from phyll.learning.local import LocalContrastiveRule
@@ -83,23 +85,23 @@ def check_pipeline(config: TrainConfig, exp: Experiment) -> None:
 
 
 def build_block_system(
-    factory: SystemFactory, config: TrainConfig, index: int, n_inputs: int, n_outputs: int
+    source: SystemSource, config: TrainConfig, index: int, n_inputs: int, n_outputs: int
 ) -> PhysicalSystem:
     """Block ``index``'s system with its faults, as :func:`~phyll.experiments.build.
     build_experiment` builds it (called in the block's actor)."""
-    return with_faults(factory(index, n_inputs, n_outputs), config, index)
+    return with_faults(source.build(index, n_inputs, n_outputs, config), config, index)
 
 
 def worker_specs(exp: Experiment) -> list[WorkerSpec]:
     """One worker spec per block of ``exp``."""
     config, rule = exp.config, exp.rule
-    assert isinstance(rule, BlockwiseRule)
+    assert isinstance(rule, BlockwiseRule) and exp.system_source is not None
     specs = []
     for i, (block, optimizer) in enumerate(zip(exp.model.blocks, rule.optimizers, strict=True)):
         bare = copy.deepcopy(block, memo={id(block.system): None})  # the system stays here
         build = functools.partial(
             build_block_system,
-            exp.system_factory,
+            exp.system_source,
             config,
             i,
             block.in_features,

@@ -167,13 +167,14 @@ class PipelineEngine(Engine):
         self._inflight: deque[ChunkItem | EpochEndItem] = deque()
         self._cut_streams: dict[str, Any] | None = None
         self._restart_point: dict[str, Any] | None = None
-        self._session_start = 0.0
+        self._pipeline_started = 0.0
         self._outputs_needed = self.blockwise.needs_outputs
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> dict[str, Any]:
         """As :meth:`Engine.fit`, the epochs pipelined on the actors."""
         self.stop_reason = None
+        self._start_session()
         try:
             for cb in self.callbacks:
                 cb.on_fit_start(self)
@@ -199,7 +200,7 @@ class PipelineEngine(Engine):
     def _train_with_restarts(self) -> None:
         while True:
             try:
-                self._physics(self._session, f"in epoch {self.epoch + 1}")
+                self._physics(self._pipelined_session, f"in epoch {self.epoch + 1}")
                 return
             except TrainingError as exc:
                 if not isinstance(exc.__cause__, ActorDied):
@@ -228,9 +229,9 @@ class PipelineEngine(Engine):
             flush=True,
         )
 
-    def _session(self) -> None:
+    def _pipelined_session(self) -> None:
         """Submit and complete every remaining step and evaluation."""
-        self._session_start = time.perf_counter()
+        self._pipeline_started = time.perf_counter()
         self.pipeline.load(self._worker_states())
         self._cut_streams = None
         self._restart_point = copy.deepcopy(self.state_dict())
@@ -261,8 +262,8 @@ class PipelineEngine(Engine):
             self._inflight.clear()
             raise
         finally:
-            self.timeline.elapsed_s += time.perf_counter() - self._session_start
-            self._session_start = time.perf_counter()
+            self.timeline.elapsed_s += time.perf_counter() - self._pipeline_started
+            self._pipeline_started = time.perf_counter()
 
     def _settle(self) -> None:
         """Nothing in flight: the driver's copy takes the actors' live state."""
@@ -410,7 +411,7 @@ class PipelineEngine(Engine):
         self._reach([r.snapshot for r in snapshots], item.cut.streams)
         self.epoch += 1
         record = self._record(loss, scores)
-        elapsed = self.timeline.elapsed_s + time.perf_counter() - self._session_start
+        elapsed = self.timeline.elapsed_s + time.perf_counter() - self._pipeline_started
         record.update(pipeline_busy_s=list(self.timeline.busy_s), pipeline_elapsed_s=elapsed)
         self.history.append(record)
         self._select(record)
