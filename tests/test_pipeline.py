@@ -67,6 +67,21 @@ def test_local_rules_pipeline_and_a_local_loss_held_by_the_rule_is_refused():
     assert "block_objective()" in pipeline_refusal(OwnFF)
 
 
+def test_rules_that_need_the_network_output_first_do_not_pipeline():
+    for rule in ("dfa", "zo", "linear"):
+        assert "does not train block by block" in pipeline_refusal(RULES[rule])
+
+
+@pytest.mark.parametrize("rule", ["phyll", "ff"])
+def test_a_block_objective_sent_to_a_worker_is_the_rules_loss_with_several_negatives(rule):
+    config = TrainConfig(rule=rule, blocks=2, width=8, measurements=8, rule_params={"negatives": 3})
+    exp = build_experiment(config)
+    out = torch.randn(4 * 5, 8, generator=torch.Generator().manual_seed(0))  # B = 5, K = 3
+    for index in range(2):
+        objective = exp.rule.block_objective(index)
+        assert torch.equal(objective(out, {}), exp.rule.local_loss(out[:5], out[5:], index))
+
+
 def test_train_refuses_what_cannot_pipeline_in_one_line_before_writing(tmp_path, capsys):
     out = tmp_path / "run"
     cases = [
@@ -193,14 +208,17 @@ def test_a_pipelined_run_is_the_sequential_run_bit_for_bit(sequential, sync):
 
 
 @pytest.mark.parametrize(
-    "rule", [("phyll", {"prediction": "readout"}), ("phyll-unsup", {})], ids=["readout", "unsup"]
+    "rule",
+    [("phyll", {"prediction": "readout"}), ("phyll", {"negatives": 3}), ("phyll-unsup", {})],
+    ids=["readout", "negatives", "unsup"],
 )
 def test_readout_and_unsupervised_rules_pipeline_exactly(sequential, rule):
     config, folder, _ = sequential
     name, params = rule
     config = dataclasses.replace(config, rule=name, rule_params=params, epochs=2)
-    reference = run(config, folder / f"{name}-{len(params)}-sequential")
-    pipelined = run(dataclasses.replace(config, pipeline="ray"), folder / f"{name}-{len(params)}")
+    tag = f"{name}-{'-'.join(params)}"
+    reference = run(config, folder / f"{tag}-sequential")
+    pipelined = run(dataclasses.replace(config, pipeline="ray"), folder / tag)
     assert_same_run(pipelined, reference)
 
 
@@ -235,6 +253,18 @@ def test_resume_mid_epoch_continues_exactly(sequential):
     summary = resume(out, progress=False)
     weights = torch.load(out / "model.pt", weights_only=True)["model"]
     assert_same_run((summary, weights), reference)
+
+
+def test_a_pipelined_run_trained_longer_equals_the_longer_run(sequential):
+    config, folder, (reference, reference_weights) = sequential
+    out = folder / "extended"
+    run(dataclasses.replace(config, pipeline="ray", epochs=config.epochs - 1), out)
+    summary = resume(out, progress=False, epochs=config.epochs)
+    weights = torch.load(out / "model.pt", weights_only=True)["model"]
+    assert all(torch.equal(weights[k], reference_weights[k]) for k in reference_weights)
+    same = ("test_accuracy", "val_accuracy", "best_epoch", "physical_queries_training")
+    assert {k: summary[k] for k in same} == {k: reference[k] for k in same}
+    assert [e["to_epochs"] for e in summary["extensions"]] == [config.epochs]
 
 
 def test_a_dead_actor_is_replaced_and_the_run_continues_exactly(sequential, ray_instance, capsys):
