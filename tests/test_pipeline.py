@@ -147,13 +147,32 @@ def test_a_worker_trains_its_block_in_order_only():
     worker.load(WorkerState(block.state_dict(), exp.rule.optimizers[0].state_dict()))
     step = exp.rule.prepare_step(exp.splits.x_train[:8], exp.splits.y_train[:8])
     inputs = to_wire(step.inputs)
-    outs, neutral, reports = worker.train(1, [inputs, inputs], [{}, {}], None, [True, False])
+    outs, neutral, reports = worker.train(
+        1, [inputs, inputs], [{}, {}], None, [True, False], [None, None]
+    )
     assert [o.shape for o in outs] == [(16, 16)] * 2 and neutral is None
     assert all(isinstance(r.loss, float) and r.costs.physical_queries == 16 for r in reports)
     assert reports[0].snapshot.system["queries"] == 16 and reports[1].snapshot is None
     assert worker.block.system.queries == 32
     with pytest.raises(RuntimeError, match="task 3 arrived after task 1: out of order"):
         worker.forward(3, inputs)
+
+
+def test_a_worker_reuses_the_count_of_a_repeated_step_exactly():
+    exp = build_experiment(TrainConfig(**SMALL))
+    workers = [BlockWorker(), BlockWorker()]
+    for worker in workers:
+        worker.setup(worker_specs(exp)[0])
+    inputs = to_wire(torch.rand(16, exp.model.blocks[0].in_features))
+    signature = exp.rule.step_signature(torch.rand(8, 2), torch.zeros(8))
+    steps = ([inputs] * 6, [{}] * 6, None, [False] * 6)
+    reused = workers[0].train(1, *steps, [signature] * 6)[2]
+    counted = workers[1].train(1, *steps, [None] * 6)[2]  # the rule asks for a full count
+    assert [r.costs.digital_flops_by_kind for r in reused] == [
+        r.costs.digital_flops_by_kind for r in counted
+    ]
+    assert reused[0].costs.digital_flops > 0
+    assert workers[0].meters["train"]._repeated and not workers[1].meters["train"]._repeated
 
 
 # ---------------------------------------------------------------------- on Ray

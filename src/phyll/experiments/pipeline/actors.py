@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -205,9 +205,16 @@ class Pipeline:
             actor.set_hyperparameters.remote(g)
 
     # ------------------------------------------------------------------ tasks
-    def train(self, steps: Sequence[BlockStep], snapshots: Sequence[bool]) -> list[BlockRefs]:
+    def train(
+        self,
+        steps: Sequence[BlockStep],
+        snapshots: Sequence[bool],
+        signatures: Sequence[Hashable | None],
+    ) -> list[BlockRefs]:
         """Submit consecutive training steps (a chunk) through every block, with a snapshot
-        after the flagged ones; their references per block (each a list over the steps)."""
+        after the flagged ones, and each step's signature (the rule's, see
+        :func:`~phyll.experiments.pipeline.worker.tagged`); their references per block (each a
+        list over the steps)."""
         ray, refs = self._ray, []
         contexts = [context_to_wire(step.context) for step in steps]
         shared = ray.put(contexts) if any(contexts) else contexts
@@ -217,7 +224,9 @@ class Pipeline:
         n: Any = [to_wire(step.neutral) for step in steps] if neutral and not after else None
         flags = [False] * len(steps) if after else list(snapshots)
         for i, methods in enumerate(self._methods):
-            h, n, report = methods["train"].remote(self._next(i), h, shared, n, flags)
+            h, n, report = methods["train"].remote(
+                self._next(i), h, shared, n, flags, list(signatures)
+            )
             refs.append(BlockRefs(h, [report], n))
             if self.serial:
                 self.get(i, h)

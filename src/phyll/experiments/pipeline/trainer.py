@@ -31,10 +31,12 @@ driver's copy of the weights lags behind the actors. A stop request (Ctrl-C) sto
 lets the steps in flight finish, and checkpoints there.
 
 **Costs.** Every task's queries, FLOPs and time are measured in its worker by the same meters
-as in a sequential run and added to the phase they belong to, with the driver's own part; the
-costs therefore add up exactly as sequentially (wall time is the sum of busy seconds, as a
-sequential run would spend them). The pipeline's elapsed time and each actor's busy and idle
-time are the :class:`~phyll.experiments.pipeline.timeline.Timeline`.
+as in a sequential run and added to the phase they belong to, with the driver's own part; a
+step's parts are measured under the rule's :meth:`~phyll.learning.base.LearningRule.
+step_signature` (tagged with the part), so repeated steps reuse their counted FLOPs as the
+sequential engine does. The costs therefore add up exactly as sequentially (wall time is the
+sum of busy seconds, as a sequential run would spend them). The pipeline's elapsed time and
+each actor's busy and idle time are the :class:`~phyll.experiments.pipeline.timeline.Timeline`.
 
 **A dead actor** (its process or node gone) is replaced, and the run continues from the last
 consistent point (the last checkpoint), at most ``restarts`` times; then the run stops with one
@@ -48,7 +50,7 @@ import copy
 import sys
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,7 +61,14 @@ from phyll.accounting import Costs, Meter
 from phyll.engine import Engine, TrainingError, calibration_report
 from phyll.experiments.pipeline.actors import ActorDied, BlockRefs, Pipeline
 from phyll.experiments.pipeline.timeline import Timeline
-from phyll.experiments.pipeline.worker import Report, WorkerState, from_wire
+from phyll.experiments.pipeline.worker import (
+    Report,
+    WorkerState,
+    fresh,
+    from_wire,
+    shape_signature,
+    tagged,
+)
 from phyll.learning.base import evaluating
 from phyll.learning.blockwise import BlockStep, BlockwiseRule
 
@@ -80,10 +89,12 @@ class Cut:
 @dataclass
 class Step:
     """One training step of a chunk: what the rule prepared, the driver's costs of preparing
-    it, the consistent point after it (a checkpoint step), if any."""
+    it, the rule's signature of the step, the consistent point after it (a checkpoint step),
+    if any."""
 
     block_step: BlockStep
     driver: Costs
+    signature: Hashable | None = None
     cut: Cut | None = None
 
 
@@ -169,6 +180,8 @@ class PipelineEngine(Engine):
         self._restart_point: dict[str, Any] | None = None
         self._pipeline_started = 0.0
         self._outputs_needed = self.blockwise.needs_outputs
+        #: the driver's meters per part of the work, kept across steps (signatures reused)
+        self._driver_meters = {p: Meter() for p in ("prepare", "finish", "input", "predict")}
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> dict[str, Any]:
@@ -300,20 +313,24 @@ class PipelineEngine(Engine):
         steps = []
         for _ in range(size):
             idx = order[cursor.step * self.batch_size :][: self.batch_size]
-            meter = Meter()
-            with meter.measure():
-                x = self.splits.x_train[idx]
+            x, y = self.splits.x_train[idx], self.splits.y_train[idx]
+            signature = self.rule.step_signature(x, y)
+            meter = fresh(self._driver_meters["prepare"])
+            with meter.measure(tagged("prepare", signature)):
                 if self.augment is not None:
                     x = self.augment(x)
-                block_step = self.blockwise.prepare_step(x, self.splits.y_train[idx])
+                block_step = self.blockwise.prepare_step(x, y)
             cursor.step += 1
             cursor.global_step += 1
             every = self.checkpoint_every
             checkpoint = bool(every) and cursor.global_step % every == 0
             cut = checkpoint and cursor.step < self.steps_per_epoch  # mid-epoch, as the writer
-            steps.append(Step(block_step, meter.costs, Cut(None, self._streams()) if cut else None))
+            point = Cut(None, self._streams()) if cut else None
+            steps.append(Step(block_step, meter.costs, signature, point))
         refs = self.pipeline.train(
-            [s.block_step for s in steps], [s.cut is not None for s in steps]
+            [s.block_step for s in steps],
+            [s.cut is not None for s in steps],
+            [s.signature for s in steps],
         )
         return ChunkItem(cursor.epoch, cursor.order, steps, refs)
 
@@ -334,10 +351,11 @@ class PipelineEngine(Engine):
         if subset is not None:
             x, y = x[subset.to(x.device)], y[subset.to(y.device)]
         evaluation = Evaluation(key, len(y))
-        meter = Meter()
+        meter = fresh(self._driver_meters["input"])
         for i in range(0, len(y), EVAL_BATCH):
             xb, yb = x[i : i + EVAL_BATCH], y[i : i + EVAL_BATCH]
-            with meter.measure(), evaluating(self.model), torch.no_grad():
+            signature = shape_signature("input", xb)
+            with meter.measure(signature), evaluating(self.model), torch.no_grad():
                 inputs = self.blockwise.prediction_input(xb)
             evaluation.batches.append((xb, yb, self.pipeline.forward(inputs)))
         evaluation.driver = meter.costs
@@ -378,8 +396,9 @@ class PipelineEngine(Engine):
         for j, step in enumerate(item.steps):
             step_reports = [[task[j] for task in block] for block in reports]
             losses = [torch.tensor(r[0].loss, dtype=torch.float64) for r in step_reports]
-            meter = Meter()
-            with meter.measure():  # as a sequential step: the losses summed on the device
+            meter = fresh(self._driver_meters["finish"])
+            with meter.measure(tagged("finish", step.signature)):  # the losses summed as
+                # a sequential step sums them
                 total = losses[0]
                 for loss in losses[1:]:
                     total = total + loss
@@ -428,13 +447,15 @@ class PipelineEngine(Engine):
         values = self._fetch(wanted)
         half = len(values) // 2
         outputs = [[from_wire(v) for v in values[k : k + n]] for k in range(0, half, n)]
-        meter, correct = Meter(), None
-        with meter.measure(), evaluating(self.model), torch.no_grad():
-            if evaluation.n:
-                y0 = evaluation.batches[0][1]
-                correct = torch.zeros((), dtype=torch.long, device=y0.device)
-                for (xb, yb, _), outs in zip(evaluation.batches, outputs, strict=True):
-                    correct += (self.blockwise.predict_from_outputs(xb, outs) == yb).sum()
+        meter, correct = fresh(self._driver_meters["predict"]), None
+        if evaluation.n:
+            y0 = evaluation.batches[0][1]
+            correct = torch.zeros((), dtype=torch.long, device=y0.device)
+        for (xb, yb, _), outs in zip(evaluation.batches, outputs, strict=True):
+            assert correct is not None
+            signature = shape_signature("predict", xb)
+            with meter.measure(signature), evaluating(self.model), torch.no_grad():
+                correct += (self.blockwise.predict_from_outputs(xb, outs) == yb).sum()
         self._add_costs("evaluation", values[half:], evaluation.driver + meter.costs)
         return None if correct is None else int(correct) / evaluation.n
 

@@ -6,6 +6,11 @@ instrument is driven from there), the block's optimizer and its local objective.
 runs under a fresh :class:`~phyll.accounting.Meter`, so the worker reports the queries, FLOPs
 and time of its share of the work exactly as the same code counts them in a sequential run.
 
+The worker's meters are kept from task to task (their costs reset per task), so that a step
+repeating a signature the driver sends (the rule's :meth:`~phyll.learning.base.LearningRule.
+step_signature`, tagged with the part of the step) reuses its counted FLOPs, as the sequential
+engine's meter does: exact, and without the counter's overhead on every step.
+
 Tasks carry a sequence number: a worker refuses a task that does not follow the previous one,
 so the per-block order of the work (and of every physical query) is the sequential order or
 the run stops. A task asked to ``snapshot`` also returns the worker's whole state right after
@@ -20,7 +25,7 @@ from __future__ import annotations
 
 import copy
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +52,22 @@ def from_wire(a: np.ndarray | None) -> Tensor | None:
 
 def context_to_wire(context: dict[str, Tensor]) -> dict[str, np.ndarray]:
     return {k: v.detach().numpy() for k, v in context.items()}
+
+
+def tagged(part: str, signature: Hashable | None) -> Hashable | None:
+    """The signature of one part of a step (None: counted every time, as the rule asks)."""
+    return None if signature is None else (part, signature)
+
+
+def shape_signature(part: str, x: Tensor | np.ndarray) -> Hashable:
+    """The signature of a pass whose work is fixed by its input's shape and type."""
+    return (part, tuple(x.shape), str(x.dtype))
+
+
+def fresh(meter: Meter) -> Meter:
+    """``meter`` with its costs reset and its learned repetitions kept."""
+    meter.costs = Costs()
+    return meter
 
 
 @dataclass
@@ -141,6 +162,8 @@ class BlockWorker:
         self.optimizer: torch.optim.Optimizer | None = None
         self.objective: BlockObjective | None = None
         self.seq = 0
+        #: one meter per kind of work, kept across tasks (see the module docstring)
+        self.meters = {part: Meter() for part in ("train", "neutral", "pass")}
 
     # ------------------------------------------------------------------ life cycle
     def setup(self, spec: WorkerSpec) -> str:
@@ -156,6 +179,7 @@ class BlockWorker:
         self.block, self.objective = spec.block, spec.objective
         self.optimizer = spec.optimizer(self.block.parameters(), **spec.optimizer_defaults)
         self.seq = 0
+        self.meters = {part: Meter() for part in self.meters}  # another block's work
         return socket.gethostname()
 
     def clear(self) -> None:
@@ -208,12 +232,14 @@ class BlockWorker:
         contexts: list[dict[str, np.ndarray]],
         neutral: list[np.ndarray] | None,
         snapshots: list[bool],
+        signatures: list[Hashable | None],
     ) -> tuple[list[np.ndarray], list[np.ndarray] | None, list[Report]]:
         """Consecutive local steps, one per entry of ``inputs`` (a chunk: one task for several
         steps costs Ray's overhead once). Each step trains on its rows, then, with ``neutral``,
         measures its neutral rows with the updated weights; with ``snapshots[i]``, the state
-        after step ``i`` joins its report. Returns every step's output for the next block, its
-        neutral output, and its report (arrays: see :func:`to_wire`)."""
+        after step ``i`` joins its report; ``signatures[i]`` is step ``i``'s signature.
+        Returns every step's output for the next block, its neutral output, and its report
+        (arrays: see :func:`to_wire`)."""
         block, optimizer = self._held()
         self._follow(seq)
         assert self.objective is not None
@@ -221,14 +247,14 @@ class BlockWorker:
         try:
             for i, (h, context) in enumerate(zip(inputs, contexts, strict=True)):
                 rest = {k: torch.from_numpy(np.array(v)) for k, v in context.items()}
-                meter = Meter()
-                with meter.measure():
+                meter = fresh(self.meters["train"])
+                with meter.measure(tagged("train", signatures[i])):
                     block.train()
                     loss, out = train_block(block, from_wire(h), self.objective, rest, optimizer)
                 report = Report(meter.costs, float(loss))
                 if neutral is not None:
-                    after = Meter()
-                    with after.measure():
+                    after = fresh(self.meters["neutral"])
+                    with after.measure(tagged("neutral", signatures[i])):
                         passed.append(to_wire(neutral_pass(block, from_wire(neutral[i]))))
                     report.neutral_costs = after.costs
                 if snapshots[i]:
@@ -266,9 +292,9 @@ class BlockWorker:
     # ------------------------------------------------------------------ internals
     def _pass(self, h: np.ndarray) -> tuple[np.ndarray, Report]:
         block, _ = self._held()
-        meter = Meter()
+        meter = fresh(self.meters["pass"])
         try:
-            with meter.measure():
+            with meter.measure(shape_signature("pass", h)):
                 out = neutral_pass(block, from_wire(h))
         except UserError as exc:
             raise worker_error(exc, self.index) from None
