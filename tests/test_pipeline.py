@@ -111,6 +111,9 @@ def test_compare_and_sweep_take_the_pipeline_and_compare_trains_pat_sequentially
     assert entry_config("phyll", base, 0).pipeline == "ray"
     assert entry_config("phyll-nophysics", base, 1).pipeline == "ray"
     assert entry_config("pat", base, 0).pipeline == "none"
+    for entry in ("linear", "dfa", "dfa-frozen"):  # the controls that cannot pipeline either
+        assert entry_config(entry, base, 0).pipeline == "none"
+    assert entry_config("mlp-matched", base, 0, matched_width=8).pipeline == "none"
     sweep = sweep_of(
         build_parser().parse_args(["sweep", "--param", "lr=0.01", "--pipeline", "ray"])
     )

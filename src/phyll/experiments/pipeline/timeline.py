@@ -11,9 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import matplotlib.pyplot as plt
-
-from phyll.plotting import Target, epoch_axis, save
+from phyll.plotting import Target, epoch_axis, pyplot, save
 
 
 @dataclass
@@ -71,7 +69,7 @@ def plot_timeline(timeline: dict[str, Any], history: list[dict[str, Any]], targe
     per-epoch records, each block's utilisation per epoch."""
     blocks = timeline["blocks"]
     per_epoch = [r for r in history if "pipeline_busy_s" in r and "pipeline_elapsed_s" in r]
-    fig, axes = plt.subplots(1, 2 if per_epoch else 1, figsize=(11 if per_epoch else 6, 3.8))
+    fig, axes = pyplot().subplots(1, 2 if per_epoch else 1, figsize=(11 if per_epoch else 6, 3.8))
     ax = axes[0] if per_epoch else axes
     names = [f"block {b['block']}" for b in blocks] + ["driver"]
     busy = [b["busy_s"] for b in blocks] + [timeline["driver_busy_s"]]
