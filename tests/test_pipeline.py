@@ -23,7 +23,13 @@ from phyll.errors import ConfigError
 from phyll.experiments.build import build_experiment
 from phyll.experiments.compare import entry_config
 from phyll.experiments.config import TrainConfig
-from phyll.experiments.pipeline import ActorDied, PipelineError, actors, pipeline_refusal
+from phyll.experiments.pipeline import (
+    ActorDied,
+    PipelineError,
+    actors,
+    pipeline_refusal,
+    sequential_if_needed,
+)
 from phyll.experiments.pipeline.setup import worker_specs
 from phyll.experiments.pipeline.worker import BlockWorker, WorkerState, to_wire
 from phyll.experiments.sizing import block_params
@@ -104,7 +110,7 @@ def test_without_the_extra_the_pipeline_says_how_to_install_it(tmp_path, monkeyp
     assert not out.exists()
 
 
-def test_compare_and_sweep_take_the_pipeline_and_compare_trains_pat_sequentially():
+def test_compare_and_sweep_take_the_pipeline_and_train_pat_sequentially():
     args = build_parser().parse_args(["compare", "--pipeline", "ray", "--address", "auto"])
     base = TrainConfig(**{"pipeline": "ray", "ray_address": "auto"})
     assert (args.pipeline, args.ray_address) == ("ray", "auto")
@@ -118,6 +124,8 @@ def test_compare_and_sweep_take_the_pipeline_and_compare_trains_pat_sequentially
         build_parser().parse_args(["sweep", "--param", "lr=0.01", "--pipeline", "ray"])
     )
     assert sweep.base.pipeline == "ray"
+    assert sequential_if_needed(dataclasses.replace(base, rule="pat")).pipeline == "none"
+    assert sequential_if_needed(base) == base
 
 
 def test_an_unreachable_ray_cluster_is_one_line(monkeypatch):

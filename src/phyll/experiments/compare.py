@@ -55,11 +55,11 @@ from phyll.experiments.arguments import (
 )
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.matched import matched_mlp_width, mlp_config
-from phyll.experiments.pipeline import pipeline_refusal
+from phyll.experiments.pipeline import sequential_if_needed
 from phyll.experiments.run_folder import RunFolder, RunFolderError, output_folder
 from phyll.experiments.train import check_configs, train
 from phyll.plotting import Target, accuracy_axis, epoch_axis, mark_selected, pyplot, save
-from phyll.registry import RULES, rule_class
+from phyll.registry import RULES
 
 DEFAULT_RULES = ("phyll", "ff", "pat", "backprop-ideal", "backprop-transfer")
 #: compare entries that are not rule names: entry → (rule, config overrides)
@@ -116,10 +116,7 @@ def entry_config(
     ``mlp-matched``, from :func:`~phyll.experiments.matched.matched_mlp_width`). With
     ``--pipeline``, an entry whose rule cannot pipeline (PAT, backprop, the MLP and linear
     controls) trains sequentially."""
-    config = _entry_config(entry, base, seed, matched_width)
-    if config.pipeline != "none" and pipeline_refusal(rule_class(config.rule)):
-        config = dataclasses.replace(config, pipeline="none", pipeline_sync=False)
-    return config
+    return sequential_if_needed(_entry_config(entry, base, seed, matched_width))
 
 
 def _entry_config(

@@ -51,6 +51,7 @@ from phyll.experiments.arguments import (
 )
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.extras import require
+from phyll.experiments.pipeline import sequential_if_needed
 from phyll.experiments.run_folder import RunFolder, RunFolderError, output_folder
 from phyll.experiments.sweep_outputs import (
     SCORES,
@@ -194,7 +195,7 @@ def run_trial(
 ) -> dict[str, Any]:
     """One trial as an ordinary phyll run in ``folder``: its summary if finished, else resumed
     from its checkpoint, else trained from the start."""
-    config = apply(base, axes, params)
+    config = sequential_if_needed(apply(base, axes, params))  # PAT with --pipeline ray
     chain = tracking.callbacks(folder, config.to_dict()) if tracking else []
     return train_or_resume(config, folder, progress=False, callbacks=chain)
 

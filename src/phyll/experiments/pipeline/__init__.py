@@ -13,7 +13,12 @@ See docs/pipeline.md.
 from __future__ import annotations
 
 from phyll.experiments.pipeline.actors import ActorDied, Pipeline, PipelineError
-from phyll.experiments.pipeline.setup import check_pipeline, pipeline_refusal, pipelined_engine
+from phyll.experiments.pipeline.setup import (
+    check_pipeline,
+    pipeline_refusal,
+    pipelined_engine,
+    sequential_if_needed,
+)
 from phyll.experiments.pipeline.timeline import Timeline, plot_timeline
 from phyll.experiments.pipeline.trainer import PipelineEngine
 
@@ -27,4 +32,5 @@ __all__ = [
     "pipeline_refusal",
     "pipelined_engine",
     "plot_timeline",
+    "sequential_if_needed",
 ]

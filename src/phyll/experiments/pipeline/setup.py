@@ -13,6 +13,7 @@ never driven.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 from typing import Any
 
@@ -28,6 +29,7 @@ from phyll.experiments.sizing import SystemSource
 from phyll.learning.base import LearningRule
 from phyll.learning.blockwise import BlockwiseRule
 from phyll.learning.local import LocalContrastiveRule
+from phyll.registry import rule_class
 from phyll.systems.base import PhysicalSystem
 
 #: fault wrappers the driver arms or reads during a run (robustness experiments)
@@ -59,6 +61,15 @@ def pipeline_refusal(rule: type[LearningRule]) -> str | None:
     if rule.setup is not LearningRule.setup:
         return f"rule {name!r} has a setup() that drives the physics from the driver"
     return None
+
+
+def sequential_if_needed(config: TrainConfig) -> TrainConfig:
+    """``config``, trained sequentially when its rule cannot pipeline (PAT, backprop, the
+    controls): what the runs of an experiment (``phyll compare``, ``phyll sweep``) asked to
+    pipeline do with such an entry; their run folders say ``"pipeline": "none"``."""
+    if config.pipeline == "none" or not pipeline_refusal(rule_class(config.rule)):
+        return config
+    return dataclasses.replace(config, pipeline="none", pipeline_sync=False)
 
 
 def check_pipeline(config: TrainConfig, exp: Experiment) -> None:
