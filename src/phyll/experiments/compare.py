@@ -52,7 +52,7 @@ from phyll.experiments.arguments import (
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.matched import matched_mlp_width, mlp_config
 from phyll.experiments.run_folder import RunFolder, RunFolderError, output_folder
-from phyll.experiments.train import check_configs, train
+from phyll.experiments.train import check_configs, train, train_or_resume
 from phyll.plotting import Target, accuracy_axis, epoch_axis, mark_selected, pyplot, save
 from phyll.registry import RULES
 
@@ -360,7 +360,10 @@ def compare(
     overwrite: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Train every entry for every seed; write and return the comparison summary."""
+    """Train every entry for every seed; write and return the comparison summary. A run
+    already finished in the folder is kept and an interrupted one resumed (same
+    configuration only), so an interrupted comparison picks up where it stopped;
+    ``overwrite`` trains every run again."""
     folder = Path(out)
     if (folder / "summary.json").exists() and not overwrite:
         raise RunFolderError(f"{folder} already holds a comparison: pass --overwrite")
@@ -382,7 +385,11 @@ def compare(
                 if progress:
                     print(f"[{done}/{total}] {entry} · seed {config.seed} → {run_dir}", flush=True)
                 start = time.perf_counter()
-                summary = train(config, run_dir, progress=progress, overwrite=overwrite)
+                summary = (
+                    train(config, run_dir, progress=progress, overwrite=True)
+                    if overwrite
+                    else train_or_resume(config, run_dir, progress=progress)
+                )
                 history = RunFolder(run_dir).read_metrics()
                 results[entry].append({"summary": summary, "history": history, "dir": str(run_dir)})
                 if progress:
