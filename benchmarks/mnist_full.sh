@@ -19,8 +19,9 @@ if [ ! -f "$OUT/optical-seed0/summary.json" ]; then
     /usr/bin/time -f "%e %M" -o "$OUT/optical-seed0.time" \
         phyll train "${common[@]}" --system optical --out "$OUT/optical-seed0"
 fi
-phyll compare "${common[@]}" --system optical --seeds 2 \
-    --rules phyll,phyll-nophysics,random-features,mlp-matched --out "$OUT/compare-optical"
+[ -f "$OUT/compare-optical/summary.json" ] ||
+    phyll compare "${common[@]}" --system optical --seeds 2 \
+        --rules phyll,phyll-nophysics,random-features,mlp-matched --out "$OUT/compare-optical"
 [ -f "$OUT/acoustic-seed0/summary.json" ] ||
     phyll train "${common[@]}" --system acoustic --out "$OUT/acoustic-seed0"
 
