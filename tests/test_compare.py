@@ -13,6 +13,7 @@ from phyll.experiments.compare import (
     cost_to_target,
     entry_config,
     gain_lines,
+    line_style,
     markdown_table,
     physics_gain,
 )
@@ -180,3 +181,8 @@ def test_an_interrupted_comparison_keeps_its_finished_runs(tmp_path, capsys):
     assert main([*argv, "--width", "8"]) == 2  # the last --width wins
     assert "another configuration" in capsys.readouterr().err
     assert kept.read_bytes() == before[0]
+
+
+def test_phyll_is_drawn_on_top_of_every_other_entry():
+    others = [line_style(e) for e in ("pat", "random-features", "mlp-matched", "phyll-nophysics")]
+    assert all(line_style("phyll")["zorder"] > o["zorder"] for o in others)
