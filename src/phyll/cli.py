@@ -12,6 +12,9 @@ traceback first); anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
+import os
 import sys
 import time
 import traceback
@@ -253,5 +256,20 @@ def interrupted_at(args: argparse.Namespace) -> str:
     return f"interrupted; the last checkpoint is kept: continue with `phyll train --resume {run}`"
 
 
+def run() -> NoReturn:
+    """The ``phyll`` command: :func:`main`, then exit without tearing the interpreter down.
+
+    Freeing torch's and matplotlib's modules one by one at exit took 0.8 s of a 4.5 s
+    ``phyll train --epochs 3`` (after the run's summary was written); the output streams are
+    flushed and the ``atexit`` handlers (Ray, MLflow, logging) run before the process ends.
+    """
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing to lose
+            stream.flush()
+    atexit._run_exitfuncs()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
