@@ -147,6 +147,8 @@ INT_OPTIONS = (
 )
 for option in INT_OPTIONS:
     for value in ("0", "-1", "1e7", "x", "", "2.5"):
+        if option == "--eval-samples" and value in ("0", "-1"):
+            continue  # 0 means every sample; -1 is TrainConfig's to refuse (below)
         CASES.append(Case(f"train{option}={value!r}", ("train", option, value), option))
 for option, value in (
     ("--seed", "x"),
@@ -182,6 +184,7 @@ for option, value, culprit in (
     ("--val-fraction", "inf", "val_fraction"),
     ("--checkpoint-every", "-1", "checkpoint_every"),
     ("--train-eval-samples", "-1", "train_eval_samples"),
+    ("--eval-samples", "-1", "eval_samples"),
     ("--lr", "inf", "lr"),
     ("--lr", "nan", "lr"),
     ("--lr", "-1", "lr"),
@@ -309,7 +312,6 @@ CASES += [
 FOREIGN = write("run/notes.txt", "my thesis")
 for name, setup, culprit in (
     ("out-is-file", write("run", "x"), "not a folder"),
-    ("parent-missing", None, "does not exist"),
     ("foreign-folder", FOREIGN, "not a phyll run"),
     ("foreign-folder-overwrite", FOREIGN, "not a phyll run"),
     ("config-without-format", run_config(fmt=None), "format marker"),
@@ -320,7 +322,7 @@ for name, setup, culprit in (
     ("existing-run", both(run_config(), write("run/summary.json", "{}")), "already holds"),
     ("locked-run", locked, f"PID {os.getpid()}"),
 ):
-    out = "{tmp}/no/such/run" if name == "parent-missing" else "{tmp}/run"
+    out = "{tmp}/run"
     extra = ("--overwrite",) if name in ("foreign-folder-overwrite", "locked-run") else ()
     CASES.append(Case(f"out-{name}", ("train", *TINY, "--out", out, *extra), culprit, setup))
 CASES += [
@@ -365,13 +367,19 @@ CASES += [
         "compare-existing",
         ("compare", *TINY, "--rules", "phyll", "--seeds", "1", "--out", "{tmp}/cmp"),
         "already holds",
-        write("cmp/summary.json", "{}"),
+        both(write("cmp/compare_config.json", "{}"), write("cmp/summary.json", "{}")),
+    ),
+    Case(
+        "compare-foreign",
+        ("compare", *TINY, "--rules", "phyll", "--seeds", "1", "--out", "{tmp}/cmp"),
+        "not a comparison folder",
+        write("cmp/table.md", "my table"),
     ),
     Case(
         "depth-existing",
         ("depth", *TINY, "--blocks", "1", "--out", "{tmp}/dep"),
         "already holds",
-        write("dep/depth.json", "{}"),
+        both(write("dep/depth_config.json", "{}"), write("dep/depth.json", "{}")),
     ),
 ]
 
