@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Figures of README "Baselines and `phyll compare`": every rule on the same physical network.
+# Every rule on the same physical network (vowels7; not re-run for docs/ in this version).
 # Run from the repository root inside the virtual environment:
 #   bash benchmarks/compare_vowels7.sh
 # 1. the real 7-vowel task (its own 210/49 split), 3 seeds, the five rules + honesty ablation;

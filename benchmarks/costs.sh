@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Figures of README "What each rule costs": PhyLL, FF, PAT and backprop on the same physical
+# Figures of docs/results.md "What each rule costs, per phase": PhyLL, FF, PAT and backprop on the same physical
 # network, costs per phase (setup, per training epoch, evaluation) and to a common validation
 # target. Run from the repository root inside the virtual environment:
 #   bash benchmarks/costs.sh [OUT]

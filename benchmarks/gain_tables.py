@@ -1,4 +1,4 @@
-"""Markdown tables of every comparison under a folder (``*/summary.json``), as in the README.
+"""Markdown tables of every comparison under a folder (``*/summary.json``), as in docs/results.md.
 
 One table per comparison: each entry's test accuracy per seed and mean ± std, its digital
 FLOPs and physical queries per training epoch, and the FLOPs its physical queries offloaded per

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The paper's optical architecture options against phyll's defaults, on *validation* accuracy
 # (the selected epoch's; the test split is printed for the record, not used to choose):
-# mnist5k 28×28, optical, PhyLL, the image defaults otherwise (README "Physics that computes"),
+# mnist5k 28×28, optical, PhyLL, the image defaults otherwise (docs/results.md "The paper's optical architecture"),
 # labels appended unless a row writes them into the image (the overlay became the image
 # default after these runs and seeds 1–2 of the overlay).
 #   append           labels appended as 10 drive channels, every camera pixel, skip connection

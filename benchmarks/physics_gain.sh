@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Does the physics compute? PhyLL on full-resolution mnist5k (28×28) next to its controls, with
 # the defaults (the image profile: 1 block, 2,048 measurements, width 256, 1-pixel shifts,
-# cosine learning rate; see README "Physics that computes"), on the same split and seeds:
+# cosine learning rate; see docs/your-data.md "Defaults by dataset kind"), on the same split and seeds:
 #   phyll-nophysics  the same network with the measurement removed (digital path alone)
 #   random-features  the same network and rule, every system a fixed digital |R a|² map
 #   linear           multinomial logistic regression on the raw pixels

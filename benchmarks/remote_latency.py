@@ -4,7 +4,7 @@ Run: ``python benchmarks/remote_latency.py`` — starts ``phyll serve acoustic``
 measured channels) on 127.0.0.1 in a subprocess, drives it with batches of 1, 64 and 1024
 samples, and compares with calling the same simulated system in-process. ``--address
 tcp://HOST:PORT`` measures an already running server instead (e.g. across the lab network).
-Not a test: it prints the figures the README quotes.
+Not a test: it prints figures (docs/reliability.md says how to read them).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Wall time of a 16-trial ``phyll sweep`` on Ray against the same 16 runs one after another.
 
 Run: ``python benchmarks/sweep_speedup.py`` (needs ``pip install -e ".[ray]"``). Not a test: it
-prints figures that the README quotes, with the machine's load (``os.getloadavg``) before and
-after, because a shared machine's figures mean little without it.
+prints the figures docs/experiments.md quotes, with the machine's load (``os.getloadavg``)
+before and after, because a shared machine's figures mean little without it.
 
 The sweep is 4 learning rates × 4 seeds of PhyLL on the embedded vowels (default network,
 ``--epochs``), one CPU and one torch thread per trial, on a local Ray instance that the sweep

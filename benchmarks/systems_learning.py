@@ -6,8 +6,8 @@ configuration (2 blocks, 128 measurements, 30 epochs, seed 0); the test accuracy
 best-validation epoch. ``--ablation`` also trains the same network with the physical
 measurement removed (``--no-physics``, the honesty ablation: what the skip connection alone
 gives); ``--no-skip`` removes the skip connection, so the digital weights see the physical
-measurement only (what the physics alone provides). Not a test: it prints the figures the
-README quotes.
+measurement only (what the physics alone provides). Not a test: it prints its figures (not
+re-run for docs/ in this version).
 """
 
 from __future__ import annotations

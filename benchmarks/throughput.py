@@ -2,7 +2,7 @@
 
 Run: ``python benchmarks/throughput.py`` (CPU; add ``--device cuda`` on a GPU machine, where
 every timing is bracketed by ``torch.cuda.synchronize()``; without CUDA that option exits with
-a one-line message). Not a test: it prints figures that the README quotes.
+a one-line message). Not a test: it prints figures that docs/measurements.md quotes.
 
 1. **Forward throughput** of every simulator (batch 1024) at 64 → 128 and 794 → 2,048 channels
    (794 = a 28×28 image plus 10 label channels), as samples/s and as the ratio of its time to

@@ -143,12 +143,9 @@ INT_OPTIONS = (
     "--epochs",
     "--batch-size",
     "--eval-every",
-    "--eval-samples",
 )
 for option in INT_OPTIONS:
     for value in ("0", "-1", "1e7", "x", "", "2.5"):
-        if option == "--eval-samples" and value in ("0", "-1"):
-            continue  # 0 means every sample; -1 is TrainConfig's to refuse (below)
         CASES.append(Case(f"train{option}={value!r}", ("train", option, value), option))
 for option, value in (
     ("--seed", "x"),
@@ -158,6 +155,9 @@ for option, value in (
     ("--val-fraction", "x"),
     ("--checkpoint-every", "x"),
     ("--train-eval-samples", "x"),
+    ("--eval-samples", "x"),
+    ("--eval-samples", ""),
+    ("--eval-samples", "2.5"),
     ("--conditioning", "bad"),
     ("--activation", "bad"),
     ("--rule", "nope"),
@@ -184,7 +184,7 @@ for option, value, culprit in (
     ("--val-fraction", "inf", "val_fraction"),
     ("--checkpoint-every", "-1", "checkpoint_every"),
     ("--train-eval-samples", "-1", "train_eval_samples"),
-    ("--eval-samples", "-1", "eval_samples"),
+    ("--eval-samples", "-1", "eval_samples"),  # 0 means every validation sample
     ("--lr", "inf", "lr"),
     ("--lr", "nan", "lr"),
     ("--lr", "-1", "lr"),

@@ -13,6 +13,7 @@ from phyll.experiments.compare import (
     cost_to_target,
     entry_config,
     gain_lines,
+    line_style,
     markdown_table,
     physics_gain,
 )
@@ -164,3 +165,24 @@ def test_unsupervised_phyll_has_its_own_controls_and_physics_gain():
     assert list(gains) == ["unsup_vs_nophysics"]
     assert gains["unsup_vs_nophysics"]["per_seed"] == pytest.approx([0.05, 0.04])
     assert "Physics gain, phyll-unsup − phyll-unsup-nophysics: +4.5" in gain_lines(gains)
+
+
+def test_an_interrupted_comparison_keeps_its_finished_runs(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    argv = ["compare", "--rules", "phyll,linear", "--seeds", "1", "--epochs", "1", "--width",
+            "16", "--measurements", "32", "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    kept = out / "runs" / "phyll-seed0" / "summary.json"
+    before = kept.read_bytes(), kept.stat().st_mtime_ns
+    (out / "summary.json").unlink()  # stopped before the comparison's own summary
+    assert main(argv) == 0
+    assert (kept.read_bytes(), kept.stat().st_mtime_ns) == before  # not trained again
+    (out / "summary.json").unlink()
+    assert main([*argv, "--width", "8"]) == 2  # the last --width wins
+    assert "another configuration" in capsys.readouterr().err
+    assert kept.read_bytes() == before[0]
+
+
+def test_phyll_is_drawn_on_top_of_every_other_entry():
+    others = [line_style(e) for e in ("pat", "random-features", "mlp-matched", "phyll-nophysics")]
+    assert all(line_style("phyll")["zorder"] > o["zorder"] for o in others)

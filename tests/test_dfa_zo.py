@@ -238,7 +238,7 @@ def test_cli_trains_a_numpy_black_box_from_a_users_module(rule, tmp_path, capsys
     assert main([*argv, "--epochs", "5", "--quiet", "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["system"] == "tests.numpy_lab:make" and summary["rule"] == rule
-    assert summary["test_accuracy"] > 0.8 > 5 * summary["chance_accuracy"]
+    assert summary["test_accuracy"] > 0.8 > 4 * summary["chance_accuracy"]
     assert summary["physical_queries_training"] > 0
 
 

@@ -42,6 +42,9 @@ def test_the_plan_varies_one_size_at_a_time_around_the_default():
     assert len(names) == len(set(names))
     assert "pnn-m128-w64-b2" in names and "pnn-m16-w64-b2" in names and "pnn-m128-w16-b2" in names
     assert {"pnn-m128-w64-b1", "pnn-m128-w64-b3"} <= set(names)
+    noskip, readout = (next(p.config for p in points if p.name == n) for n in
+                       ("pnn-m128-w64-b2-noskip", "pnn-m128-w64-b2-readout"))  # fmt: skip
+    assert not noskip.skip and readout.rule_params["prediction"] == "readout"
     assert all(
         p.config.system == "random-features" for p in points if p.family == "random-features"
     )

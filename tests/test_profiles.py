@@ -34,6 +34,23 @@ def test_each_dataset_kind_gets_its_profile_and_explicit_values_win():
     assert TrainConfig(dataset="mnist5k", system="optical", measurements=64).measurements == 64
 
 
+def test_image_profile_gives_phyll_three_negatives_under_the_users_own_rule_parameters():
+    image = TrainConfig(dataset="mnist5k", system="optical")
+    assert image.resolved_rule_params() == {"negatives": 3, "theta": 20.0}
+    assert image.rule_params == {}  # resolved when the rule is built, not recorded as the user's
+    mine = TrainConfig(dataset="mnist5k", rule_params={"negatives": 1, "lr": 0.01})
+    assert mine.resolved_rule_params() == {"negatives": 1, "theta": 20.0, "lr": 0.01}
+    assert TrainConfig(dataset="vowels").resolved_rule_params() == {}
+    assert TrainConfig(dataset="mnist5k", rule="pat").resolved_rule_params() == {}
+    built = build_experiment(
+        TrainConfig(dataset="mnist5k:14x14", epochs=1, width=16, measurements=32),
+        dataset=from_arrays(
+            torch.rand(60, 196), torch.arange(60) % 10, name="tiny", image_shape=(14, 14)
+        ),
+    )
+    assert built.rule.params.negatives == 3 and built.rule.params.theta == 20.0
+
+
 def test_image_profile_sets_the_optical_encoding_under_the_users_own_parameters():
     assert TrainConfig(dataset="mnist5k", system="optical").system_params == {
         "encoding": "amplitude"

@@ -46,3 +46,25 @@ def test_the_package_names_load_on_first_use():
     modules = imported_modules("import phyll; phyll.TrainConfig")
     assert "phyll.experiments.config" in modules
     assert "phyll.experiments.train" not in modules
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "stream", "text"),
+    [
+        (["list"], 0, "stdout", "phyll"),  # the output reaches a pipe before the fast exit
+        (["train", "--dataset", "csv:/no/such.csv", "--quiet"], 2, "stderr", "no/such.csv"),
+    ],
+)
+def test_the_phyll_command_exits_with_mains_code_output_flushed_and_atexit_run(
+    argv, code, stream, text
+):
+    script = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('atexit ran', file=sys.stderr))\n"
+        f"sys.argv = ['phyll', *{argv!r}]\n"
+        "from phyll.cli import run\nrun()"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == code
+    assert text in getattr(done, stream)
+    assert done.stderr.rstrip().endswith("atexit ran")

@@ -210,7 +210,7 @@ def ray_session():
 
 @pytest.fixture(scope="module")
 def done_sweep(ray_session, tmp_path_factory):
-    """The README's command: 2 learning rates × seeds 0 and 1 = 4 trials."""
+    """docs/experiments.md's command: 2 learning rates × seeds 0 and 1 = 4 trials."""
     out = tmp_path_factory.mktemp("sweeps") / "lr"
     argv = ["sweep", "--dataset", "vowels", "--epochs", "3", "--param", "lr=0.003,0.01"]
     assert main([*argv, "--seeds", "2", "--out", str(out)]) == 0

@@ -12,6 +12,9 @@ traceback first); anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
+import os
 import sys
 import time
 import traceback
@@ -49,7 +52,7 @@ def command_train(args: argparse.Namespace) -> int:
     tracking = tracking_of(args)
     if args.resume:
         refuse_options_beside_resume(args)
-        out = Path(args.resume)
+        out = args.run_dir = Path(args.resume)
         recorded = RunFolder(out).read_json(out / "config.json") if tracking else {}
         config = {k: v for k, v in recorded.items() if k not in ("format", "resolved")}
         callbacks = tracking.callbacks(out, config) if tracking else []
@@ -63,7 +66,7 @@ def command_train(args: argparse.Namespace) -> int:
         )
     else:
         config = config_from_args(args)
-        out = Path(args.out) if args.out else _default_out(config)
+        out = args.run_dir = Path(args.out) if args.out else _default_out(config)
         callbacks = tracking.callbacks(out, config.to_dict()) if tracking else []
         with output_folder(out.parent):  # missing parents made (and removed if it fails)
             summary = train(
@@ -240,9 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         return error_line(args, f"{where}{os_reason(exc)}")
     except KeyboardInterrupt as exc:
-        print(f"phyll: {exc}" if str(exc) else
-              "phyll: interrupted; the last checkpoint is kept (resume with --resume RUN_DIR)",
-              file=sys.stderr)  # fmt: skip
+        print(f"phyll: {str(exc) or interrupted_at(args)}", file=sys.stderr)
         return 130
 
 
@@ -255,5 +256,28 @@ def error_line(args: argparse.Namespace, message: str) -> int:
     return 2
 
 
+def interrupted_at(args: argparse.Namespace) -> str:
+    """What an abort (a second Ctrl-C) keeps, and the command that continues it."""
+    run = getattr(args, "run_dir", None)
+    if run is None:
+        return "interrupted; the last checkpoints are kept (continue with --resume)"
+    return f"interrupted; the last checkpoint is kept: continue with `phyll train --resume {run}`"
+
+
+def run() -> NoReturn:
+    """The ``phyll`` command: :func:`main`, then exit without tearing the interpreter down.
+
+    Freeing torch's and matplotlib's modules one by one at exit took 0.8 s of a 4.5 s
+    ``phyll train --epochs 3`` (after the run's summary was written); the output streams are
+    flushed and the ``atexit`` handlers (Ray, MLflow, logging) run before the process ends.
+    """
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing to lose
+            stream.flush()
+    atexit._run_exitfuncs()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -80,7 +80,7 @@ def build_experiment(
     ``config`` has the sizes of a fixed-size device (what a run records)."""
     check_device(config.device)
     cls = rule_class(config.rule)
-    params = cls.resolve_params(None, config.rule_params)
+    params = cls.resolve_params(None, config.resolved_rule_params())
     torch.manual_seed(config.seed)
     if dataset is None:
         dataset = load_dataset(

@@ -5,8 +5,9 @@ so the question is not "is the PNN accurate?" but "is there a digital model as a
 more digital work?". The frontier trains, on one task and split, each family at several sizes:
 
 * ``pnn``: PhyLL on the physical system, around the task's default network: fewer or more
-  measurements, narrower digital layers, one block more or less, and (camera images) pooled
-  pixels;
+  measurements, narrower digital layers, one block more or less, (camera images) pooled
+  pixels, digital layers that read the measurements only (no skip), and one readout pass
+  in place of a goodness pass per label;
 * ``random-features``: the same networks with a digital random map of the same size in place
   of the physics (its map is digital work);
 * ``mlp``: digital MLPs (in-silico backprop, physics removed) of widths 8 … 1,024;
@@ -115,6 +116,10 @@ def _pnn_networks(base: TrainConfig) -> list[TrainConfig]:
     variants = [{"measurements": max(8, round(m0 * f))} for f in MEASUREMENT_FRACTIONS]
     variants += [{"width": max(4, round(w0 * f))} for f in WIDTH_FRACTIONS]
     variants += [{"blocks": b} for b in {max(1, (base.blocks or 1) - 1), (base.blocks or 1) + 1}]
+    # the digital layers read the measurements only (no skip of the block's input), and one
+    # readout pass predicts instead of a goodness pass per label: the two levers on the
+    # digital work of an inference that do not shrink the physics
+    variants += [{"skip": False}, {"rule_params": {**base.rule_params, "prediction": "readout"}}]
     if base.system == "optical" and dataset_kind(base.dataset) == "image":
         variants += [{"pool": window, "pool_stride": stride} for window, stride in POOLINGS]
     configs: list[TrainConfig] = []
@@ -127,7 +132,9 @@ def _pnn_networks(base: TrainConfig) -> list[TrainConfig]:
 
 def _label(config: TrainConfig) -> str:
     pool = f"-p{config.pool}s{config.pool_stride or config.pool}" if config.pool > 1 else ""
-    return f"m{config.measurements}-w{config.width}-b{config.blocks}{pool}"
+    skip = "" if config.skip else "-noskip"
+    readout = "-readout" if config.rule_params.get("prediction") == "readout" else ""
+    return f"m{config.measurements}-w{config.width}-b{config.blocks}{pool}{skip}{readout}"
 
 
 # ---------------------------------------------------------------------- running

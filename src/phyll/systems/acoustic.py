@@ -134,7 +134,8 @@ class AcousticCavity(PhysicalSystem):
     """Loudspeakers → reverberant room → microphone power spectra (see module docstring).
 
     Args:
-        n_inputs, n_outputs: loudspeakers and measured (microphone, frequency) bins.
+        n_inputs: loudspeakers.
+        n_outputs: measured (microphone, frequency) bins.
         params: :class:`AcousticParams` (default: their defaults); ``**overrides`` by name.
         seed: positions, paths, tone phases and noise stream.
         device: torch device of the simulation.

@@ -36,8 +36,10 @@ class CallableSystem(PhysicalSystem):
         fn: the physics (or the instrument's driver call); with ``state_dict`` /
             ``load_state_dict`` (on ``fn`` or the object of a bound method) its state is
             checkpointed (module docstring).
-        n_inputs, n_outputs: channel counts.
-        drive_range, out_of_range: the drive the device admits and what happens outside it.
+        n_inputs: drive channels.
+        n_outputs: measured channels.
+        drive_range: the drive the device admits.
+        out_of_range: what happens to a drive outside it.
         power_w: the device's power while measuring (W), for the energy figure.
         measurement_time_s: device time of one query (s); None: each call's measured duration.
         name: what runs record as the system (default: the function's name).

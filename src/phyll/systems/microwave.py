@@ -231,7 +231,8 @@ class MicrowaveCavity(PhysicalSystem):
     """Metasurface-programmed chaotic microwave cavity (see module docstring).
 
     Args:
-        n_inputs, n_outputs: metasurface elements and measured (antenna pair, frequency) bins.
+        n_inputs: metasurface elements.
+        n_outputs: measured (antenna pair, frequency) bins.
         params: :class:`MicrowaveParams` (default: their defaults); ``**overrides`` by name.
         seed: geometry, fabrication and noise stream.
         device: torch device of the per-sample solves.

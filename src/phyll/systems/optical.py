@@ -276,7 +276,8 @@ class OpticalSystem(PhysicalSystem):
     """SLM encoding → scattering medium → nonlinearity → free space → camera (module docstring).
 
     Args:
-        n_inputs, n_outputs: SLM macro-pixels and camera pixels read out.
+        n_inputs: SLM macro-pixels.
+        n_outputs: camera pixels read out.
         params: :class:`OpticalParams` (default: their defaults); ``**overrides`` by name.
         seed: medium, readout pixels, fabrication and noise stream.
         device: torch device of the simulation.
