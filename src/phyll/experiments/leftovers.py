@@ -88,5 +88,6 @@ def _settle(
     with guard:
         if restore_to is not None and not marked:
             os.rename(folder, restore_to)  # the swap stopped half-way: the old run comes back
+            (restore_to / ".lock").unlink(missing_ok=True)  # ours, taken above: not the run's
             return
         shutil.rmtree(folder)

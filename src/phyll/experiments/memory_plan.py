@@ -163,13 +163,13 @@ def estimate_run(
             Part(
                 "a training step",
                 train,
-                f"--batch-size {config.batch_size}{per_sample}",
+                f"--batch-size {config.batch_size}{per_sample}, {sizes_text}",
                 "lower --batch-size",
             ),
             Part(
                 "an evaluation batch",
                 evaluation,
-                f"{EVAL_BATCH} samples{classes} through {blocks} block(s)",
+                f"{EVAL_BATCH} samples{classes} through {sizes_text}",
                 "predict with a readout (--rule-param prediction=readout) or use fewer classes"
                 if goodness
                 else smaller,

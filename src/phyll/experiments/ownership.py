@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from phyll.atomic import temporary_of
-from phyll.experiments.run_folder import RunFolderError
+from phyll.experiments.run_folder import RunFolderError, check_name
 
 #: written by ``phyll report DIR`` into every kind of folder
 REPORT = "report.html"
@@ -80,6 +80,7 @@ def _listed(names: list[str], limit: int = 4) -> str:
 def claim(out: Path, kind: FolderKind) -> None:
     """Refuse ``out`` in one line unless it is missing, empty, or a folder of this kind holding
     only the kind's names; remove the kind's leftover temporary files. Nothing is written."""
+    check_name(out)
     if not out.exists() and not out.is_symlink():
         return
     if not out.is_dir():
