@@ -359,11 +359,12 @@ class OpticalSystem(PhysicalSystem):
         rows, cols = resolve_grid(p.grid, n_inputs, n_outputs)
         medium = rows * cols * n_inputs
         per_sample = 48 * rows * cols
+        cap = 48 * p.max_chunk_elements
         return MemoryNeed(
             resident=40 * medium,
-            building=64 * medium + 512 * per_sample,
+            building=64 * medium + min(512 * per_sample, cap),  # the gain-staging drives
             per_sample=per_sample,
-            workspace_cap=48 * p.max_chunk_elements,
+            workspace_cap=cap,
         )
 
     @property
