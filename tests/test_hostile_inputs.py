@@ -36,6 +36,7 @@ import torch
 
 import phyll
 from phyll.cli import main
+from phyll.data import from_arrays
 from phyll.data.tabular import MAX_COLUMNS, MAX_NPZ_RATIO, NPZ_SMALL
 from phyll.engine import Engine
 from phyll.errors import UserError
@@ -526,6 +527,18 @@ API_CASES += [
     ),
     ("make_system-unknown", lambda: phyll.make_system("acoustik", 4, 4), "acoustik"),
     ("make_rule-negatives", lambda: phyll.make_rule("phyll", None, negatives=10**9), "negatives"),
+    ("train-a-dict", lambda: phyll.train({"seed": 1}), "TrainConfig"),
+    ("train-out-an-int", lambda: phyll.train(TrainConfig(epochs=1), 5), "out"),
+    ("train-dataset-a-list", lambda: phyll.train(TrainConfig(), dataset=[1]), "dataset"),
+    ("from_arrays-ragged", lambda: from_arrays([[1, 2], [3]], [0, 1]), "x"),
+    ("from_arrays-no-labels", lambda: from_arrays(np.zeros((4, 2)), None), "y"),
+    (
+        "from_arrays-80-GB-broadcast",
+        lambda: from_arrays(
+            np.broadcast_to(np.float32(0), (10**6, 10**4)), np.zeros(10**6, dtype=int)
+        ),
+        "1,000,000 rows",
+    ),
     ("make_rule-unknown", lambda: phyll.make_rule("phyl", None), "phyl"),
 ]
 

@@ -469,12 +469,22 @@ def _check_arrays(
     origin: object,
 ) -> _Arrays:
     """Validate user arrays (shapes, numbers, labels, split values) for :func:`assemble`."""
-    xa = np.asarray(x)
+    if y is None:
+        raise DatasetError(f"{origin}: y (one label per row) is required")
+    try:
+        xa = np.asarray(x)
+    except (ValueError, TypeError) as exc:  # ragged rows, or objects that are not arrays
+        raise DatasetError(f"{origin}: x is not a 2-D array of numbers ({exc})") from None
     if xa.ndim != 2:
         raise DatasetError(f"{origin}: x must be 2-D [rows, features], got shape {list(xa.shape)}")
     if xa.dtype.kind not in "biuf":
         raise DatasetError(f"{origin}: x must hold numbers, not {xa.dtype}")
     n, n_features = xa.shape
+    check_fits(  # a broadcast view is small until it is copied: its float copies are not
+        resident_bytes() + 3 * 8 * n * n_features,
+        f"the dataset {origin} ({n:,} rows × {n_features:,} features)",
+        "use fewer rows or features",
+    )
     if n == 0 or n_features == 0:
         raise DatasetError(f"{origin}: x has shape {list(xa.shape)}: no rows or no features")
     # plain str: names end up in run files read with weights_only (numpy.str_ would not load)
