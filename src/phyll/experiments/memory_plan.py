@@ -27,6 +27,7 @@ peaks (docs/reliability.md).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -89,8 +90,10 @@ def system_need(
     if cls is None:
         return PhysicalSystem.memory_need(n_inputs, n_outputs)
     resolved = None
-    if cls.Params is not None:
-        resolved = cls.resolve_params(None, params)  # refuses bad values in one line
+    if cls.Params is not None:  # the declared ones; others (n_inputs of a fixed device) are
+        declared = {f.name for f in dataclasses.fields(cls.Params)}  # the contract's
+        own = {k: v for k, v in params.items() if k in declared}
+        resolved = cls.resolve_params(None, own)  # refuses bad values in one line
     return cls.memory_need(n_inputs, n_outputs, resolved)
 
 
