@@ -12,7 +12,14 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 #: lowest first; a module may import its own group and the groups of lower layers only
 LAYERS: list[set[str]] = [
     {"phyll.errors", "phyll.atomic"},
-    {"phyll.params", "phyll.flops", "phyll.usercode", "phyll.machine"},
+    {
+        "phyll.params",
+        "phyll.flops",
+        "phyll.usercode",
+        "phyll.machine",
+        "phyll.memory",
+        "phyll.files",
+    },
     {"phyll.accounting", "phyll.plotting"},
     {"phyll.systems", "phyll.data"},
     {"phyll.remote", "phyll.network", "phyll.twin"},

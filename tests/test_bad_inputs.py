@@ -367,13 +367,19 @@ CASES += [
         "compare-existing",
         ("compare", *TINY, "--rules", "phyll", "--seeds", "1", "--out", "{tmp}/cmp"),
         "already holds",
-        write("cmp/summary.json", "{}"),
+        both(write("cmp/compare_config.json", "{}"), write("cmp/summary.json", "{}")),
+    ),
+    Case(
+        "compare-foreign",
+        ("compare", *TINY, "--rules", "phyll", "--seeds", "1", "--out", "{tmp}/cmp"),
+        "not a comparison folder",
+        write("cmp/table.md", "my table"),
     ),
     Case(
         "depth-existing",
         ("depth", *TINY, "--blocks", "1", "--out", "{tmp}/dep"),
         "already holds",
-        write("dep/depth.json", "{}"),
+        both(write("dep/depth_config.json", "{}"), write("dep/depth.json", "{}")),
     ),
 ]
 

@@ -174,7 +174,7 @@ def test_bad_sweeps_stop_before_anything_is_written(tmp_path, capsys):
     (tmp_path / "thesis").mkdir()
     (tmp_path / "thesis" / "notes.txt").write_text("mine")
     assert main(["sweep", "--param", "lr=0.01", "--out", str(tmp_path / "thesis")]) == 2
-    assert "no phyll sweep" in capsys.readouterr().err
+    assert "not a sweep folder" in capsys.readouterr().err
     assert main(["sweep", "--param", "lr=0.01", "--out", "/proc/phyll-sweep/x"]) == 2
     assert "/proc" in capsys.readouterr().err
 

@@ -34,7 +34,8 @@ def finished_run(tmp_path_factory) -> Path:
 
 def tampered(run: Path, tmp_path: Path, **names: str) -> Path:
     """A copy of ``run`` whose every record (config.json, checkpoint.pt, model.pt) names
-    ``names`` (e.g. ``system="evilmod:Device"``)."""
+    ``names`` (e.g. ``system="evilmod:Device"``), without the checksum manifest (as a
+    tamperer would leave it): the trust gate alone must stop it."""
     copy = tmp_path / "handed-over"
     shutil.copytree(run, copy)
     config = json.loads((copy / "config.json").read_text())
@@ -43,6 +44,7 @@ def tampered(run: Path, tmp_path: Path, **names: str) -> Path:
         state = torch.load(copy / name, weights_only=True)
         state["config"].update(names)
         torch.save(state, copy / name)
+    (copy / "manifest.json").unlink()  # else the checksums refuse the edited files first
     return copy
 
 

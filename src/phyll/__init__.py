@@ -37,6 +37,7 @@ _LAZY = {
     "PhysicalNetwork": "phyll.network",
     "build_network": "phyll.network",
     "TrainConfig": "phyll.experiments.config",
+    "UserError": "phyll.errors",
     "build_experiment": "phyll.experiments.build",
     "load_dataset": "phyll.data",
     "make_rule": "phyll.registry",
@@ -59,6 +60,7 @@ __all__ = [
     "PhysicalSystem",
     "Splits",
     "TrainConfig",
+    "UserError",
     "build_experiment",
     "build_network",
     "load_dataset",
@@ -73,6 +75,7 @@ if TYPE_CHECKING:
     from phyll.accounting import Costs, Meter
     from phyll.data import load_dataset
     from phyll.engine import Callback, Engine, EvalPlan, Splits
+    from phyll.errors import UserError
     from phyll.experiments.build import build_experiment
     from phyll.experiments.config import TrainConfig
     from phyll.experiments.predict import LoadedRun, load_run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -22,11 +23,28 @@ def umask() -> int:
     return mask
 
 
-def atomic_write_bytes(path: Path, write: Callable[[IO[bytes]], object]) -> None:
+#: the temporary file :func:`atomic_write_bytes` writes for ``NAME``: ``.NAME.XXXXXXXX.tmp``
+_TEMPORARY = re.compile(r"\.(.+)\.[A-Za-z0-9_]+\.tmp")
+
+
+def temporary_of(name: str) -> str | None:
+    """The file whose atomic write left the temporary file ``name`` (a kill interrupted it),
+    or None when ``name`` is not such a temporary file."""
+    match = _TEMPORARY.fullmatch(name)
+    return match.group(1) if match else None
+
+
+def atomic_write_bytes(
+    path: Path,
+    write: Callable[[IO[bytes]], object],
+    before_rename: Callable[[Path], object] | None = None,
+) -> None:
     """Call ``write(file_object)`` on a temporary file next to ``path``, fsync, then rename it.
 
-    The file gets the mode a plain ``open`` would give it (0666 less the umask, e.g. 0644), not
-    ``mkstemp``'s private 0600: run folders are shared and read by other tools.
+    ``before_rename(temporary)`` runs once the temporary file is complete, before it replaces
+    ``path`` (e.g. to record its checksum first). The file gets the mode a plain ``open``
+    would give it (0666 less the umask, e.g. 0644), not ``mkstemp``'s private 0600: run
+    folders are shared and read by other tools.
     """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -35,6 +53,8 @@ def atomic_write_bytes(path: Path, write: Callable[[IO[bytes]], object]) -> None
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        if before_rename is not None:
+            before_rename(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from phyll.data import dataset_catalogue
-from phyll.errors import ConfigError, UserError
+from phyll.errors import ConfigError, UserError, printable
 from phyll.experiments import compare, depth, frontier, predict, robustness, sweep
 from phyll.experiments.arguments import (
     add_experiment_arguments,
@@ -38,7 +38,9 @@ from phyll.experiments.arguments import (
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.run_folder import RunFolder, output_folder
 from phyll.experiments.train import resume, train
+from phyll.files import USER_ERRNOS, os_reason
 from phyll.machine import process_start, use_threads
+from phyll.memory import memory_limit
 from phyll.params import describe_params
 from phyll.registry import RULES, system_factory, system_names
 from phyll.remote import command as remote_command
@@ -99,7 +101,7 @@ def command_train(args: argparse.Namespace) -> int:
 #: of the configuration is the run's own)
 RESUME_OPTIONS = (
     "--resume", "--epochs", "--quiet", "--threads", "--track", "--track-uri",
-    "--track-experiment", "--trust-code", "--debug", "--system", "--rule",
+    "--track-experiment", "--trust-code", "--debug", "--system", "--rule", "--max-memory",
 )  # fmt: skip
 
 
@@ -142,7 +144,8 @@ def command_list(args: argparse.Namespace) -> int:
             print(f"\n{title} ({cls.__module__}.{cls.__name__}):")
             for info in describe_params(declared) if declared else []:
                 unit = f" [{info.unit}]" if info.unit else ""
-                print(f"  {info.name}: {info.type} = {info.default!r}{unit}  {info.help}")
+                bounds = f" (range {info.range})" if info.range else ""
+                print(f"  {info.name}: {info.type} = {info.default!r}{unit}  {info.help}{bounds}")
     return 0
 
 
@@ -237,15 +240,27 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if hasattr(args, "threads"):
             use_threads(args.threads)
-        return args.func(args)
+        with memory_limit(getattr(args, "max_memory", None)):
+            return args.func(args)
     except UserError as exc:
-        if args.debug:
-            traceback.print_exc()
-        print(f"phyll: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+        return error_line(args, str(exc))
+    except OSError as exc:
+        if exc.errno not in USER_ERRNOS:
+            raise  # a bug, or an error phyll should have worded: keep the traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        return error_line(args, f"{where}{os_reason(exc)}")
     except KeyboardInterrupt as exc:
         print(f"phyll: {str(exc) or interrupted_at(args)}", file=sys.stderr)
         return 130
+
+
+def error_line(args: argparse.Namespace, message: str) -> int:
+    """Print ``message`` as the one error line (its control characters escaped: it may quote a
+    file or a server), after the traceback with ``--debug``; exit status 2."""
+    if args.debug:
+        traceback.print_exc()
+    print(f"phyll: error: {printable(' '.join(message.split()))}", file=sys.stderr)
+    return 2
 
 
 def interrupted_at(args: argparse.Namespace) -> str:

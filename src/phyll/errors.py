@@ -9,7 +9,11 @@ malformed file, a run folder that cannot be used, a physical system that fails) 
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
+
+#: C0 and C1 control characters and DEL (newlines and tabs included): a terminal obeys them
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class UserError(Exception):
@@ -26,3 +30,10 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     options = {str(c).lower(): str(c) for c in choices}
     close = difflib.get_close_matches(name.lower(), list(options), n=1, cutoff=0.6)
     return f" (did you mean {options[close[0]]!r}?)" if close else ""
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on a terminal: every control character (an escape sequence's
+    ESC, a carriage return, a bell, a newline) written as ``\\x1b``, ``\\r``... Text from outside
+    (a server's refusal, a file's content) can otherwise retitle or clear the user's terminal."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)

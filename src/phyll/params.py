@@ -32,9 +32,18 @@ class ParamError(ConfigError):
     """A parameter is unknown, of the wrong type or out of range."""
 
 
-def param(default: Any, help: str, unit: str = "") -> Any:
-    """A declared parameter: a dataclass field with its help text and unit."""
-    return dataclasses.field(default=default, metadata={"help": help, "unit": unit})
+def param(
+    default: Any, help: str, unit: str = "", *, low: float | None = None, high: float | None = None
+) -> Any:
+    """A declared parameter: a dataclass field with its help text and unit.
+
+    ``low`` / ``high``: its declared range (inclusive), checked on every value given (a
+    tuple's every element): a parameter that sizes an array (bits of a converter, paths,
+    hidden widths, channel counts) declares one, so a huge value is one line, not an
+    allocation that never ends.
+    """
+    metadata = {"help": help, "unit": unit, "range": (low, high)}
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 def parse_params(pairs: Iterable[str]) -> dict[str, Any]:
@@ -74,12 +83,42 @@ def build_params(cls: type[T], values: Mapping[str, Any], owner: str) -> T:
         name: coerce(value, hints[name], f"{owner} parameter {name!r}")
         for name, value in values.items()
     }
+    for name, value in typed.items():
+        check_range(value, fields[name], f"{owner} parameter {name!r}")
     try:
         return cls(**typed)
     except ParamError:
         raise
     except (TypeError, ValueError) as exc:
         raise ParamError(f"{owner}: {exc}") from None
+
+
+def declared_range(f: dataclasses.Field[Any]) -> tuple[float | None, float | None]:
+    """The ``(low, high)`` a parameter declares (None: unbounded on that side)."""
+    low, high = f.metadata.get("range", (None, None))
+    return low, high
+
+
+def check_range(value: Any, f: dataclasses.Field[Any], what: str) -> None:
+    """Refuse a number (or a tuple element) outside the field's declared range."""
+    low, high = declared_range(f)
+    if low is None and high is None:
+        return
+    for item in value if isinstance(value, tuple) else (value,):
+        if isinstance(item, bool) or not isinstance(item, int | float):
+            continue
+        if (low is not None and not item >= low) or (high is not None and not item <= high):
+            raise ParamError(f"{what} must be in {range_text(f)}, got {item!r}")
+
+
+def range_text(f: dataclasses.Field[Any]) -> str:
+    """``"1..32"``, ``">= 1"``, ``"<= 64"`` or ``""`` for a field's declared range."""
+    low, high = declared_range(f)
+    if low is not None and high is not None:
+        return f"{low:,}..{high:,}" if isinstance(high, int) else f"[{low:g}, {high:g}]"
+    if low is not None:
+        return f">= {low:,}"
+    return f"<= {high:,}" if high is not None else ""
 
 
 def coerce(value: Any, annotation: Any, what: str) -> Any:
@@ -178,6 +217,7 @@ class ParamInfo:
     default: Any
     unit: str
     help: str
+    range: str = ""
 
 
 def describe_params(cls: type) -> list[ParamInfo]:
@@ -190,6 +230,7 @@ def describe_params(cls: type) -> list[ParamInfo]:
             f.default,
             f.metadata.get("unit", ""),
             f.metadata.get("help", ""),
+            range_text(f),
         )
         for f in dataclasses.fields(cls)
     ]

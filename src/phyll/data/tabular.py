@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import math
 import os
 import zipfile
 from collections.abc import Sequence
@@ -43,10 +44,16 @@ from phyll.data.base import (
     stratified_split,
 )
 from phyll.errors import did_you_mean
+from phyll.memory import check_fits, resident_bytes
 
 SPLIT_COLUMN = "split"
 GROUP_COLUMN = "group"
 SPLITS = ("train", "test")
+#: most columns of a CSV file (checked on its header, before any row is parsed)
+MAX_COLUMNS = 2**17
+#: an NPZ member may inflate at most this many times its compressed size (above NPZ_SMALL)
+MAX_NPZ_RATIO = 200
+NPZ_SMALL = 64 * 2**20
 NPZ_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip archive, as numpy.savez writes
 
 
@@ -79,6 +86,22 @@ def _missing_file(path: Path) -> DatasetError | None:
     return DatasetError(f"{path}: {'not a file' if path.exists() else 'no such file'}")
 
 
+def _check_header(path: Path, header: list[str]) -> None:
+    """Refuse a header with too many columns, a column without a name or a name twice."""
+    if len(header) > MAX_COLUMNS:
+        raise DatasetError(
+            f"{path}: the header has {len(header):,} columns; a CSV may have at most "
+            f"{MAX_COLUMNS:,} (wider data: an NPZ file, see docs/your-data.md)"
+        )
+    seen: set[str] = set()
+    for j, name in enumerate(header):
+        if not name:
+            raise DatasetError(f"{path}: column {j + 1} has no name in the header")
+        if name in seen:
+            raise DatasetError(f"{path}: column {name!r} appears twice in the header")
+        seen.add(name)
+
+
 def _read_cells(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
     """Header, data rows and their file rows; refuses empty, header-only and ragged files."""
     if error := _missing_file(path):
@@ -95,6 +118,7 @@ def _read_cells(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
                         continue  # blank line
                     if header is None:
                         header = [c.strip() for c in cells]
+                        _check_header(path, header)  # before any row is parsed
                     elif len(cells) != len(header):
                         raise DatasetError(
                             f"{path}: row {reader.line_num} has {len(cells)} cells, the header "
@@ -111,11 +135,6 @@ def _read_cells(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
         raise DatasetError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     if header is None:
         raise DatasetError(f"{path}: empty file; expected a header row, then one row per example")
-    for j, name in enumerate(header):
-        if not name:
-            raise DatasetError(f"{path}: column {j + 1} has no name in the header")
-        if header.index(name) != j:
-            raise DatasetError(f"{path}: column {name!r} appears twice in the header")
     if not rows:
         raise DatasetError(f"{path}: header only, no data rows")
     return header, rows, lines
@@ -450,12 +469,22 @@ def _check_arrays(
     origin: object,
 ) -> _Arrays:
     """Validate user arrays (shapes, numbers, labels, split values) for :func:`assemble`."""
-    xa = np.asarray(x)
+    if y is None:
+        raise DatasetError(f"{origin}: y (one label per row) is required")
+    try:
+        xa = np.asarray(x)
+    except (ValueError, TypeError) as exc:  # ragged rows, or objects that are not arrays
+        raise DatasetError(f"{origin}: x is not a 2-D array of numbers ({exc})") from None
     if xa.ndim != 2:
         raise DatasetError(f"{origin}: x must be 2-D [rows, features], got shape {list(xa.shape)}")
     if xa.dtype.kind not in "biuf":
         raise DatasetError(f"{origin}: x must hold numbers, not {xa.dtype}")
     n, n_features = xa.shape
+    check_fits(  # a broadcast view is small until it is copied: its float copies are not
+        resident_bytes() + 3 * 8 * n * n_features,
+        f"the dataset {origin} ({n:,} rows × {n_features:,} features)",
+        "use fewer rows or features",
+    )
     if n == 0 or n_features == 0:
         raise DatasetError(f"{origin}: x has shape {list(xa.shape)}: no rows or no features")
     # plain str: names end up in run files read with weights_only (numpy.str_ would not load)
@@ -540,6 +569,51 @@ def from_arrays(
     return dataset
 
 
+def _check_npz_members(file: Path) -> None:
+    """Refuse, before anything is inflated, an NPZ member whose declared array is larger than
+    the data the archive holds for it, or that inflates over :data:`MAX_NPZ_RATIO` times its
+    compressed size (a zip bomb), or members that together would not fit in memory."""
+    total = 0
+    try:
+        with zipfile.ZipFile(file) as archive:
+            for info in archive.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                name = info.filename[:-4]
+                if info.file_size > NPZ_SMALL and info.file_size > MAX_NPZ_RATIO * max(
+                    info.compress_size, 1
+                ):
+                    raise DatasetError(
+                        f"{file}: array {name!r} inflates from {info.compress_size:,} to "
+                        f"{info.file_size:,} bytes (over {MAX_NPZ_RATIO}×: a zip bomb?); save "
+                        "it with numpy.savez, or compress less redundant data"
+                    )
+                with archive.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    read_header = (
+                        np.lib.format.read_array_header_1_0
+                        if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0
+                    )
+                    shape, _, dtype = read_header(f)
+                declared = math.prod(int(n) for n in shape) * dtype.itemsize
+                if declared > info.file_size:
+                    raise DatasetError(
+                        f"{file}: array {name!r} declares shape {list(shape)} ({declared:,} "
+                        f"bytes) but the archive holds {info.file_size:,} bytes for it"
+                    )
+                total += declared
+    except DatasetError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DatasetError(f"{file}: cannot read as NPZ ({exc})") from exc
+    check_fits(
+        resident_bytes() + 3 * total,  # the arrays, their checked copies, the split
+        f"loading {file.name} ({total:,} bytes of arrays)",
+        "use a smaller dataset",
+    )
+
+
 def load_npz(path: str | os.PathLike[str], seed: int = 0, test_fraction: float = 0.2) -> Dataset:
     """A dataset from an NPZ file with arrays ``x``, ``y`` and optionally ``split``,
     ``group`` (as for :func:`from_arrays`), named ``npz:PATH``."""
@@ -549,6 +623,7 @@ def load_npz(path: str | os.PathLike[str], seed: int = 0, test_fraction: float =
     with file.open("rb") as f:
         if f.read(4) not in NPZ_MAGIC:
             raise DatasetError(f"{file}: not an NPZ file (a zip of arrays, as numpy.savez writes)")
+    _check_npz_members(file)
     try:
         with np.load(file, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}

@@ -14,10 +14,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from phyll.data import DATASETS, DatasetError, parse_dataset_spec
-from phyll.errors import did_you_mean
+from phyll.errors import ConfigError, did_you_mean
 from phyll.experiments.build import resolve_device
 from phyll.experiments.config import LR_SCHEDULES, PIPELINES, PROFILES, TrainConfig
 from phyll.experiments.tracking import TRACKERS, Tracking
+from phyll.memory import parse_size
 from phyll.params import ParamError, build_params, parse_params
 from phyll.registry import RULES, SYSTEMS, system_names
 from phyll.systems.faults import FAULTS
@@ -423,6 +424,27 @@ def add_run_arguments(p: argparse.ArgumentParser, what: str) -> None:
     )
     g.add_argument("--quiet", action="store_true", help="no progress output")
     add_threads_argument(p)
+    add_memory_argument(p)
+
+
+def add_memory_argument(p: Any) -> None:
+    """``--max-memory SIZE``: the memory budget of the memory estimate (:mod:`phyll.memory`)."""
+    p.add_argument(
+        "--max-memory",
+        type=memory_size,
+        default=None,
+        metavar="SIZE",
+        help="memory the process may use, e.g. 8G or 512M: a run whose estimated peak exceeds "
+        "it is refused before it allocates anything (default: what is available now)",
+    )
+
+
+def memory_size(text: str) -> int:
+    """argparse type: a size such as ``8G`` (bytes)."""
+    try:
+        return parse_size(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_threads_argument(p: argparse.ArgumentParser) -> None:

@@ -24,6 +24,7 @@ from phyll.data.augment import RandomShift
 from phyll.engine import Augmentation, Callback, Engine, Splits
 from phyll.errors import ConfigError
 from phyll.experiments.config import TrainConfig
+from phyll.experiments.memory_plan import check_run, estimate_run
 from phyll.experiments.sizing import SystemSource, block_params, build_systems, system_source
 from phyll.learning.base import LearningRule, model_for
 from phyll.network import Model, build_network
@@ -100,7 +101,13 @@ def build_experiment(
     n_labels = dataset.n_classes if spec.label_channels else 0
     overlay = label_overlay(dataset, config) if n_labels else None
     source = system_source(config, system_factory)
-    built, config = build_systems(source, config, dataset, n_labels, overlay is not None)
+
+    def check_memory(sized: TrainConfig) -> None:  # before anything of the run is allocated
+        plan = estimate_run(sized, dataset, spec, params, source.factory, n_labels, bool(overlay))
+        check_run(plan)
+
+    check_memory(config)
+    built, config = build_systems(source, config, dataset, n_labels, bool(overlay), check_memory)
     systems = [with_faults(system, config, i) for i, system in enumerate(built)]
     network = build_network(
         systems,

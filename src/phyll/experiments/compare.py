@@ -4,6 +4,7 @@ Every entry trains the *same* network (``build_experiment``: same data split, bl
 physical systems and seeds) with :func:`phyll.experiments.train.train`, each run in its own
 subfolder. The comparison folder then holds::
 
+    DIR/compare_config.json      the marker, written first: what is compared (format marker)
     DIR/summary.json             {"rules": {RULE: {test_accuracy_mean, test_accuracy_std, ...}}}
     DIR/table.md                 mean ± std over seeds of every figure below
     DIR/accuracy_vs_epoch.png    test accuracy per epoch (mean ± std over seeds)
@@ -44,6 +45,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from phyll.atomic import atomic_write_bytes
 from phyll.errors import ConfigError, did_you_mean
 from phyll.experiments.arguments import (
     ListAction,
@@ -55,12 +57,15 @@ from phyll.experiments.arguments import (
 )
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.matched import matched_mlp_width, mlp_config
+from phyll.experiments.ownership import COMPARE, claim
 from phyll.experiments.pipeline import sequential_if_needed
 from phyll.experiments.run_folder import RunFolder, RunFolderError, output_folder
 from phyll.experiments.train import check_configs, train, train_or_resume
 from phyll.plotting import Target, accuracy_axis, epoch_axis, mark_selected, pyplot, save
 from phyll.registry import RULES
 
+#: the format marker of ``DIR/compare_config.json``, the comparison's marker file
+FORMAT = "phyll-compare/1"
 DEFAULT_RULES = ("phyll", "ff", "pat", "backprop-ideal", "backprop-transfer")
 #: compare entries that are not rule names: entry → (rule, config overrides)
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -384,6 +389,7 @@ def compare(
     configuration only), so an interrupted comparison picks up where it stopped;
     ``overwrite`` trains every run again."""
     folder = Path(out)
+    claim(folder, COMPARE)  # nothing of the user's is written over, --overwrite included
     if (folder / "summary.json").exists() and not overwrite:
         raise RunFolderError(f"{folder} already holds a comparison: pass --overwrite")
     known = {*RULES, *VARIANTS}
@@ -393,7 +399,10 @@ def compare(
     width = matched_mlp_width(base)[0] if "mlp-matched" in entries else None
     configs = {e: [entry_config(e, base, s, width) for s in seeds] for e in entries}
     check_configs(c[0] for c in configs.values())
-    with output_folder(folder / "runs"):
+    with output_folder(folder):
+        marker = {"format": FORMAT, "config": base.to_dict(), "entries": entries, "seeds": seeds}
+        RunFolder(folder).write_json(folder / COMPARE.marker, marker)  # first: the folder is ours
+        (folder / "runs").mkdir(exist_ok=True)
         results: dict[str, list[dict[str, Any]]] = {}
         total, done = len(entries) * len(seeds), 0
         for entry, entry_configs in configs.items():
@@ -434,7 +443,8 @@ def compare(
         RunFolder(folder).write_json(folder / "summary.json", summary)
         table = markdown_table(rules, len(seeds))
         gain_text = gain_lines(gains)
-        (folder / "table.md").write_text(table + ("\n" + gain_text if gain_text else ""))
+        text = (table + ("\n" + gain_text if gain_text else "")).encode()
+        atomic_write_bytes(folder / "table.md", lambda f: f.write(text))
         title = comparison_title(base.dataset, base.system, len(seeds))
         best = {e: [r["summary"]["best_epoch"] for r in runs] for e, runs in results.items()}
         chance = next(iter(results.values()))[0]["summary"].get("chance_accuracy")

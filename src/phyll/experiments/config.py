@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
+import types
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from phyll.data import CATALOGUE, CATALOGUE_FIELDS, DatasetError, parse_dataset_spec
 from phyll.errors import ConfigError
@@ -84,6 +86,42 @@ def overlay_fits(dataset: str) -> bool:
     return width >= int(row["n_classes"])
 
 
+def matches(value: Any, annotation: Any) -> bool:
+    """Whether ``value`` is of the declared type ``annotation`` (a bool is not a number; an
+    int is a float; containers are checked on their kind)."""
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        return any(matches(value, a) for a in get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if annotation is str:
+        return isinstance(value, str)
+    if origin in (list, dict):
+        return isinstance(value, origin)
+    return True
+
+
+def check_types(config: Any) -> None:
+    """Refuse, naming the field, a value not of its declared type: the Python API checks what
+    the command line's parsers check (``TrainConfig(seed=1.5)`` is one line, not a failure
+    deep inside a random generator)."""
+    for name, annotation in get_type_hints(type(config)).items():
+        value = getattr(config, name)
+        if not matches(value, annotation):
+            wanted = str(annotation).replace("typing.", "").replace("<class '", "")
+            wanted = wanted.replace("'>", "")
+            raise ConfigError(
+                f"TrainConfig.{name} must be of type {wanted}, got {type(value).__name__} "
+                f"{value!r:.60}"
+            )
+
+
 @dataclass
 class TrainConfig:
     """Everything that defines a run; saved as ``config.json`` in the run folder.
@@ -156,6 +194,9 @@ class TrainConfig:
     rule_params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_types(self)
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed must be an integer in 0..{2**32 - 1:,}, got {self.seed!r}")
         kind = dataset_kind(self.dataset)
         system_profile = dict(SYSTEM_PROFILES.get(kind, {}).get(self.system, {}))
         self.system_params = {**system_profile.pop("system_params", {}), **self.system_params}
@@ -168,7 +209,8 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
-        for name, limit in (("width", 2**20), ("measurements", 2**22), ("blocks", 1000)):
+        limits = (("width", 2**20), ("measurements", 2**22), ("blocks", 1000), ("epochs", 10**6))
+        for name, limit in limits:
             if getattr(self, name) > limit:
                 raise ConfigError(f"{name} must be at most {limit:,}, got {getattr(self, name):,}")
         if isinstance(self.augment_shift, bool) or not (

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -33,13 +32,14 @@ from phyll.experiments.arguments import (
     trust_of,
 )
 from phyll.experiments.config import TrainConfig
+from phyll.experiments.ownership import DEPTH, claim
 from phyll.experiments.run_folder import RunFolder, RunFolderError, output_folder
 from phyll.experiments.train import check_configs, train, train_or_resume
 from phyll.plotting import Target, accuracy_axis, epoch_axis, pyplot, save
 from phyll.registry import check_recorded_names
 
 PLOTTED = ("test_accuracy", "val_accuracy")
-CONFIG_FILE = "depth_config.json"
+CONFIG_FILE = DEPTH.marker
 
 
 def run_depth_sweep(
@@ -61,6 +61,7 @@ def run_depth_sweep(
     seeds = seeds if seeds else [config.seed]
     check_configs([dataclasses.replace(config, blocks=depths[0], seed=seeds[0])])
     out = Path(out)
+    claim(out, DEPTH)  # nothing of the user's is written over, --overwrite included
     json_file = out / "depth.json"
     if (json_file.exists() or (out / CONFIG_FILE).exists()) and not (overwrite or reuse):
         raise RunFolderError(f"{out} already holds a depth sweep: pass --overwrite or --resume")
@@ -80,7 +81,7 @@ def run_depth_sweep(
             "seeds": seeds,
             "runs": runs,
         }
-        json_file.write_text(json.dumps(result, indent=2))
+        RunFolder(out).write_json(json_file, result)
         plot_depth(result, out / "depth.png")
         return result
 

@@ -50,6 +50,7 @@ from phyll.experiments.arguments import (
 from phyll.experiments.compare import LINEAR_MIN_EPOCHS
 from phyll.experiments.config import TrainConfig, dataset_kind
 from phyll.experiments.matched import mlp_config
+from phyll.experiments.ownership import FRONTIER, claim
 from phyll.experiments.run_folder import RunFolder, RunFolderError, output_folder
 from phyll.experiments.train import check_configs, train_or_resume
 from phyll.plotting import Target, accuracy_axis, pyplot, save
@@ -153,7 +154,8 @@ def run_frontier(
     out = Path(out)
     points = plan(base, families)
     record = {"format": FORMAT, "config": base.to_dict(), "families": families, "seeds": seeds}
-    json_file = out / "frontier.json"
+    json_file = out / FRONTIER.marker
+    claim(out, FRONTIER)  # nothing of the user's is written over, --overwrite included
     if json_file.exists():
         recorded = RunFolder(out).read_json(json_file)
         if recorded.get("format") != FORMAT:
@@ -164,9 +166,9 @@ def run_frontier(
                     f"{out} holds another frontier: pass --overwrite to replace it, or write "
                     "this one elsewhere (--out)"
                 )
+            if (out / "runs").is_symlink():
+                (out / "runs").unlink()  # the link only, never what it points to
             shutil.rmtree(out / "runs", ignore_errors=True)
-    elif out.exists() and any(out.iterdir()):
-        raise RunFolderError(f"{out} holds files that are not a frontier's: choose another --out")
     check_configs(p.config for p in {p.family: p for p in points}.values())
     with output_folder(out):
         RunFolder(out).write_json(json_file, record)  # the marker first: the folder is ours

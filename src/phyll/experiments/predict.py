@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import io
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,18 +35,22 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from phyll.atomic import atomic_write_bytes
 from phyll.data import Dataset, load_dataset, read_feature_rows
-from phyll.errors import ConfigError, UserError
+from phyll.errors import ConfigError, UserError, printable
 from phyll.experiments.arguments import (
     add_device_argument,
+    add_memory_argument,
     add_trust_argument,
     dataset_argument,
     trust_of,
 )
 from phyll.experiments.build import SystemFactory, build_experiment
 from phyll.experiments.config import TrainConfig
-from phyll.experiments.run_folder import RunFolder, RunFolderError
+from phyll.experiments.ownership import COMPARE, DEPTH, FRONTIER, ROBUSTNESS, SWEEP
+from phyll.experiments.run_folder import RunFolder, RunFolderError, check_name, is_phyll_run
 from phyll.experiments.train import data_fingerprint, resume_command
+from phyll.files import os_reason
 from phyll.learning.backprop import InSilicoBackprop
 from phyll.learning.base import LearningRule, evaluating
 from phyll.learning.dfa import DirectFeedbackAlignment
@@ -258,15 +263,45 @@ def evaluate(run: LoadedRun, dataset: Dataset) -> dict[str, Any]:
 def write_predictions(
     path: Path, names: Sequence[str], scores: np.ndarray, classes: list[str]
 ) -> None:
-    """``prediction,score_<class>...``, one row per input row."""
+    """``prediction,score_<class>...``, one row per input row, written to a temporary file
+    and renamed into place: a full disk or a kill leaves the old file whole. A path inside a
+    folder phyll made (a run, an experiment) is refused: phyll never writes files of yours
+    there, nor over the run's own."""
+    check_name(path)
+    owner = phyll_folder_of(path)
+    if owner is not None:
+        raise PredictError(
+            f"{path} is inside {owner}, a folder phyll made: predictions are never written into "
+            "a run or an experiment folder; choose a path outside it"
+        )
+    if path.is_dir():
+        raise PredictError(f"cannot write {path}: it is a folder")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["prediction", *(f"score_{c}" for c in classes)])
+    for name, row in zip(names, scores, strict=True):
+        writer.writerow([name, *(f"{v:.6g}" for v in row)])
+    data = buffer.getvalue().encode()
     try:
-        with path.open("w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["prediction", *(f"score_{c}" for c in classes)])
-            for name, row in zip(names, scores, strict=True):
-                writer.writerow([name, *(f"{v:.6g}" for v in row)])
+        atomic_write_bytes(path, lambda f: f.write(data))
     except OSError as exc:
-        raise PredictError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise PredictError(f"cannot write {path}: {os_reason(exc)}") from None
+
+
+#: the marker files of the folders phyll makes: a run's config.json, each experiment's
+EXPERIMENT_MARKERS = tuple(k.marker for k in (COMPARE, DEPTH, ROBUSTNESS, SWEEP, FRONTIER))
+
+
+def phyll_folder_of(path: Path) -> Path | None:
+    """The run or experiment folder (one phyll made) that ``path`` lies in, or None."""
+    try:
+        folder = path.absolute().parent.resolve()
+    except OSError:
+        return None
+    for candidate in (folder, *folder.parents):
+        if is_phyll_run(candidate) or any((candidate / m).is_file() for m in EXPERIMENT_MARKERS):
+            return candidate
+    return None
 
 
 def command_predict(args: argparse.Namespace) -> int:
@@ -278,7 +313,7 @@ def command_predict(args: argparse.Namespace) -> int:
         write_predictions(Path(args.out), names, scores, run.class_names)
         print(f"{len(names)} predictions written to {args.out}", file=sys.stderr)
     else:
-        sys.stdout.write("".join(f"{n}\n" for n in names))
+        sys.stdout.write("".join(f"{printable(n)}\n" for n in names))
     return 0
 
 
@@ -331,6 +366,7 @@ def register(sub: Any) -> None:
     )
     add_device_argument(p, None, "the one the run was trained on")
     add_trust_argument(p)
+    add_memory_argument(p)
     p.set_defaults(func=command_predict)
     p = sub.add_parser(
         "evaluate",
@@ -355,6 +391,7 @@ def register(sub: Any) -> None:
     )
     add_device_argument(p, None, "the one the run was trained on")
     add_trust_argument(p)
+    add_memory_argument(p)
     p.set_defaults(func=command_evaluate)
 
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -49,6 +48,7 @@ from phyll.experiments.arguments import (
     trust_of,
 )
 from phyll.experiments.config import TrainConfig
+from phyll.experiments.ownership import ROBUSTNESS, claim
 from phyll.experiments.run_folder import RunFolder, RunFolderError, output_folder
 from phyll.experiments.train import check_configs, train, train_or_resume
 from phyll.plotting import Target, accuracy_axis, epoch_axis, mark_selected, pyplot, save
@@ -56,7 +56,7 @@ from phyll.registry import RULES, check_recorded_names, system_factory
 
 SCENARIOS = ("none", "step", "drift")
 DEFAULT_RULES = ("phyll", "pat", "backprop-transfer")
-CONFIG_FILE = "robustness_config.json"
+CONFIG_FILE = ROBUSTNESS.marker
 
 
 @dataclasses.dataclass
@@ -187,10 +187,12 @@ def run_robustness(
         )
     check_configs(config.run_config(r, s) for r in rules for s in config.scenarios)
     folder = Path(out)
+    claim(folder, ROBUSTNESS)  # nothing of the user's is written over, --overwrite included
     if (folder / CONFIG_FILE).exists() and not (overwrite or reuse):
         raise RunFolderError(f"{folder} already holds a robustness experiment: pass --resume")
-    with output_folder(folder / "runs"):
-        RunFolder(folder).write_json(folder / CONFIG_FILE, config.to_dict())
+    with output_folder(folder):
+        RunFolder(folder).write_json(folder / CONFIG_FILE, config.to_dict())  # the marker first
+        (folder / "runs").mkdir(exist_ok=True)
         results: dict[str, dict[str, Any]] = {}
         for rule in rules:
             results[rule] = {}
@@ -218,7 +220,7 @@ def run_robustness(
             "rules_unavailable": missing,
             "results": results,
         }
-        (folder / "robustness.json").write_text(json.dumps(report, indent=2))
+        RunFolder(folder).write_json(folder / "robustness.json", report)
         plot_robustness(report, folder / "robustness.png")
         return report
 

@@ -108,16 +108,24 @@ def system_source(config: TrainConfig, factory: Callable[..., Any] | None) -> Sy
 
 
 def build_systems(
-    source: SystemSource, config: TrainConfig, dataset: Dataset, n_labels: int, overlay: bool
+    source: SystemSource,
+    config: TrainConfig,
+    dataset: Dataset,
+    n_labels: int,
+    overlay: bool,
+    check_memory: Callable[[TrainConfig], None] = lambda config: None,
 ) -> tuple[list[PhysicalSystem], TrainConfig]:
     """Every block's system (unwrapped) and ``config`` with the sizes it has: those of a
     fixed-size device, else as given. ``n_labels`` label channels enter block 0's drive
-    unless the labels are written into the images (``overlay``)."""
+    unless the labels are written into the images (``overlay``). ``check_memory`` refuses
+    the sizes of a fixed-size device (e.g. a served one's greeting) that would not fit in
+    memory, before anything else is built around it."""
     first_inputs = dataset.n_features + (0 if overlay else n_labels)
     first = source.build(0, first_inputs, config.measurements, config)
     if source.fixed(first):
         config = sized_around(first, source.name, config)
         check_fits(first, source.name, config, dataset, n_labels, overlay)
+        check_memory(config)
     systems = [first]
     for block in range(1, config.blocks):
         system = source.build(block, config.width, config.measurements, config)

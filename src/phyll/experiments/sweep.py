@@ -51,6 +51,7 @@ from phyll.experiments.arguments import (
 )
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.extras import require
+from phyll.experiments.ownership import SWEEP, claim
 from phyll.experiments.pipeline import sequential_if_needed
 from phyll.experiments.run_folder import RunFolder, RunFolderError, output_folder
 from phyll.experiments.sweep_outputs import (
@@ -68,7 +69,7 @@ from phyll.experiments.train import check_configs, train_or_resume
 from phyll.registry import RULES, check_recorded_names, needs_trust
 from phyll.usercode import Trust
 
-CONFIG_FILE = "sweep_config.json"
+CONFIG_FILE = SWEEP.marker
 SEARCHERS = ("grid", "random", "optuna")
 #: the object store of a local Ray instance: trials pass only small results through it
 OBJECT_STORE_BYTES = 100 * 2**20
@@ -247,10 +248,9 @@ def run_sweep(
     """
     axes = check_sweep(sweep)
     out = Path(out).absolute()
+    claim(out, SWEEP)  # nothing of the user's is written over, --overwrite included
     if (out / CONFIG_FILE).exists() and not (overwrite or reuse):
         raise RunFolderError(f"{out} already holds a sweep: pass --overwrite or --resume")
-    if out.is_dir() and any(out.iterdir()) and not (out / CONFIG_FILE).exists():
-        raise RunFolderError(f"{out} holds files but no phyll sweep: choose another --out")
     with output_folder(out):  # removed again if it was made here and the sweep cannot start
         ray = require("ray", "ray", "phyll sweep")
         tune = require("ray.tune", "ray", "phyll sweep")
@@ -258,10 +258,13 @@ def run_sweep(
             require("optuna", "ray", "phyll sweep --searcher optuna")
         if overwrite and (out / CONFIG_FILE).exists():
             for old in ("trials", "ray"):
+                if (out / old).is_symlink():
+                    (out / old).unlink()
                 shutil.rmtree(out / old, ignore_errors=True)
-        (out / "trials").mkdir(exist_ok=True)
         if not sweep.plan and sweep.searcher != "optuna":
             sweep.plan = plan_trials(axes, sweep.samples, sweep.base.seed)
+        write_json(out / CONFIG_FILE, sweep.to_dict())  # the marker first: the folder is ours
+        (out / "trials").mkdir(exist_ok=True)
         sweep.plan += _discovered(out, sweep, axes)
         write_json(out / CONFIG_FILE, sweep.to_dict())
         started = time.perf_counter()

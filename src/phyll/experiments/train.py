@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -84,6 +85,7 @@ def train(
     ``wall_time_s`` covers the imports too (``startup_s``).
     """
     started = time.perf_counter() if started is None else started
+    check_train_arguments(config, out, dataset)
     exp = build_experiment(config, dataset=dataset, system_factory=system_factory)
     check_pipeline(config, exp)
     recorded = recorded_config(exp, dataset is not None, system_factory)
@@ -95,6 +97,19 @@ def train(
         return run(exp, recorded, folder, progress=progress, callbacks=callbacks, started=started)
     finally:
         folder.close()
+
+
+def check_train_arguments(config: Any, out: Any, dataset: Any) -> None:
+    """:func:`train`'s arguments of the wrong type, as the library's user error."""
+    if not isinstance(config, TrainConfig):
+        raise ConfigError(f"train() takes a phyll.TrainConfig, got {type(config).__name__}")
+    if out is not None and not isinstance(out, str | os.PathLike):
+        raise ConfigError(f"train(out=...) must be a folder path, got {type(out).__name__}")
+    if dataset is not None and not isinstance(dataset, Dataset):
+        raise ConfigError(
+            f"train(dataset=...) must be a phyll Dataset (phyll.data.from_arrays), got "
+            f"{type(dataset).__name__}"
+        )
 
 
 def train_or_resume(

@@ -53,6 +53,8 @@ class LocalParams(RuleParams):
         1,
         "wrong labels per sample and step, distinct (1: the paper's; each one more pass "
         "through every block; classes − 1: every wrong label)",
+        low=1,
+        high=10_000,
     )
 
     def __post_init__(self) -> None:

@@ -57,8 +57,12 @@ def physics_aware(drive: Tensor, system: PhysicalSystem, twin: MLPTwin) -> Tenso
 class PATParams(HeadParams):
     """PAT's parameters: the head's, and how each block's twin is fitted."""
 
-    twin_samples: int = param(1024, "drive → measurement pairs measured per block for the twin")
-    twin_hidden: tuple[int, ...] = param((128, 128), "hidden widths of each MLP twin")
+    twin_samples: int = param(
+        1024, "drive → measurement pairs measured per block for the twin", low=10, high=2**22
+    )
+    twin_hidden: tuple[int, ...] = param(
+        (128, 128), "hidden widths of each MLP twin", low=1, high=2**16
+    )
     twin_activation: TwinActivation = param("silu", "hidden activation of each twin")
     twin_epochs: int = param(30, "epochs of the first twin fit")
     twin_lr: float = param(3e-3, "Adam learning rate of the twin fits")

@@ -78,7 +78,9 @@ class ZOParams(ReadoutParams):
     perturbation: float = param(
         0.01, "SPSA perturbation size c: each weight moves by ±c", "weight units"
     )
-    n_perturbations: int = param(128, "random directions per step, each an antithetic ± pair")
+    n_perturbations: int = param(
+        128, "random directions per step, each an antithetic ± pair", low=1, high=2**16
+    )
     loss: ZOLoss = param(
         "local", "local: PhyLL's loss per block; global: a readout's cross-entropy, all blocks"
     )

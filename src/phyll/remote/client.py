@@ -49,7 +49,7 @@ import zmq
 from torch import Tensor
 
 from phyll.accounting import physical_call
-from phyll.errors import ConfigError
+from phyll.errors import ConfigError, printable
 from phyll.params import as_plain, check, param
 from phyll.remote.protocol import (
     DEFAULT_MAX_BYTES,
@@ -328,7 +328,8 @@ class RemoteSystem(PhysicalSystem):
     def _check_reply(self, head: dict[str, Any]) -> None:
         if head.get("ok") is True:
             return
-        kind, message = head.get("error"), one_line(head.get("message", "(no message)"))
+        kind = head.get("error")
+        message = printable(one_line(head.get("message", "(no message)")))
         if kind == "DriveError":
             raise DriveError(f"{self.address} refused the drive: {message}")
         if kind == "NonFiniteMeasurement":

@@ -29,7 +29,12 @@ def integer_in(name: str, low: int, high: int, meaning: str) -> Any:
 def command_serve(args: argparse.Namespace) -> int:
     system = load_system(args.target, parse_params(args.param))
     port = "*" if args.port == 0 else str(args.port)
-    server = DeviceServer(system, f"tcp://{args.host}:{port}", max_bytes=args.max_bytes)
+    server = DeviceServer(
+        system,
+        f"tcp://{args.host}:{port}",
+        max_bytes=args.max_bytes,
+        max_queued_total=args.max_queued_bytes,
+    )
     stop = {"now": False}
 
     def request_stop(signum: int, frame: Any) -> None:
@@ -89,5 +94,14 @@ def register(sub: Any) -> None:
         default=DEFAULT_MAX_BYTES,
         help="largest request/reply in bytes, 64 KiB..2 GiB; larger ones are refused "
         "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-queued-bytes",
+        type=integer_in("queue limit", MIN_MAX_BYTES, 2**40, "64 KiB..1 TiB"),
+        default=None,
+        metavar="BYTES",
+        help="most bytes of requests waiting to be answered, all clients together; a request "
+        "beyond it (or beyond 2 messages of --max-bytes from one client) is refused at once "
+        "(default: 8 × --max-bytes)",
     )
     p.set_defaults(func=command_serve)

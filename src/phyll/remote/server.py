@@ -6,6 +6,17 @@ in request order. Every request is answered: a measurement, or a refusal naming 
 allocated). A refused or failed request never stops the server. Only a message over 4× the
 message limit goes unanswered: ZeroMQ drops it (and the connection) unread.
 
+Memory is bounded whatever clients send: ZeroMQ holds at most :data:`SOCKET_HWM` messages per
+client and direction, and the server's own queue at most ``max_queued_per_client`` bytes for
+one client (default 2 messages of the limit) and ``max_queued_total`` bytes for all of them
+(default 8). A request that breaks the wire format is refused as it arrives (its bytes are not
+kept); a well-formed one beyond either limit is refused with a ``ProtocolError``. A refusal
+waits in the queue only behind the same client's earlier requests, so that each client gets
+its replies in order; in the one case where even that refusal would take the client over its
+limit (a flood behind a slow measurement), the request goes unanswered, like one ZeroMQ drops.
+Replies are not hoarded either: one to a client that does not read them is dropped once no room
+is left towards it (:data:`SEND_WAIT_MS`).
+
 Accounting: the server's own counter (:attr:`DeviceServer.samples`, and the served system's
 ``queries``) counts every sample the device was driven with, *including* requests whose reply
 the client never received (it timed out and retried) and requests of every connected client.
@@ -19,7 +30,9 @@ from __future__ import annotations
 import secrets
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,6 +42,7 @@ import zmq
 from phyll.errors import ConfigError
 from phyll.remote.protocol import (
     DEFAULT_MAX_BYTES,
+    MIN_MAX_BYTES,
     ProtocolError,
     best_effort_id,
     check_greeting,
@@ -40,6 +54,31 @@ from phyll.remote.protocol import (
 )
 from phyll.systems import build_system, find_factory
 from phyll.systems.base import DriveError, NonFiniteMeasurementError, PhysicalSystem
+
+#: requests queued for one client (in messages of the limit): a client may send ahead
+QUEUED_PER_CLIENT = 2
+#: requests queued for all clients together (in messages of the limit)
+QUEUED_TOTAL = 8
+#: messages ZeroMQ itself holds per client and direction before it stops reading (or, for
+#: replies, before :data:`SEND_WAIT_MS` runs out and the reply is dropped)
+SOCKET_HWM = 16
+#: how long a reply waits for room towards its client; a client that does not read its
+#: replies then has them dropped at once until it reads again (its replies are never held)
+SEND_WAIT_MS = 200
+#: most requests taken into the queue per turn, so that a flood cannot starve the answers
+RECEIVE_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A request waiting in the server's queue: the client's identity and envelope, the
+    request's frames, or its refusal when it was refused on arrival, and its bytes."""
+
+    identity: bytes
+    envelope: list[bytes]
+    frames: list[bytes]
+    reply: list[bytes] | None
+    size: int
 
 
 def load_system(target: str, params: dict[str, Any]) -> PhysicalSystem:
@@ -74,17 +113,38 @@ class DeviceServer:
         address: str = "tcp://127.0.0.1:5555",
         max_bytes: int = DEFAULT_MAX_BYTES,
         log: Callable[[str], None] | None = None,
+        *,
+        max_queued_per_client: int | None = None,
+        max_queued_total: int | None = None,
     ) -> None:
         self.system = system
         self.max_bytes = check_max_bytes(max_bytes)
+        self.max_queued_per_client = queue_limit(
+            max_queued_per_client, QUEUED_PER_CLIENT * self.max_bytes, "max_queued_per_client"
+        )
+        self.max_queued_total = queue_limit(
+            max_queued_total, QUEUED_TOTAL * self.max_bytes, "max_queued_total"
+        )
         self.log = log or (lambda line: print(f"phyll serve: {line}", file=sys.stderr, flush=True))
         self.instance = secrets.token_hex(8)  # changes when the server restarts
         self.requests = self.samples = self.refused = 0
+        #: what is received and not yet answered, oldest first
+        self._queue: deque[Queued] = deque()
+        self._queued: dict[bytes, int] = {}  # bytes queued per client
+        self.unanswered = 0  # refusals that could not be queued (see the module docstring)
+        self.queued_bytes = self.peak_queued_bytes = 0
         self._check_greeting()
         self._context = zmq.Context()
         self._socket = self._context.socket(zmq.ROUTER)
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.MAXMSGSIZE, 4 * self.max_bytes + 65536)
+        # ZeroMQ's own queues hold a few messages per client; the server's queue holds the
+        # rest, counted in bytes (below): memory stays bounded however much clients send
+        self._socket.setsockopt(zmq.RCVHWM, SOCKET_HWM)
+        self._socket.setsockopt(zmq.SNDHWM, SOCKET_HWM)
+        self._socket.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a full pipe is told, not silent
+        self._socket.setsockopt(zmq.SNDTIMEO, SEND_WAIT_MS)
+        self._stalled: set[bytes] = set()  # clients whose last reply found no room
         try:
             self._socket.bind(address)
         except zmq.ZMQError as exc:
@@ -183,25 +243,123 @@ class DeviceServer:
 
     # ------------------------------------------------------------------ loop
     def serve(self, should_stop: Callable[[], bool] = lambda: False, poll_ms: int = 100) -> None:
-        """Answer requests until ``should_stop()`` (checked every ``poll_ms``) returns True."""
+        """Answer requests until ``should_stop()`` (checked every ``poll_ms``) returns True.
+
+        Every turn first takes what has arrived into the server's queue (module docstring:
+        its limits), then sends the refusals at its head and answers its oldest request. A
+        client that floods the server gets refusals, not memory.
+        """
         sock = self._socket
         started = time.monotonic()
         try:
             while not should_stop():
-                if not sock.poll(poll_ms, zmq.POLLIN):
-                    continue
-                identity, *body = sock.recv_multipart()
-                envelope: list[bytes] = []
-                if body and body[0] == b"":  # a REQ client: keep its delimiter
-                    envelope, body = [b""], body[1:]
-                sock.send_multipart([identity, *envelope, *self.handle(body)])
+                if sock.poll(0 if self._queue else poll_ms, zmq.POLLIN):
+                    self._receive()
+                while self._queue:
+                    item = self._queue.popleft()
+                    self._forget(item.identity, item.size)
+                    reply = item.reply if item.reply is not None else self.handle(item.frames)
+                    self._send(item.identity, [*item.envelope, *reply])
+                    if item.reply is None:
+                        break  # one measurement per turn: new arrivals are taken in between
         finally:
             self.log(
                 f"stopped after {time.monotonic() - started:.1f} s: {self.requests} requests, "
-                f"{self.samples} samples driven, {self.refused} refused"
+                f"{self.samples} samples, {self.refused} refused"
             )
             self.close()
+
+    def _receive(self) -> None:
+        """Take the requests that have arrived (at most :data:`RECEIVE_BATCH`) into the queue:
+        a well-formed one within the limits as it is, any other as its refusal."""
+        for _ in range(RECEIVE_BATCH):
+            try:
+                identity, *body = self._socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            envelope: list[bytes] = []
+            if body and body[0] == b"":  # a REQ client: keep its delimiter
+                envelope, body = [b""], body[1:]
+            item = Queued(identity, envelope, body, None, sum(len(frame) for frame in body))
+            try:
+                decode_request(body, self.max_bytes)
+            except ProtocolError:
+                item = self._refused(item, self.handle(body))
+            else:
+                over = self._over_limit(identity, item.size)
+                if over:
+                    self.requests += 1
+                    message = (
+                        f"the server's queue is full ({item.size:,} more bytes would exceed "
+                        f"{over}): wait for the replies before sending more"
+                    )
+                    item = self._refused(
+                        item, self._refuse(best_effort_id(body), "ProtocolError", message)
+                    )
+            if item is None:
+                continue
+            if not self._queued.get(identity) and item.reply is not None:
+                self._send(identity, [*envelope, *item.reply])  # nothing queued before it
+                continue
+            self._queue.append(item)
+            self._queued[identity] = self._queued.get(identity, 0) + item.size
+            self.queued_bytes += item.size
+            self.peak_queued_bytes = max(self.peak_queued_bytes, self.queued_bytes)
+
+    def _over_limit(self, identity: bytes, size: int) -> str:
+        """Which limit ``size`` more bytes from ``identity`` would exceed ("" if none)."""
+        if self._queued.get(identity, 0) + size > self.max_queued_per_client:
+            return f"{self.max_queued_per_client:,} bytes per client"
+        if self.queued_bytes + size > self.max_queued_total:
+            return f"{self.max_queued_total:,} bytes for all clients"
+        return ""
+
+    def _refused(self, item: Queued, reply: list[bytes]) -> Queued | None:
+        """``item`` answered by ``reply`` (its request's bytes dropped), or None when the
+        client has requests queued and even the refusal would take it over a limit."""
+        size = sum(len(frame) for frame in reply)
+        if self._queued.get(item.identity) and self._over_limit(item.identity, size):
+            self.unanswered += 1
+            return None
+        return Queued(item.identity, item.envelope, [], reply, size)
+
+    def _send(self, identity: bytes, frames: list[bytes]) -> None:
+        """Send a reply; drop it (counted in :attr:`unanswered`) when its client has gone or
+        does not read its replies (no room within :data:`SEND_WAIT_MS`)."""
+        flags = zmq.NOBLOCK if identity in self._stalled else 0
+        try:
+            self._socket.send_multipart([identity, *frames], flags)
+        except zmq.Again:
+            if len(self._stalled) > 100_000:
+                self._stalled.clear()  # bounded: a flood of connections that never read
+            self._stalled.add(identity)
+            self.unanswered += 1
+            return
+        except zmq.ZMQError as exc:
+            if exc.errno != zmq.EHOSTUNREACH:
+                raise
+            self.unanswered += 1  # the client disconnected before its reply
+            return
+        self._stalled.discard(identity)
+
+    def _forget(self, identity: bytes, size: int) -> None:
+        """An entry leaves the queue: its bytes no longer count."""
+        self.queued_bytes -= size
+        left = self._queued.get(identity, 0) - size
+        if left > 0:
+            self._queued[identity] = left
+        else:
+            self._queued.pop(identity, None)
 
     def close(self) -> None:
         self._socket.close(linger=0)
         self._context.term()
+
+
+def queue_limit(value: int | None, default: int, name: str) -> int:
+    """A limit of queued bytes: ``value`` (at least one message of 64 KiB), else ``default``."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < MIN_MAX_BYTES:
+        raise ConfigError(f"{name} must be an integer >= {MIN_MAX_BYTES:,} bytes, got {value!r}")
+    return value

@@ -82,7 +82,7 @@ import torch
 from torch import Tensor
 
 from phyll.params import as_plain, check, param
-from phyll.systems.base import OutOfRange, PhysicalSystem
+from phyll.systems.base import MemoryNeed, OutOfRange, PhysicalSystem
 from phyll.systems.detection import calibrate_full_scale, detect
 
 SPEED_OF_SOUND_0C = 331.3  # m/s, dry air at 0 °C
@@ -98,18 +98,20 @@ def speed_of_sound(temperature_c: float) -> float:
 class AcousticParams:
     """The acoustic cavity's parameters (module docstring: their physical meaning)."""
 
-    n_freqs: int = param(4, "tones per speaker")
-    n_mics: int | None = param(None, "microphones; if given, n_freqs = ceil(n_outputs / n_mics)")
+    n_freqs: int = param(4, "tones per speaker", low=1, high=1024)
+    n_mics: int | None = param(
+        None, "microphones; if given, n_freqs = ceil(n_outputs / n_mics)", low=1, high=2**22
+    )
     room_size_m: tuple[float, float, float] = param((4.0, 3.2, 2.6), "room dimensions", "m")
     t60_s: float = param(0.6, "reverberation time T60", "s")
     band_hz: tuple[float, float] = param((400.0, 2000.0), "lowest and highest tone", "Hz")
-    n_paths: int = param(48, "propagation paths per speaker–microphone pair")
+    n_paths: int = param(48, "propagation paths per speaker–microphone pair", low=1, high=4096)
     temperature_c: float = param(20.0, "air temperature (sets the speed of sound)", "°C")
     fabrication_std_m: float = param(0.005, "path-length error of the built room", "m")
     encoding: Literal["amplitude", "phase"] = param("amplitude", "the drive sets amplitude/phase")
     speaker_saturation: float | None = param(None, "loudspeaker excursion limit (None: linear)")
     noise_std: float = param(1e-3, "detector noise std", "fraction of full scale")
-    adc_bits: int | None = param(12, "converter resolution (None: ideal)", "bits")
+    adc_bits: int | None = param(12, "converter resolution (None: ideal)", "bits", low=1, high=32)
     channel_power_w: float = param(0.01, "electrical power of one speaker at full drive", "W")
     window_s: float = param(0.01, "measurement window per sample (the device time)", "s")
     out_of_range: OutOfRange = param("clip", "drive outside [0, 1]: clip or raise")
@@ -208,6 +210,24 @@ class AcousticCavity(PhysicalSystem):
         self.calibration_queries = 2048  # the gain-staging drives below
         self._full_scale = calibrate_full_scale(
             self._power, n_inputs, 2048, torch.Generator().manual_seed(seed + 2), self.device, 1e-12
+        )
+
+    @classmethod
+    def memory_need(
+        cls, n_inputs: int, n_outputs: int, params: AcousticParams | None = None
+    ) -> MemoryNeed:
+        """The room's paths (two float64 ``[mics, speakers, paths]`` arrays) and transfer
+        matrices kept; its construction holds a few path arrays at once, then the complex
+        ``[freqs, mics, speakers, paths]`` phases of the transfer (the largest temporary);
+        a call holds the drive, the interleaved pressures and their powers."""
+        p = params or AcousticParams()
+        n_freqs = p.n_freqs if p.n_mics is None else math.ceil(n_outputs / p.n_mics)
+        paths = math.ceil(n_outputs / n_freqs) * n_inputs * p.n_paths
+        per_sample = 4 * (n_inputs + 6 * n_outputs)
+        return MemoryNeed(
+            resident=16 * paths + 16 * n_outputs * n_inputs,
+            building=max(32 * n_freqs, 48) * paths + 2048 * per_sample,
+            per_sample=per_sample,
         )
 
     # ------------------------------------------------------------------ physics

@@ -20,6 +20,7 @@ import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -61,6 +62,30 @@ class SystemCodeError(PhysicalSystemError, UserCodeError):
 
 class DriveError(UserError, ValueError):
     """The drive signal has the wrong shape, is not finite, or is outside the declared range."""
+
+
+@dataclass(frozen=True)
+class MemoryNeed:
+    """A system's memory in bytes, estimated from its sizes and parameters before it is built.
+
+    Attributes:
+        resident: what it keeps once built (matrices, geometry, caches).
+        building: what its construction needs on top, for a moment (temporaries, the
+            calibration drives).
+        per_sample: the workspace of one call, per driven sample.
+        workspace_cap: the most one call's workspace takes (a system that simulates in
+            bounded chunks), None: unbounded.
+    """
+
+    resident: int
+    building: int
+    per_sample: int
+    workspace_cap: int | None = None
+
+    def call(self, rows: int) -> int:
+        """The workspace of one call driving ``rows`` samples."""
+        work = self.per_sample * rows
+        return work if self.workspace_cap is None else min(work, self.workspace_cap)
 
 
 class PhysicalSystem(ABC):
@@ -132,6 +157,17 @@ class PhysicalSystem(ABC):
         self.measurement_time_s = None if measurement_time_s is None else float(measurement_time_s)
         self.device = torch.device(device)
         self._queries = 0
+
+    @classmethod
+    def memory_need(cls, n_inputs: int, n_outputs: int, params: Any = None) -> MemoryNeed:
+        """This system's memory at these sizes (``params``: its resolved ``Params``, None for
+        the defaults), estimated before anything is allocated: what a run's memory estimate
+        (:mod:`phyll.experiments.memory_plan`) adds up. The default is a dense complex
+        matrix between drive and measurement (8 bytes per channel pair), made once more while
+        it is built, and 8 bytes per channel and sample per call; simulators override it with
+        their own model, and a real device's memory is its driver's."""
+        matrix = 8 * n_inputs * n_outputs
+        return MemoryNeed(matrix, matrix, 8 * (n_inputs + n_outputs))
 
     @classmethod
     def resolve_params(cls, params: Any, overrides: dict[str, Any]) -> Any:

@@ -190,7 +190,9 @@ class MeasurementNoise(FaultWrapper):
 
 @dataclass(frozen=True)
 class QuantizationParams:
-    bits: int = param(1, "driver resolution: the drive takes 2**bits levels", "bits")
+    bits: int = param(
+        1, "driver resolution: the drive takes 2**bits levels", "bits", low=1, high=32
+    )
 
     def __post_init__(self) -> None:
         check(self.bits >= 1, f"bits must be >= 1, got {self.bits}")

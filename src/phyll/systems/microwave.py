@@ -118,7 +118,7 @@ from torch import Tensor
 
 from phyll.errors import ConfigError
 from phyll.params import as_plain, check, param
-from phyll.systems.base import OutOfRange, PhysicalSystem
+from phyll.systems.base import MemoryNeed, OutOfRange, PhysicalSystem
 from phyll.systems.detection import calibrate_full_scale, detect, quantize_straight_through
 
 SPEED_OF_LIGHT = 299_792_458.0  # m/s
@@ -189,13 +189,13 @@ def pairs_needed(n_pairs: int) -> int:
 class MicrowaveParams:
     """The microwave cavity's parameters (module docstring: their physical meaning)."""
 
-    n_freqs: int = param(4, "frequencies of the sweep")
+    n_freqs: int = param(4, "frequencies of the sweep", low=1, high=1024)
     band_hz: tuple[float, float] = param((5.0e9, 5.4e9), "lowest and highest frequency", "Hz")
     cavity_m: tuple[float, float] = param((0.30, 0.24), "cavity width and depth", "m")
     wall_spacing: float = param(0.25, "wall dipole spacing", "centre wavelengths")
     wall_loss: float = param(0.05, "absorption of a wall dipole (sets the reverberation time)")
-    n_scatterers: int = param(10, "scatterers inside the cavity")
-    moving_scatterers: int = param(3, "scatterers moved by perturb()")
+    n_scatterers: int = param(10, "scatterers inside the cavity", low=0, high=4096)
+    moving_scatterers: int = param(3, "scatterers moved by perturb()", low=0, high=4096)
     element_f_on_off: tuple[float, float] = param(
         (1.0, 0.9), "element resonance in states 1 / 0", "fractions of the band centre"
     )
@@ -205,8 +205,10 @@ class MicrowaveParams:
     control: Control = param("continuous", "varactor (continuous) or PIN-diode (1-bit) elements")
     fabrication_std: float = param(0.005, "relative error of each element's resonances")
     noise_std: float = param(1e-3, "detector noise std", "fraction of full scale")
-    adc_bits: int | None = param(12, "converter resolution (None: ideal)", "bits")
-    max_chunk_elements: int = param(2**20, "largest batch × freqs × n² solved at once (cache)")
+    adc_bits: int | None = param(12, "converter resolution (None: ideal)", "bits", low=1, high=32)
+    max_chunk_elements: int = param(
+        2**20, "largest batch × freqs × n² solved at once (cache)", low=1, high=2**31
+    )
     transmit_power_w: float = param(0.01, "power fed to the transmitting antenna", "W")
     dwell_s: float = param(1e-4, "measurement time per frequency point", "s")
     out_of_range: OutOfRange = param("clip", "drive outside [0, 1]: clip or raise")
@@ -343,6 +345,31 @@ class MicrowaveCavity(PhysicalSystem):
             torch.Generator().manual_seed(seed + 2),
             self.device,
             1e-30,
+        )
+
+    @classmethod
+    def memory_need(
+        cls, n_inputs: int, n_outputs: int, params: MicrowaveParams | None = None
+    ) -> MemoryNeed:
+        """The ports' Schur complement ``[freqs, elements, elements]`` and the solve's reused
+        workspace kept; building inverts the complex128 coupling of every dipole (walls,
+        antennas, scatterers, elements) per frequency; a call solves ``[batch, freqs,
+        elements, elements]`` systems in chunks of ``max_chunk_elements``."""
+        p = params or MicrowaveParams()
+        k, n = p.n_freqs, n_inputs
+        antennas = pairs_needed(math.ceil(n_outputs / k))
+        wavelength = SPEED_OF_LIGHT / (0.5 * (p.band_hz[0] + p.band_hz[1]))
+        walls = max(round(2 * sum(p.cavity_m) / (p.wall_spacing * wavelength)), 4)
+        static = antennas + walls + p.n_scatterers
+        dipoles = static + n
+        per_sample = 16 * k * n * n
+        cap = 16 * p.max_chunk_elements + per_sample
+        build = 16 * k * (dipoles**2 + 2 * static**2 + 2 * static * n + 2 * n * n) + 9 * dipoles**2
+        return MemoryNeed(
+            resident=8 * k * (antennas**2 + antennas * n + n * n) + cap // 2,
+            building=build + min(calibration_drives(n) * per_sample, cap),
+            per_sample=per_sample,
+            workspace_cap=cap,
         )
 
     # ------------------------------------------------------------------ geometry

@@ -119,7 +119,7 @@ from torch import Tensor
 
 from phyll.errors import ConfigError
 from phyll.params import as_plain, check, param
-from phyll.systems.base import OutOfRange, PhysicalSystem
+from phyll.systems.base import MemoryNeed, OutOfRange, PhysicalSystem
 from phyll.systems.detection import quantize_straight_through
 
 Encoding = Literal["phase", "amplitude"]
@@ -237,7 +237,10 @@ class OpticalParams:
     """The optical system's parameters (module docstring: their physical meaning)."""
 
     grid: int | tuple[int, int] | None = param(
-        None, "output modes / camera pixels: None (auto), N (N × N) or (rows, cols)"
+        None,
+        "output modes / camera pixels: None (auto), N (N × N) or (rows, cols)",
+        low=1,
+        high=4096,
     )
     encoding: Encoding = param("phase", "SLM encoding: phase or amplitude")
     nonlinearity: Nonlinearity = param("saturable", "saturable, shg or none")
@@ -250,11 +253,13 @@ class OpticalParams:
     read_noise_e: float = param(2.0, "camera read noise", "electrons rms")
     shot_noise: bool = param(True, "photon shot noise on/off")
     shot_noise_model: ShotNoiseModel = param("gaussian", "gaussian (variance = mean) or poisson")
-    bit_depth: int | None = param(12, "camera ADC bits (None: ideal)", "bits")
+    bit_depth: int | None = param(12, "camera ADC bits (None: ideal)", "bits", low=1, high=32)
     fabrication_std: float = param(0.05, "static phase error of each SLM macro-pixel", "rad")
     laser_power_w: float = param(1e-3, "laser power on the SLM", "W")
     exposure_s: float = param(1e-3, "camera exposure per sample (the device time)", "s")
-    max_chunk_elements: int = param(2**22, "largest batch × modes simulated at once (memory)")
+    max_chunk_elements: int = param(
+        2**22, "largest batch × modes simulated at once (memory)", low=1, high=2**31
+    )
     out_of_range: OutOfRange = param("clip", "drive outside [0, 1]: clip or raise")
 
     def __post_init__(self) -> None:
@@ -342,6 +347,25 @@ class OpticalSystem(PhysicalSystem):
         self._build_medium()
         self.calibration_queries = 512  # the gain-staging drives below
         self._exposure = self._calibrate_exposure(torch.Generator().manual_seed(seed + 2))
+
+    @classmethod
+    def memory_need(
+        cls, n_inputs: int, n_outputs: int, params: OpticalParams | None = None
+    ) -> MemoryNeed:
+        """The Haar medium (complex128, cached) and its complex64 copies folded with the SLM
+        kept; its QR factorisation is the largest temporary; a call simulates the fields of
+        at most ``max_chunk_elements`` modes at once (complex, through FFTs)."""
+        p = params or OpticalParams()
+        rows, cols = resolve_grid(p.grid, n_inputs, n_outputs)
+        medium = rows * cols * n_inputs
+        per_sample = 48 * rows * cols
+        cap = 48 * p.max_chunk_elements
+        return MemoryNeed(
+            resident=40 * medium,
+            building=64 * medium + min(512 * per_sample, cap),  # the gain-staging drives
+            per_sample=per_sample,
+            workspace_cap=cap,
+        )
 
     @property
     def grid(self) -> tuple[int, int]:

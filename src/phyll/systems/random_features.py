@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from phyll.systems.base import PhysicalSystem
+from phyll.systems.base import MemoryNeed, PhysicalSystem
 from phyll.systems.optical import auto_grid
 
 
@@ -42,6 +42,12 @@ class RandomFeatures(PhysicalSystem):
         self._map = weights.reshape(n_inputs, 2 * n_outputs).to(self.device)
         rows, cols = auto_grid(n_outputs)
         self.output_grid = (rows, cols) if rows * cols == n_outputs else None
+
+    @classmethod
+    def memory_need(cls, n_inputs: int, n_outputs: int, params: Any = None) -> MemoryNeed:
+        """The float32 map ``[n_in, 2 n_out]`` kept (drawn in place); a call holds the field,
+        its square and the powers."""
+        return MemoryNeed(8 * n_inputs * n_outputs, 0, 4 * n_inputs + 20 * n_outputs)
 
     def _measure(self, drive: Tensor) -> Tensor:
         field = (drive @ self._map).view(drive.shape[0], self.n_outputs, 2)
