@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -186,3 +190,39 @@ def test_an_interrupted_comparison_keeps_its_finished_runs(tmp_path, capsys):
 def test_phyll_is_drawn_on_top_of_every_other_entry():
     others = [line_style(e) for e in ("pat", "random-features", "mlp-matched", "phyll-nophysics")]
     assert all(line_style("phyll")["zorder"] > o["zorder"] for o in others)
+
+
+def _rules_times_aside(out):
+    rules = json.loads((out / "summary.json").read_text())["rules"]
+    return {
+        entry: {k: v for k, v in row.items() if "time" not in k and not k.endswith("_s")}
+        for entry, row in rules.items()
+    }
+
+
+def test_an_interrupted_comparison_finishes_with_resume_as_if_never_stopped(tmp_path):
+    """SIGINT in the middle of `phyll compare`, then `phyll compare --resume DIR`: the same
+    rules in summary.json as an uninterrupted comparison, times aside."""
+    options = ["--dataset", "vowels", "--rules", "phyll,pat", "--seeds", "2", "--epochs", "4",
+               "--width", "16", "--measurements", "32", "--quiet"]  # fmt: skip
+    reference, stopped = tmp_path / "reference", tmp_path / "stopped"
+    assert main(["compare", *options, "--out", str(reference)]) == 0
+    process = subprocess.Popen(
+        [sys.executable, "-m", "phyll.cli", "compare", *options, "--out", str(stopped)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not (stopped / "runs" / "phyll-seed1" / "checkpoint.pt").exists():
+        assert process.poll() is None and time.monotonic() < deadline, "no second run started"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=300) == 130, process.stderr.read()
+    assert not (stopped / "summary.json").exists()
+    assert main(["compare", "--resume", str(stopped), "--quiet"]) == 0
+    assert _rules_times_aside(stopped) == _rules_times_aside(reference)
+    assert main(["compare", "--resume", str(stopped)]) == 0  # finished: nothing trained
+
+
+def test_resume_needs_a_comparison_folder(tmp_path, capsys):
+    assert main(["compare", "--resume", str(tmp_path)]) == 2
+    assert "holds no comparison" in capsys.readouterr().err

@@ -52,8 +52,10 @@ from phyll.experiments.arguments import (
     add_experiment_arguments,
     add_run_arguments,
     add_seeds_arguments,
+    add_trust_argument,
     config_from_args,
     seeds_of,
+    trust_of,
 )
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.matched import matched_mlp_width, mlp_config
@@ -62,7 +64,7 @@ from phyll.experiments.pipeline import sequential_if_needed
 from phyll.experiments.run_folder import RunFolder, RunFolderError, output_folder
 from phyll.experiments.train import check_configs, train, train_or_resume
 from phyll.plotting import Target, accuracy_axis, epoch_axis, mark_selected, pyplot, save
-from phyll.registry import RULES
+from phyll.registry import RULES, check_recorded_names
 
 #: the format marker of ``DIR/compare_config.json``, the comparison's marker file
 FORMAT = "phyll-compare/1"
@@ -456,16 +458,39 @@ def compare(
 
 
 # ---------------------------------------------------------------------- command line
+def recorded_comparison(args: argparse.Namespace) -> tuple[TrainConfig, list[str], list[int]]:
+    """The configuration, entries and seeds a comparison folder recorded (``--resume``), its
+    system and rule imported only when built in or trusted (``--trust-code``)."""
+    out = Path(args.resume)
+    marker = out / COMPARE.marker
+    if not marker.is_file():
+        raise RunFolderError(f"{out} holds no comparison ({COMPARE.marker} missing)")
+    recorded = RunFolder(out).read_json(marker)
+    if not isinstance(recorded, dict) or recorded.get("format") != FORMAT:
+        raise RunFolderError(f"{marker} is not a comparison record ({FORMAT})")
+    names = [recorded["config"].get(k) for k in ("system", "rule")]
+    check_recorded_names(*names, trust_of(args), str(marker))
+    return TrainConfig.from_dict(recorded["config"]), recorded["entries"], recorded["seeds"]
+
+
 def command_compare(args: argparse.Namespace) -> int:
-    base = config_from_args(args)
-    if args.target is not None and not 0.0 < args.target <= 1.0:
-        raise ConfigError(f"--target must be in (0, 1], got {args.target}")
-    out = Path(args.out) if args.out else Path("runs") / f"compare-{base.dataset}-{base.system}"
-    with output_folder(out.parent):  # missing parents made (and removed if it fails)
-        compare(
-            base, args.rules, seeds_of(args), out, target=args.target, overwrite=args.overwrite,
-            progress=not args.quiet,
-        )  # fmt: skip
+    if args.resume:
+        base, entries, seeds = recorded_comparison(args)
+        out, target = Path(args.resume), args.target
+    else:
+        base, entries, seeds = config_from_args(args), args.rules, seeds_of(args)
+        out = Path(args.out) if args.out else Path("runs") / f"compare-{base.dataset}-{base.system}"
+        target = args.target
+    if target is not None and not 0.0 < target <= 1.0:
+        raise ConfigError(f"--target must be in (0, 1], got {target}")
+    if args.resume and (out / "summary.json").exists():
+        print(f"the comparison in {out} is finished")
+    else:
+        with output_folder(out.parent):  # missing parents made (and removed if it fails)
+            compare(
+                base, entries, seeds, out, target=target, overwrite=args.overwrite,
+                progress=not args.quiet,
+            )  # fmt: skip
     print((out / "table.md").read_text(), end="")
     print(f"comparison folder: {out}")
     return 0
@@ -504,4 +529,12 @@ def register(sub: Any) -> None:
     )
     add_experiment_arguments(p, rule=False, seed=False)
     add_run_arguments(p, "comparison")
+    p.add_argument(
+        "--resume",
+        metavar="DIR",
+        default=None,
+        help="finish the comparison in DIR with its recorded rules, seeds and options: "
+        "finished runs are kept, interrupted ones resume from their checkpoints",
+    )
+    add_trust_argument(p, "comparison folder")
     p.set_defaults(func=command_compare)
