@@ -158,3 +158,22 @@ def test_experiment_folders_resume_only_trusted_code(command, record, name, tmp_
     assert main([command, "--resume", str(folder)]) == 2
     one_line_refusal(capsys, module)
     assert not marker.exists() and module not in sys.modules
+
+
+def test_a_system_edited_in_config_json_alone_is_refused_by_predict(
+    finished_run, tmp_path, evil, capsys
+):
+    """The done-when case: only config.json is edited to name the marker-writing module."""
+    module, marker = evil
+    copy = tmp_path / "edited"
+    shutil.copytree(finished_run, copy)
+    config = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**config, "system": f"{module}:Device"}))
+    rows = tmp_path / "rows.csv"
+    rows.write_text(",".join(f"f{i}" for i in range(2)) + "\n0,0\n")
+    assert main(["predict", str(copy), str(rows)]) == 2
+    one_line_refusal(capsys, module)
+    assert not marker.exists() and module not in sys.modules
+    (copy / "config.json").write_text(json.dumps({**config, "system": "microwave"}))
+    with pytest.raises(phyll.UserError, match="the run folder was edited"):
+        phyll.load_run(copy)

@@ -204,12 +204,21 @@ def load_run(
             f"{folder.path} holds no trained model (no model.pt): finish the run first "
             f"({resume_command(folder.path, *names)})"
         )
+    listed = folder.read_json(folder.config_file)  # what a reader of the folder sees
+    listed_names = [listed.get(k) if isinstance(listed, dict) else None for k in ("system", "rule")]
+    listed_system = PYTHON if system_factory is not None else listed_names[0]
+    check_recorded_names(listed_system, listed_names[1], trust_code, str(folder.config_file))
     state = folder.load(folder.model_file)
     if not isinstance(state.get("config"), dict):
         raise RunFolderError(f"{folder.model_file} is not a phyll model (no config)")
     recorded = state["config"]
     system = PYTHON if system_factory is not None else recorded.get("system")
     check_recorded_names(system, recorded.get("rule"), trust_code, str(folder.path))
+    if [recorded.get("system"), recorded.get("rule")] != listed_names:
+        raise RunFolderError(
+            f"{folder.config_file} and {folder.model_file.name} name different systems or "
+            "rules: the run folder was edited"
+        )
     config = TrainConfig.from_dict(recorded)
     if config.system.startswith(PYTHON) and system_factory is None:
         raise RunFolderError(
