@@ -48,42 +48,14 @@ from phyll.params import declared_range
 from phyll.systems.acoustic import AcousticParams
 from phyll.systems.microwave import MicrowaveParams
 from phyll.systems.optical import OpticalParams
+from tests.test_bad_inputs import TINY, Case, Setup, both, write
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ("--epochs", "1", "--measurements", "8", "--width", "4", "--quiet")
-Setup = Callable[[Path], None]
 #: the finished run every run-folder case copies (made once per module)
 RUN: dict[str, Path] = {}
 
 
-@dataclasses.dataclass(frozen=True)
-class Case:
-    """argv (``{tmp}``: the case's folder), text the one line must hold, a setup."""
-
-    id: str
-    argv: tuple[str, ...]
-    culprit: str
-    setup: Setup | None = None
-
-
 # ------------------------------------------------------------------ file builders
-def write(name: str, data: bytes | str) -> Setup:
-    def setup(tmp: Path) -> None:
-        path = tmp / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data.encode() if isinstance(data, str) else data)
-
-    return setup
-
-
-def both(*setups: Setup) -> Setup:
-    def setup(tmp: Path) -> None:
-        for s in setups:
-            s(tmp)
-
-    return setup
-
-
 def fifo(name: str) -> Setup:
     def setup(tmp: Path) -> None:
         path = tmp / name
