@@ -197,15 +197,16 @@ def load_run(
     folder = RunFolder(path)
     if not folder.config_file.is_file():
         raise RunFolderError(f"{folder.path} is not a phyll run folder (no config.json)")
+    listed = folder.read_json(folder.config_file)  # what a reader of the folder sees
+    if not isinstance(listed, dict):
+        raise RunFolderError(f"{folder.config_file} is not a phyll run record")
     if not folder.model_file.is_file():
-        recorded = folder.read_json(folder.config_file)
-        names = [str(recorded.get(k, "")) for k in ("system", "rule", "dataset")]
+        names = [str(listed.get(k, "")) for k in ("system", "rule", "dataset")]
         raise RunFolderError(
             f"{folder.path} holds no trained model (no model.pt): finish the run first "
             f"({resume_command(folder.path, *names)})"
         )
-    listed = folder.read_json(folder.config_file)  # what a reader of the folder sees
-    listed_names = [listed.get(k) if isinstance(listed, dict) else None for k in ("system", "rule")]
+    listed_names = [listed.get(k) for k in ("system", "rule")]
     listed_system = PYTHON if system_factory is not None else listed_names[0]
     check_recorded_names(listed_system, listed_names[1], trust_code, str(folder.config_file))
     state = folder.load(folder.model_file)
@@ -227,7 +228,7 @@ def load_run(
         )
     if device is not None:
         config = dataclasses.replace(config, device=device)
-    description = folder.read_json(folder.config_file).get("resolved", {}).get("dataset", {})
+    description = listed.get("resolved", {}).get("dataset", {})
     layout = layout_of(description)
     exp = build_experiment(config, dataset=layout, system_factory=system_factory)
     exp.model.load_state_dict(state["model"])
