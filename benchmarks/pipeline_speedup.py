@@ -23,16 +23,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 import math
 import os
 import time
 from typing import Any
 
-import ray
 import torch
 
 from phyll.experiments.config import TrainConfig
+from phyll.experiments.pipeline.actors import connect
 from phyll.experiments.train import train
 
 
@@ -122,7 +121,7 @@ def main() -> None:
     parser.add_argument("--throughput-epochs", type=int, default=10)
     args = parser.parse_args()
 
-    ray.init(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    connect(None)  # the local Ray instance as `phyll train --pipeline ray` starts it
     print(
         f"# {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}, torch threads "
         f"{torch.get_num_threads()}; PhyLL, vowels, {args.blocks} blocks, "

@@ -252,6 +252,37 @@ def test_readout_and_unsupervised_rules_pipeline_exactly(sequential, rule):
     assert_same_run(pipelined, reference)
 
 
+def test_a_schedule_and_epochs_without_evaluation_pipeline_exactly(sequential):
+    """A cosine rate changes every epoch (sent to the actors again), and an epoch without an
+    evaluation takes its snapshot from a state request instead of the last pass."""
+    config, folder, _ = sequential
+    config = dataclasses.replace(config, lr_schedule="cosine", eval_every=2, epochs=3)
+    reference = run(config, folder / "cosine-sequential")
+    pipelined = run(dataclasses.replace(config, pipeline="ray"), folder / "cosine")
+    assert_same_run(pipelined, reference)
+
+
+def test_a_worker_state_travels_as_arrays_and_comes_back_the_same():
+    import pickle
+
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.Adam(model.parameters())
+    model(torch.randn(4, 3)).sum().backward()
+    optimizer.step()
+    kept = torch.ones(2, dtype=torch.bfloat16)  # NumPy has no bfloat16: pickled by torch
+    state = WorkerState(
+        model.state_dict(), optimizer.state_dict(), {"rng": torch.get_rng_state(), "t": [kept]}
+    )
+    back = pickle.loads(pickle.dumps(state, protocol=5))
+    assert all(torch.equal(back.block[k], v) for k, v in state.block.items())
+    step = back.optimizer["state"][0]["step"]
+    assert isinstance(step, torch.Tensor) and step.dtype == torch.float32 and float(step) == 1
+    assert torch.equal(back.system["rng"], state.system["rng"])
+    assert back.system["t"][0].dtype == torch.bfloat16
+    back.block["weight"].add_(1)  # writable, and not the sender's
+    assert not torch.equal(back.block["weight"], state.block["weight"])
+
+
 class At(Callback):
     """At the end of training step ``step``: request a stop; or kill block ``kill``'s actor
     (once) with ``ray``; or, without ``ray``, report that actor dead (as the pipeline does

@@ -298,7 +298,8 @@ class AcousticCavity(PhysicalSystem):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self.set_temperature(state["temperature_c"])
+        if float(state["temperature_c"]) != self.temperature_c:  # rebuilding costs a solve
+            self.set_temperature(state["temperature_c"])
         self._noise.set_state(state["noise_rng"])
 
     def describe(self) -> dict[str, Any]:

@@ -548,7 +548,8 @@ class OpticalSystem(PhysicalSystem):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self.set_medium_change(state["theta"])
+        if float(state["theta"]) != self.theta:  # rebuilding costs a solve
+            self.set_medium_change(state["theta"])
         self._noise.set_state(state["noise_rng"])
 
     def describe(self) -> dict[str, Any]:

@@ -44,9 +44,16 @@ from phyll.systems.base import PhysicalSystemError
 
 #: the object store of a local Ray instance started here: batches and small states pass
 OBJECT_STORE_BYTES = 200 * 2**20
+#: objects up to this size travel inside task messages instead of through the object store
+#: (Ray's default is 100 KiB): a chunk's outputs and an epoch-end snapshot are a few hundred
+#: KiB, and a store round trip costs each task milliseconds of CPU on a busy machine
+#: (``benchmarks/pipeline_speedup.py``: 10 % faster). Set when phyll starts the local instance.
+INLINE_OBJECT_BYTES = 2 * 2**20
 #: every block worker's actor options: no CPU reserved, never restarted by Ray (the pipeline
 #: restarts a run from its last checkpoint itself)
 ACTOR_OPTIONS: dict[str, Any] = {"num_cpus": 0, "max_restarts": 0}
+#: step contexts up to this size are sent with each task, larger ones stored once for all
+INLINE_BYTES = 100 * 1024
 
 
 class PipelineError(UserError):
@@ -77,7 +84,12 @@ def connect(address: str | None) -> ModuleType:
         return ray
     quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
     if address is None:
-        ray.init(object_store_memory=OBJECT_STORE_BYTES, include_dashboard=False, **quiet)
+        ray.init(
+            object_store_memory=OBJECT_STORE_BYTES,
+            include_dashboard=False,
+            _system_config={"max_direct_call_object_size": INLINE_OBJECT_BYTES},
+            **quiet,
+        )
         return ray
     try:
         ray.init(address=address, **quiet)
@@ -150,6 +162,8 @@ class Pipeline:
     _seq: list[int] = field(default_factory=list)
     _methods: list[dict[str, Any]] = field(default_factory=list)
     _ray: Any = None
+    #: the optimizer hyperparameters last sent to every actor (None: unknown to the driver)
+    _sent: list[Any] | None = None
 
     # ------------------------------------------------------------------ life cycle
     def start(self) -> None:
@@ -189,6 +203,7 @@ class Pipeline:
         for i, ref in enumerate(refs):
             self.get(i, ref)
         self._seq = [0] * len(self.actors)
+        self._sent = None  # the states carry their own
 
     def states(self) -> list[WorkerState]:
         """Every block's live state (call when nothing is in flight)."""
@@ -200,9 +215,13 @@ class Pipeline:
         return [a.report_state.remote() for a in self.actors]
 
     def set_hyperparameters(self, groups: Sequence[list[dict[str, Any]]]) -> None:
-        """Every block optimizer's hyperparameters, before the tasks submitted next."""
+        """Every block optimizer's hyperparameters, before the tasks submitted next (not sent
+        again while unchanged: each task costs every actor Ray's overhead)."""
+        if self._sent == list(groups):
+            return
         for actor, g in zip(self.actors, groups, strict=True):
             actor.set_hyperparameters.remote(g)
+        self._sent = list(groups)
 
     # ------------------------------------------------------------------ tasks
     def train(
@@ -217,7 +236,10 @@ class Pipeline:
         list over the steps)."""
         ray, refs = self._ray, []
         contexts = [context_to_wire(step.context) for step in steps]
-        shared = ray.put(contexts) if any(contexts) else contexts
+        size = sum(a.nbytes for c in contexts for a in c.values())
+        # stored once for every actor when large; small ones travel with each task (a stored
+        # object costs each actor a fetch through the object store)
+        shared = ray.put(contexts) if size > INLINE_BYTES else contexts
         neutral = steps[0].neutral is not None
         after = self.serial and neutral  # sequential order: the neutral passes after
         h: Any = [to_wire(step.inputs) for step in steps]
@@ -239,11 +261,12 @@ class Pipeline:
                 self.get(i, h)
         return refs
 
-    def forward(self, inputs: Tensor) -> list[BlockRefs]:
-        """Submit one eval-mode pass of ``inputs`` through every block."""
+    def forward(self, inputs: Tensor, snapshot: bool = False) -> list[BlockRefs]:
+        """Submit one eval-mode pass of ``inputs`` through every block (with ``snapshot``,
+        each report carries the block's state after the pass)."""
         refs, h = [], to_wire(inputs)
         for i, methods in enumerate(self._methods):
-            h, report = methods["forward"].remote(self._next(i), h)
+            h, report = methods["forward"].remote(self._next(i), h, snapshot)
             refs.append(BlockRefs(h, [report]))
             if self.serial:
                 self.get(i, h)
@@ -303,6 +326,7 @@ class Pipeline:
                     f"cannot start the actor of block {i}: {_reason(exc)}"
                 ) from None
         self._seq = [0] * len(self.actors)
+        self._sent = None
         self._methods = [  # bound once: options per submission cost Python time per task
             {
                 "train": a.train.options(num_returns=3),

@@ -247,7 +247,7 @@ class PipelineEngine(Engine):
         self._pipeline_started = time.perf_counter()
         self.pipeline.load(self._worker_states())
         self._cut_streams = None
-        self._restart_point = copy.deepcopy(self.state_dict())
+        self._restart_point = self._restart_state()
         progress = self.progress
         cursor = Cursor(
             self.epoch,
@@ -305,10 +305,13 @@ class PipelineEngine(Engine):
 
     def _submit_chunk(self, cursor: Cursor) -> ChunkItem:
         """The next steps of the epoch, prepared and submitted: 1, 2, 4, ... up to ``chunk``
-        steps (small chunks first, so that the pipeline fills fast)."""
+        steps, and halving again over the run's last steps (small chunks first and last, so
+        that the pipeline fills and drains fast)."""
         assert cursor.order is not None
         order = cursor.order.to(self.splits.y_train.device)
-        size = min(self.chunk, 2**cursor.chunks, self.steps_per_epoch - cursor.step)
+        in_epoch = self.steps_per_epoch - cursor.step
+        in_run = (self.epochs - 1 - cursor.epoch) * self.steps_per_epoch + in_epoch
+        size = min(self.chunk, 2**cursor.chunks, in_epoch, max(in_run // 2, 1))
         cursor.chunks += 1
         steps = []
         for _ in range(size):
@@ -339,14 +342,22 @@ class PipelineEngine(Engine):
 
     def _submit_epoch_end(self, epoch: int) -> EpochEndItem:
         """The epoch's evaluations (if due), each block's snapshot after them."""
+        due = self._due_evaluations(epoch)
         evaluations = [
-            self._submit_evaluation(key, split, subset)
-            for key, split, subset in self._due_evaluations(epoch)
+            self._submit_evaluation(key, split, subset, snapshot=i == len(due) - 1)
+            for i, (key, split, subset) in enumerate(due)
         ]
-        snapshots = self.pipeline.state_refs()  # queued behind the evaluations in each actor
+        last = evaluations[-1].batches[-1][2] if evaluations and evaluations[-1].batches else None
+        # each block's state after the evaluations: carried by the last pass's reports, or
+        # asked for (queued behind the evaluations in each actor)
+        snapshots = [r.reports[0] for r in last] if last else self.pipeline.state_refs()
         return EpochEndItem(epoch, evaluations, Cut(snapshots, self._streams()))
 
-    def _submit_evaluation(self, key: str, split: str, subset: Tensor | None) -> Evaluation:
+    def _submit_evaluation(
+        self, key: str, split: str, subset: Tensor | None, snapshot: bool = False
+    ) -> Evaluation:
+        """One split's prediction passes, submitted (with ``snapshot``, the last pass's reports
+        carry each block's state after it)."""
         x, y = self.splits.get(split)
         if subset is not None:
             x, y = x[subset.to(x.device)], y[subset.to(y.device)]
@@ -357,7 +368,8 @@ class PipelineEngine(Engine):
             signature = shape_signature("input", xb)
             with meter.measure(signature), evaluating(self.model), torch.no_grad():
                 inputs = self.blockwise.prediction_input(xb)
-            evaluation.batches.append((xb, yb, self.pipeline.forward(inputs)))
+            last = snapshot and i + EVAL_BATCH >= len(y)
+            evaluation.batches.append((xb, yb, self.pipeline.forward(inputs, snapshot=last)))
         evaluation.driver = meter.costs
         return evaluation
 
@@ -415,7 +427,7 @@ class PipelineEngine(Engine):
             self.global_step += 1
             if step.cut is not None:
                 self._reach([r[-1].snapshot for r in step_reports], step.cut.streams)
-                self._restart_point = copy.deepcopy(self.state_dict())
+                self._restart_point = self._restart_state()
             for cb in self.callbacks:
                 cb.on_step_end(self)
 
@@ -434,7 +446,7 @@ class PipelineEngine(Engine):
         record.update(pipeline_busy_s=list(self.timeline.busy_s), pipeline_elapsed_s=elapsed)
         self.history.append(record)
         self._select(record)
-        self._restart_point = copy.deepcopy(self.state_dict())
+        self._restart_point = self._restart_state()
         for cb in self.callbacks:
             cb.on_epoch_end(self, record)
 
@@ -525,6 +537,16 @@ class PipelineEngine(Engine):
         super().load_state_dict(state)
         if "pipeline" in state:
             self.timeline.load_state_dict(state["pipeline"])
+
+    def _restart_state(self) -> dict[str, Any]:
+        """A copy of :meth:`state_dict` to restart from if an actor dies. The history's
+        records are only appended to, so they are copied one level deep: a deep copy of the
+        whole history at every epoch would cost time quadratic in the epochs."""
+        state = self.state_dict()
+        history = state.pop("history")
+        point = copy.deepcopy(state)
+        point["history"] = [dict(record) for record in history]
+        return point
 
     def _worker_states(self) -> list[WorkerState]:
         """The driver's copy of every block's state, to give the workers."""

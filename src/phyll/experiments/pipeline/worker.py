@@ -97,11 +97,51 @@ class WorkerSpec:
 
 @dataclass
 class WorkerState:
-    """A worker's state (any part None: left as it is when loaded)."""
+    """A worker's state (any part None: left as it is when loaded).
+
+    Pickled with its CPU tensors as NumPy arrays (:class:`_WireArray`): a snapshot travels at
+    every epoch end, and torch's own pickling costs ~0.1 ms of CPU per tensor on each side.
+    """
 
     block: dict[str, Tensor] | None = None
     optimizer: dict[str, Any] | None = None
     system: dict[str, Any] | None = None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        parts = (self.block, self.optimizer, self.system)
+        return (_rebuilt_state, tuple(_map_leaves(p, Tensor, _WireArray.of) for p in parts))
+
+
+@dataclass(frozen=True)
+class _WireArray:
+    """A CPU tensor on the wire: its values as a NumPy array (pickled out of band)."""
+
+    array: np.ndarray
+
+    @staticmethod
+    def of(t: Tensor) -> Any:
+        """``t`` as a wire array, or ``t`` itself where NumPy cannot hold it exactly."""
+        if t.device.type != "cpu" or t.dtype in (torch.bfloat16, torch.complex32):
+            return t
+        return _WireArray(t.detach().numpy())
+
+    def tensor(self) -> Tensor:
+        return torch.from_numpy(np.array(self.array))  # writable, as the worker had it
+
+
+def _map_leaves(tree: Any, kind: type, f: Callable[[Any], Any]) -> Any:
+    """``tree`` (dicts, lists, tuples) with ``f`` applied to every leaf of type ``kind``."""
+    if isinstance(tree, kind):
+        return f(tree)
+    if isinstance(tree, dict):
+        return {k: _map_leaves(v, kind, f) for k, v in tree.items()}
+    if isinstance(tree, list | tuple):
+        return type(tree)(_map_leaves(v, kind, f) for v in tree)
+    return tree
+
+
+def _rebuilt_state(*parts: Any) -> WorkerState:
+    return WorkerState(*(_map_leaves(p, _WireArray, _WireArray.tensor) for p in parts))
 
 
 class WorkerError(UserError):
@@ -280,10 +320,14 @@ class BlockWorker:
             reports.append(report)
         return outputs, reports
 
-    def forward(self, seq: int, h: np.ndarray) -> tuple[np.ndarray, Report]:
-        """The block's output for ``h`` in eval mode (a prediction's pass) and the report."""
+    def forward(self, seq: int, h: np.ndarray, snapshot: bool = False) -> tuple[np.ndarray, Report]:
+        """The block's output for ``h`` in eval mode (a prediction's pass) and the report, with
+        the state after the pass if ``snapshot`` (an epoch's end: no task of its own)."""
         self._follow(seq)
-        return self._pass(h)
+        out, report = self._pass(h)
+        if snapshot:
+            report.snapshot = self.state()
+        return out, report
 
     def report_state(self) -> Report:
         """The state now, as a report of no work (after the tasks queued before this one)."""
