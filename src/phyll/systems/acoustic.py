@@ -217,16 +217,16 @@ class AcousticCavity(PhysicalSystem):
         cls, n_inputs: int, n_outputs: int, params: AcousticParams | None = None
     ) -> MemoryNeed:
         """The room's paths (two float64 ``[mics, speakers, paths]`` arrays) and transfer
-        matrices kept; its construction holds a few path arrays at once, then the complex
-        ``[freqs, mics, speakers, paths]`` phases of the transfer (the largest temporary);
-        a call holds the drive, the interleaved pressures and their powers."""
+        matrices kept; its construction holds a few path arrays at once (the largest
+        temporaries: the transfer is built one frequency at a time); a call holds the drive,
+        the interleaved pressures and their powers."""
         p = params or AcousticParams()
         n_freqs = p.n_freqs if p.n_mics is None else math.ceil(n_outputs / p.n_mics)
         paths = math.ceil(n_outputs / n_freqs) * n_inputs * p.n_paths
         per_sample = 4 * (n_inputs + 6 * n_outputs)
         return MemoryNeed(
             resident=16 * paths + 16 * n_outputs * n_inputs,
-            building=max(32 * n_freqs, 48) * paths + 2048 * per_sample,
+            building=48 * paths + 2048 * per_sample,
             per_sample=per_sample,
         )
 
@@ -234,8 +234,16 @@ class AcousticCavity(PhysicalSystem):
     def _build_transfer(self) -> Tensor:
         """Complex transfer ``[n_outputs, n_inputs]`` from speaker drive to each bin's pressure."""
         c = speed_of_sound(self.temperature_c)
-        k = 2 * math.pi * self._freqs[:, None, None, None] / c  # [K,1,1,1] rad/m
-        h = (self._path_amplitudes * torch.exp(-1j * k * self._path_lengths)).sum(-1)  # [K,M,N]
+        lengths, amplitudes = self._path_lengths, self._path_amplitudes  # [M, N, P]
+        h = torch.empty(
+            len(self._freqs), *lengths.shape[:2], dtype=torch.complex128, device=lengths.device
+        )
+        for j, f in enumerate(self._freqs.tolist()):  # one frequency at a time: [M, N, P]
+            phase = lengths * (-2 * math.pi * f / c)  # temporaries, not [K, M, N, P] complex;
+            # real cos/sin: a third of the time of a complex exp of an imaginary argument
+            h[j] = torch.complex(
+                (amplitudes * phase.cos()).sum(-1), (amplitudes * phase.sin()).sum(-1)
+            )
         h = h * torch.exp(1j * self._tone_phases.T)[:, None, :]  # multitone starting phases
         transfer = h[self._bin_freq, self._bin_mic, :]  # [n_outputs, N]
         transfer = transfer.to(torch.complex64)
