@@ -47,8 +47,9 @@ FLOAT = 4
 FIGURES = 48 * 2**20
 #: what an autograd pass keeps per activation value, in copies (input, output, gradient)
 TRAIN_COPIES = 3
-#: what a pass without gradients holds per activation value at once (input and output)
-EVAL_COPIES = 2
+#: what a pass without gradients holds per activation value at once: each of a block's arrays
+#: once (the row already counts its input, measurement, digital input and output)
+EVAL_COPIES = 1
 
 
 @dataclass(frozen=True)
