@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import functools
 import os
 import sys
 import time
@@ -25,7 +26,7 @@ from typing import Any, NoReturn
 
 from phyll.data import dataset_catalogue
 from phyll.errors import ConfigError, UserError, printable
-from phyll.experiments import compare, depth, frontier, predict, robustness, sweep
+from phyll.experiments import predict, runner, sweep
 from phyll.experiments.arguments import (
     add_experiment_arguments,
     add_run_arguments,
@@ -36,6 +37,7 @@ from phyll.experiments.arguments import (
     trust_of,
 )
 from phyll.experiments.config import TrainConfig
+from phyll.experiments.kinds import EXPERIMENT_KINDS
 from phyll.experiments.run_folder import RunFolder, output_folder
 from phyll.experiments.train import resume, train
 from phyll.files import USER_ERRNOS, os_reason
@@ -194,10 +196,7 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     register_train,
     register_list,
     predict.register,
-    compare.register,
-    frontier.register,
-    robustness.register,
-    depth.register,
+    *(functools.partial(runner.register, kind) for kind in EXPERIMENT_KINDS.values()),
     sweep.register,
     report_command.register,
     remote_command.register,
