@@ -13,13 +13,8 @@ import pytest
 
 from phyll.cli import build_parser, main
 from phyll.experiments.config import TrainConfig
-from phyll.experiments.sweep import (
-    Resources,
-    SweepError,
-    _check_resources,
-    _start_ray,
-    sweep_of,
-)
+from phyll.experiments.ray_executor import RayError, Resources, check_resources, start_ray
+from phyll.experiments.sweep import sweep_of
 from phyll.experiments.sweep_space import (
     SpaceError,
     apply,
@@ -184,16 +179,16 @@ def test_an_unreachable_cluster_is_one_line():
         def init(self, **kwargs):
             raise ConnectionError("Could not find any running Ray instance.\nStart one first.")
 
-    with pytest.raises(SweepError, match="cannot connect to the Ray cluster at auto: Could not"):
-        _start_ray(NoCluster(), "auto")
+    with pytest.raises(RayError, match="cannot connect to the Ray cluster at auto: Could not"):
+        start_ray(NoCluster(), "auto")
 
 
 def test_a_trial_larger_than_the_cluster_is_refused():
-    with pytest.raises(SweepError, match="asks for 1 GPUs but the Ray cluster has 0"):
-        _check_resources({"CPU": 2.0}, Resources(gpus_per_trial=1))
-    with pytest.raises(SweepError, match="--cpus-per-trial"):
-        _check_resources({"CPU": 2.0}, Resources(cpus_per_trial=4))
-    _check_resources({"CPU": 2.0, "GPU": 1.0}, Resources(cpus_per_trial=2, gpus_per_trial=0.5))
+    with pytest.raises(RayError, match="asks for 1 GPUs but the Ray cluster has 0"):
+        check_resources({"CPU": 2.0}, Resources(gpus_per_trial=1))
+    with pytest.raises(RayError, match="--cpus-per-trial"):
+        check_resources({"CPU": 2.0}, Resources(cpus_per_trial=4))
+    check_resources({"CPU": 2.0, "GPU": 1.0}, Resources(cpus_per_trial=2, gpus_per_trial=0.5))
 
 
 # ---------------------------------------------------------------------- sweeps on Ray

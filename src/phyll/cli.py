@@ -26,7 +26,7 @@ from typing import Any, NoReturn
 
 from phyll.data import dataset_catalogue
 from phyll.errors import ConfigError, UserError, printable
-from phyll.experiments import predict, runner, sweep
+from phyll.experiments import predict, runner
 from phyll.experiments.arguments import (
     add_experiment_arguments,
     add_run_arguments,
@@ -197,7 +197,6 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     register_list,
     predict.register,
     *(functools.partial(runner.register, kind) for kind in EXPERIMENT_KINDS.values()),
-    sweep.register,
     report_command.register,
     remote_command.register,
 ]

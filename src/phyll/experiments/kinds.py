@@ -8,10 +8,11 @@ Ctrl-C, executors and ``OUT/NAME.json``, and ``phyll report`` finds it by its fo
 
 from __future__ import annotations
 
-from phyll.experiments import compare, depth, frontier, robustness
+from phyll.experiments import compare, depth, frontier, robustness, sweep
 from phyll.experiments.protocol import ExperimentKind
 
 #: every experiment kind by name, in the order ``phyll --help`` lists them
 EXPERIMENT_KINDS: dict[str, ExperimentKind] = {
-    kind.name: kind for kind in (compare.KIND, frontier.KIND, robustness.KIND, depth.KIND)
+    kind.name: kind
+    for kind in (compare.KIND, frontier.KIND, robustness.KIND, depth.KIND, sweep.KIND)
 }

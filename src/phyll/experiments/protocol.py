@@ -63,7 +63,9 @@ class ExperimentKind:
     else) and every name the kind writes (:mod:`phyll.experiments.ownership`); the runner
     writes ``result_file`` (default ``NAME.json``) with the format marker ``phyll-NAME/1``.
     ``recorded_errors``: exceptions of one run that are recorded in its :class:`RunResult`
-    instead of stopping the experiment (depth: a diverging network). ``finished_reruns``: the
+    instead of stopping the experiment (depth: a diverging network). ``explores``: the kind
+    searches a space where some points may fail (sweep): only its first configuration is
+    checked up front, a failing point is that run's error. ``finished_reruns``: the
     same command run again on a finished experiment rebuilds its outputs from the kept runs
     (else it is refused without ``--overwrite``). ``replaced_on_overwrite``: folders removed
     before an ``--overwrite`` (runs the new plan may not name), the rest being retrained.
@@ -88,6 +90,7 @@ class ExperimentKind:
     page: Callable[[dict[str, Any]], str]
     result_file: str = ""
     recorded_errors: tuple[type[Exception], ...] = ()
+    explores: bool = False
     finished_reruns: bool = False
     replaced_on_overwrite: tuple[str, ...] = ()
     recorded_progress: tuple[str, ...] = ()

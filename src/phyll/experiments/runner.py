@@ -2,9 +2,10 @@
 
 For every kind, in this order:
 
-1. **plan and check**: the kind plans its runs; every distinct configuration is built and
-   dropped (:func:`~phyll.experiments.train.check_configs`), and the output folder is claimed
-   (:func:`~phyll.experiments.ownership.claim`), before anything is written;
+1. **plan and check**: the kind plans its runs; every distinct configuration (a sweep: its
+   first) is built and dropped (:func:`~phyll.experiments.train.check_configs`), and the
+   output folder is claimed (:func:`~phyll.experiments.ownership.claim`), before anything is
+   written;
 2. **the marker first**: ``OUT/MARKER`` records the kind's configuration with the format
    marker ``phyll-KIND/1`` (so ``--resume OUT`` needs nothing else);
 3. **the runs**: an executor trains each planned run folder, or keeps it when finished, or
@@ -164,7 +165,7 @@ def run_experiment(
     existing = marker.exists()
     if existing and not (overwrite or resume):
         _check_existing(kind, out, record)
-    check_configs(_distinct(specs))
+    check_configs(_distinct(specs[:1] if kind.explores else specs))
     with output_folder(out):  # removed again if it was made here and nothing could start
         if overwrite and existing:
             for name in kind.replaced_on_overwrite:
