@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
-import functools
 import os
 import sys
 import time
@@ -191,12 +190,19 @@ def register_list(sub: Subparsers) -> None:
     p.set_defaults(func=command_list)
 
 
+def register_experiments(sub: Subparsers) -> None:
+    """Every experiment kind of :data:`~phyll.experiments.kinds.EXPERIMENT_KINDS`, each with
+    the options it declares and the runner's ``--resume`` and ``--trust-code``."""
+    for kind in EXPERIMENT_KINDS.values():
+        runner.register(kind, sub)
+
+
 #: every subcommand's register function, in ``--help`` order
 COMMANDS: list[Callable[[Subparsers], None]] = [
     register_train,
     register_list,
     predict.register,
-    *(functools.partial(runner.register, kind) for kind in EXPERIMENT_KINDS.values()),
+    register_experiments,
     report_command.register,
     remote_command.register,
 ]
