@@ -97,6 +97,7 @@ def test_sigint_mid_run_then_resume_writes_the_same_curves(tmp_path):
         proc.kill()
     assert proc.returncode == 130, err
     assert "SIGINT" in err and "Traceback" not in err
+    assert f"continue with `phyll robustness --resume {out}`" in err  # the experiment's command
     assert not (out / "robustness.json").exists()
     assert main(["robustness", "--resume", str(out), "--quiet"]) == 0
     assert curves(out) == curves(reference)

@@ -12,8 +12,17 @@ from dataclasses import dataclass
 import pytest
 
 from phyll.cli import build_parser, main
+from phyll.experiments import depth
 from phyll.experiments.config import TrainConfig
-from phyll.experiments.ray_executor import RayError, Resources, check_resources, start_ray
+from phyll.experiments.depth import DepthConfig
+from phyll.experiments.ray_executor import (
+    RayError,
+    RayExecutor,
+    Resources,
+    check_resources,
+    start_ray,
+)
+from phyll.experiments.runner import run_experiment
 from phyll.experiments.sweep import sweep_of
 from phyll.experiments.sweep_space import (
     SpaceError,
@@ -307,3 +316,15 @@ def test_optuna_proposes_the_trials(ray_session, tmp_path):
     for t in record["trials"]:
         assert t["status"] == "done" and 1e-3 <= t["params"]["lr"] <= 1e-1
         assert read(out / t["run_dir"] / "config.json")["rule_params"]["lr"] == t["params"]["lr"]
+
+
+def test_ray_and_local_processes_are_interchangeable_executors(ray_session, tmp_path):
+    """Any kind runs on Ray: the same depth experiment, trained by Ray Tune trials, gives the
+    same results as one run after the other in this process."""
+    config = DepthConfig(TrainConfig(epochs=2, width=8, measurements=16), [1, 2], [0])
+    local = run_experiment(depth.KIND, config, tmp_path / "local", progress=False)
+    on_ray = run_experiment(depth.KIND, config, tmp_path / "ray", executor=RayExecutor())
+    assert [r["test_accuracy"] for r in on_ray["runs"]] == [
+        r["test_accuracy"] for r in local["runs"]
+    ]
+    assert (tmp_path / "ray" / "blocks-02-seed0" / "summary.json").is_file()
