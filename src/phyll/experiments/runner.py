@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from phyll.engine import Callback, TrainingInterrupted
+from phyll.engine import Callback
 from phyll.experiments.arguments import add_trust_argument, trust_of
 from phyll.experiments.ownership import claim
 from phyll.experiments.protocol import ExperimentKind, KindConfig, RunResult, RunSpec
@@ -178,9 +178,9 @@ def run_experiment(
             results = (executor or LocalExecutor()).run(
                 kind, config, specs, out, progress=progress, overwrite=overwrite
             )
-        except TrainingInterrupted as exc:
-            stopped = str(exc).split("; checkpoint kept")[0]
-            raise TrainingInterrupted(f"{stopped}; {continue_hint(kind, out, config)}") from None
+        except KeyboardInterrupt as exc:  # a run's checkpoint kept (TrainingInterrupted), or
+            stopped = str(exc).split("; checkpoint kept")[0] or "interrupted"  # between runs
+            raise type(exc)(f"{stopped}; {continue_hint(kind, out, config)}") from None
         finally:
             RunFolder(out).write_json(marker, marker_record(kind, config))  # progress recorded
         summary = {"format": kind.format, **kind.summarize(config, results)}
