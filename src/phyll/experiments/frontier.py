@@ -14,16 +14,16 @@ more digital work?". The frontier trains, on one task and split, each family at 
 * ``linear``: logistic regression on the inputs (its own epoch budget, as in ``compare``).
 
 Every point is one or more ordinary run folders (``DIR/runs/POINT-seedS``), trained, kept when
-finished or resumed when interrupted (:func:`~phyll.experiments.train.train_or_resume`), so
-running the same command again completes an interrupted frontier. ``DIR/frontier.json``
-(marker ``phyll-frontier/1``) holds, per point, the test accuracy (mean over seeds) and what it
-cost from each run's instrumentation: digital FLOPs per inference (one test sample, prediction
-included), digital training FLOPs (setup and training), physical queries and digital
-parameters. A point is **Pareto-optimal** when no other point is at least as accurate for no
-more digital FLOPs per inference (one of the two strictly). A PNN point's **physics
-advantage** is its accuracy minus the best digital accuracy (random features, MLPs, linear) at
-no more digital FLOPs per inference; None when no digital point is that cheap. Figures:
-``frontier_inference.png``, ``frontier_training.png`` and ``frontier_queries.png``.
+finished or resumed when interrupted (:func:`~phyll.experiments.runner.run_one`), so running
+the same command again, or ``phyll frontier --resume DIR``, completes an interrupted frontier.
+``DIR/frontier.json`` (marker ``phyll-frontier/1``) holds, per point, the test accuracy (mean
+over seeds) and what it cost from each run's instrumentation: digital FLOPs per inference (one
+test sample, prediction included), digital training FLOPs (setup and training), physical
+queries and digital parameters. A point is **Pareto-optimal** when no other point is at least
+as accurate for no more digital FLOPs per inference (one of the two strictly). A PNN point's
+**physics advantage** is its accuracy minus the best digital accuracy (random features, MLPs,
+linear) at no more digital FLOPs per inference; None when no digital point is that cheap.
+Figures: ``frontier_inference.png``, ``frontier_training.png`` and ``frontier_queries.png``.
 """
 
 from __future__ import annotations
