@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 
 from phyll.experiments.config import TrainConfig
-from phyll.experiments.sweep import Resources, Sweep, run_sweep
+from phyll.experiments.ray_executor import Resources
+from phyll.experiments.sweep import Sweep, run_sweep
 from phyll.experiments.sweep_space import apply, grid_points, parse_space
 from phyll.experiments.train import train
 

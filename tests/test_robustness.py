@@ -41,23 +41,22 @@ def test_robustness_runs_each_scenario_and_applies_the_changes(tmp_path):
     assert (tmp_path / "robustness.png").stat().st_size > 0
 
 
-def test_unavailable_rules_are_reported_and_skipped(tmp_path, capsys):
+def test_an_unknown_rule_is_refused_before_anything_is_written(tmp_path, capsys):
+    out = tmp_path / "out"
     code = main(
         ["robustness", "--rules", "phyll", "no-such-rule", "--scenarios", "none", "step",
          "--epochs", "2", "--blocks", "1", "--width", "8", "--measurements", "16",
-         "--out", str(tmp_path), "--quiet"]
+         "--out", str(out), "--quiet"]
     )  # fmt: skip
-    captured = capsys.readouterr()
-    assert code == 0
-    assert "rule 'no-such-rule' is not available" in captured.err
-    assert "phyll  step: final test accuracy" in captured.out
-    saved = json.loads((tmp_path / "robustness.json").read_text())
-    assert saved["rules_unavailable"] == ["no-such-rule"] and saved["rules_run"] == ["phyll"]
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "unknown rule 'no-such-rule' in --rules" in err
+    assert not out.exists()
 
 
 def test_bad_requests_are_user_errors(tmp_path, capsys):
     assert main(["robustness", "--rules", "nope", "--out", str(tmp_path), "--quiet"]) == 2
-    assert "none of the rules ['nope'] is available" in capsys.readouterr().err
+    assert "unknown rule 'nope'" in capsys.readouterr().err
     with pytest.raises(ValueError, match="perturb_epoch"):
         small(perturb_epoch=4)
 
@@ -98,6 +97,7 @@ def test_sigint_mid_run_then_resume_writes_the_same_curves(tmp_path):
         proc.kill()
     assert proc.returncode == 130, err
     assert "SIGINT" in err and "Traceback" not in err
+    assert f"continue with `phyll robustness --resume {out}`" in err  # the experiment's command
     assert not (out / "robustness.json").exists()
     assert main(["robustness", "--resume", str(out), "--quiet"]) == 0
     assert curves(out) == curves(reference)

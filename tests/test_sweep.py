@@ -12,14 +12,18 @@ from dataclasses import dataclass
 import pytest
 
 from phyll.cli import build_parser, main
+from phyll.experiments import depth
 from phyll.experiments.config import TrainConfig
-from phyll.experiments.sweep import (
+from phyll.experiments.depth import DepthConfig
+from phyll.experiments.ray_executor import (
+    RayError,
+    RayExecutor,
     Resources,
-    SweepError,
-    _check_resources,
-    _start_ray,
-    sweep_of,
+    check_resources,
+    start_ray,
 )
+from phyll.experiments.runner import run_experiment
+from phyll.experiments.sweep import sweep_of
 from phyll.experiments.sweep_space import (
     SpaceError,
     apply,
@@ -184,16 +188,16 @@ def test_an_unreachable_cluster_is_one_line():
         def init(self, **kwargs):
             raise ConnectionError("Could not find any running Ray instance.\nStart one first.")
 
-    with pytest.raises(SweepError, match="cannot connect to the Ray cluster at auto: Could not"):
-        _start_ray(NoCluster(), "auto")
+    with pytest.raises(RayError, match="cannot connect to the Ray cluster at auto: Could not"):
+        start_ray(NoCluster(), "auto")
 
 
 def test_a_trial_larger_than_the_cluster_is_refused():
-    with pytest.raises(SweepError, match="asks for 1 GPUs but the Ray cluster has 0"):
-        _check_resources({"CPU": 2.0}, Resources(gpus_per_trial=1))
-    with pytest.raises(SweepError, match="--cpus-per-trial"):
-        _check_resources({"CPU": 2.0}, Resources(cpus_per_trial=4))
-    _check_resources({"CPU": 2.0, "GPU": 1.0}, Resources(cpus_per_trial=2, gpus_per_trial=0.5))
+    with pytest.raises(RayError, match="asks for 1 GPUs but the Ray cluster has 0"):
+        check_resources({"CPU": 2.0}, Resources(gpus_per_trial=1))
+    with pytest.raises(RayError, match="--cpus-per-trial"):
+        check_resources({"CPU": 2.0}, Resources(cpus_per_trial=4))
+    check_resources({"CPU": 2.0, "GPU": 1.0}, Resources(cpus_per_trial=2, gpus_per_trial=0.5))
 
 
 # ---------------------------------------------------------------------- sweeps on Ray
@@ -312,3 +316,15 @@ def test_optuna_proposes_the_trials(ray_session, tmp_path):
     for t in record["trials"]:
         assert t["status"] == "done" and 1e-3 <= t["params"]["lr"] <= 1e-1
         assert read(out / t["run_dir"] / "config.json")["rule_params"]["lr"] == t["params"]["lr"]
+
+
+def test_ray_and_local_processes_are_interchangeable_executors(ray_session, tmp_path):
+    """Any kind runs on Ray: the same depth experiment, trained by Ray Tune trials, gives the
+    same results as one run after the other in this process."""
+    config = DepthConfig(TrainConfig(epochs=2, width=8, measurements=16), [1, 2], [0])
+    local = run_experiment(depth.KIND, config, tmp_path / "local", progress=False)
+    on_ray = run_experiment(depth.KIND, config, tmp_path / "ray", executor=RayExecutor())
+    assert [r["test_accuracy"] for r in on_ray["runs"]] == [
+        r["test_accuracy"] for r in local["runs"]
+    ]
+    assert (tmp_path / "ray" / "blocks-02-seed0" / "summary.json").is_file()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
@@ -59,3 +60,15 @@ def atomic_write_bytes(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_text(path: Path, text: str) -> None:
+    """A text file (UTF-8), written atomically."""
+    data = text.encode()
+    atomic_write_bytes(path, lambda f: f.write(data))
+
+
+def write_json(path: Path, data: object) -> None:
+    """A JSON file (indented, a final newline; what JSON cannot hold written as its ``str``),
+    written atomically: phyll's one JSON writer (run folders, experiments, manifests)."""
+    write_text(path, json.dumps(data, indent=2, default=str) + "\n")

@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 
 from phyll.data import dataset_catalogue
 from phyll.errors import ConfigError, UserError, printable
-from phyll.experiments import compare, depth, frontier, predict, robustness, sweep
+from phyll.experiments import predict, runner
 from phyll.experiments.arguments import (
     add_experiment_arguments,
     add_run_arguments,
@@ -36,6 +36,7 @@ from phyll.experiments.arguments import (
     trust_of,
 )
 from phyll.experiments.config import TrainConfig
+from phyll.experiments.kinds import EXPERIMENT_KINDS
 from phyll.experiments.run_folder import RunFolder, output_folder
 from phyll.experiments.train import resume, train
 from phyll.files import USER_ERRNOS, os_reason
@@ -189,16 +190,19 @@ def register_list(sub: Subparsers) -> None:
     p.set_defaults(func=command_list)
 
 
+def register_experiments(sub: Subparsers) -> None:
+    """Every experiment kind of :data:`~phyll.experiments.kinds.EXPERIMENT_KINDS`, each with
+    the options it declares and the runner's ``--resume`` and ``--trust-code``."""
+    for kind in EXPERIMENT_KINDS.values():
+        runner.register(kind, sub)
+
+
 #: every subcommand's register function, in ``--help`` order
 COMMANDS: list[Callable[[Subparsers], None]] = [
     register_train,
     register_list,
     predict.register,
-    compare.register,
-    frontier.register,
-    robustness.register,
-    depth.register,
-    sweep.register,
+    register_experiments,
     report_command.register,
     remote_command.register,
 ]

@@ -41,33 +41,28 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import statistics
-import time
 from pathlib import Path
 from typing import Any
 
-from phyll.atomic import atomic_write_bytes
-from phyll.errors import ConfigError, did_you_mean
+from phyll.atomic import write_text
+from phyll.errors import ConfigError
 from phyll.experiments.arguments import (
     ListAction,
     add_experiment_arguments,
     add_run_arguments,
     add_seeds_arguments,
-    add_trust_argument,
     config_from_args,
     seeds_of,
-    trust_of,
 )
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.matched import matched_mlp_width, mlp_config
-from phyll.experiments.ownership import COMPARE, claim
+from phyll.experiments.ownership import COMPARE
 from phyll.experiments.pipeline import sequential_if_needed
-from phyll.experiments.run_folder import RunFolder, RunFolderError, output_folder
-from phyll.experiments.train import check_configs, train, train_or_resume
+from phyll.experiments.protocol import ExperimentKind, RunResult, RunSpec, check_rule_names
+from phyll.experiments.run_folder import RunFolder
+from phyll.experiments.runner import run_experiment
 from phyll.plotting import Target, accuracy_axis, epoch_axis, mark_selected, pyplot, save
-from phyll.registry import RULES, check_recorded_names
 
-#: the format marker of ``DIR/compare_config.json``, the comparison's marker file
-FORMAT = "phyll-compare/1"
 DEFAULT_RULES = ("phyll", "ff", "pat", "backprop-ideal", "backprop-transfer")
 #: compare entries that are not rule names: entry → (rule, config overrides)
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -136,14 +131,8 @@ def _entry_config(
     if entry == "linear":
         epochs = max(base.epochs or 0, LINEAR_MIN_EPOCHS)
         return dataclasses.replace(base, rule="linear", seed=seed, use_physics=False, epochs=epochs)
-    if entry in VARIANTS:
-        rule, overrides = VARIANTS[entry]
-    elif entry in RULES:
-        rule, overrides = entry, {}
-    else:
-        known = ", ".join([*sorted(RULES), *sorted(VARIANTS)])
-        hint = did_you_mean(entry, [*RULES, *VARIANTS])
-        raise ConfigError(f"unknown rule {entry!r} in --rules{hint}; choose from: {known}")
+    check_rule_names([entry], VARIANTS)
+    rule, overrides = VARIANTS.get(entry, (entry, {}))
     if "rule_params" in overrides:
         overrides = {**overrides, "rule_params": {**base.rule_params, **overrides["rule_params"]}}
     return dataclasses.replace(base, rule=rule, seed=seed, **overrides)
@@ -376,6 +365,86 @@ def comparison_title(dataset: str, system: str, n_seeds: int) -> str:
     return f"validation accuracy · {dataset} · {system}{seeds}"
 
 
+@dataclasses.dataclass
+class CompareConfig:
+    """What ``phyll compare`` runs: every entry for every seed on ``base``. ``target`` (the
+    validation accuracy of the cost-to-target columns; None: the lowest final one among the
+    entries) only reads the runs, so it is not recorded: ``--resume`` takes it again."""
+
+    base: TrainConfig
+    entries: list[str]
+    seeds: list[int]
+    target: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.target is not None and not 0.0 < self.target <= 1.0:
+            raise ConfigError(f"--target must be in (0, 1], got {self.target}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"config": self.base.to_dict(), "entries": self.entries, "seeds": self.seeds}
+
+
+def plan(config: CompareConfig) -> list[RunSpec]:
+    """One run per entry and seed (the matched MLP's width solved once the names are known)."""
+    check_rule_names(config.entries, VARIANTS)
+    width = matched_mlp_width(config.base)[0] if "mlp-matched" in config.entries else None
+    return [
+        RunSpec(
+            f"runs/{entry}-seed{seed}",
+            entry_config(entry, config.base, seed, width),
+            f"{entry} · seed {seed}",
+            {"entry": entry},
+        )
+        for entry in config.entries
+        for seed in config.seeds
+    ]
+
+
+def summarize(config: CompareConfig, runs: list[RunResult]) -> dict[str, Any]:
+    """``summary.json``: mean ± std over seeds of every entry, the physics gains, the runs."""
+    results: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        results.setdefault(run.spec.tags["entry"], []).append(
+            {"summary": run.summary, "history": run.history, "dir": str(run.path)}
+        )
+    histories = {e: [r["history"] for r in entry_runs] for e, entry_runs in results.items()}
+    goal = common_target(histories) if config.target is None else config.target
+    rules = {e: aggregate(entry_runs, goal) for e, entry_runs in results.items()}
+    return {
+        "dataset": config.base.dataset,
+        "system": config.base.system,
+        "seeds": config.seeds,
+        "target_accuracy": goal,
+        "config": config.base.to_dict(),
+        "rules": rules,
+        "physics_gain": physics_gain(rules),
+        "runs": {e: [r["dir"] for r in entry_runs] for e, entry_runs in results.items()},
+    }
+
+
+def page(summary: dict[str, Any]) -> str:
+    """The table (``table.md``) and the physics gains under it."""
+    table = markdown_table(summary["rules"], len(summary["seeds"]))
+    gains = gain_lines(summary["physics_gain"])
+    return table + ("\n" + gains if gains else "")
+
+
+def figures(summary: dict[str, Any], out: Path) -> None:
+    """``table.md`` and :data:`FIGURES`, from the summary and the runs' metrics."""
+    write_text(out / "table.md", page(summary))
+    runs = {e: [RunFolder(out / "runs" / Path(d).name) for d in dirs]
+            for e, dirs in summary["runs"].items()}  # fmt: skip
+    histories = {e: [r.read_metrics() for r in folders] for e, folders in runs.items()}
+    finals = {e: [r.read_json(r.summary_file) for r in folders] for e, folders in runs.items()}
+    title = comparison_title(summary["dataset"], summary["system"], len(summary["seeds"]))
+    best = {e: [s["best_epoch"] for s in entry] for e, entry in finals.items()}
+    chance = next(iter(finals.values()))[0].get("chance_accuracy")
+    for name in FIGURES:
+        plot_comparison_figure(
+            histories, name, out / name, title=title, chance=chance, best_epochs=best
+        )
+
+
 def compare(
     base: TrainConfig,
     entries: list[str],
@@ -390,120 +459,22 @@ def compare(
     already finished in the folder is kept and an interrupted one resumed (same
     configuration only), so an interrupted comparison picks up where it stopped;
     ``overwrite`` trains every run again."""
-    folder = Path(out)
-    claim(folder, COMPARE)  # nothing of the user's is written over, --overwrite included
-    if (folder / "summary.json").exists() and not overwrite:
-        raise RunFolderError(f"{folder} already holds a comparison: pass --overwrite")
-    known = {*RULES, *VARIANTS}
-    unknown = [e for e in entries if e not in known]
-    if unknown:  # before the matched width is solved, which builds models
-        entry_config(unknown[0], base, seeds[0])
-    width = matched_mlp_width(base)[0] if "mlp-matched" in entries else None
-    configs = {e: [entry_config(e, base, s, width) for s in seeds] for e in entries}
-    check_configs(c[0] for c in configs.values())
-    with output_folder(folder):
-        marker = {"format": FORMAT, "config": base.to_dict(), "entries": entries, "seeds": seeds}
-        RunFolder(folder).write_json(folder / COMPARE.marker, marker)  # first: the folder is ours
-        (folder / "runs").mkdir(exist_ok=True)
-        results: dict[str, list[dict[str, Any]]] = {}
-        total, done = len(entries) * len(seeds), 0
-        for entry, entry_configs in configs.items():
-            results[entry] = []
-            for config in entry_configs:
-                done += 1
-                run_dir = folder / "runs" / f"{entry}-seed{config.seed}"
-                if progress:
-                    print(f"[{done}/{total}] {entry} · seed {config.seed} → {run_dir}", flush=True)
-                start = time.perf_counter()
-                summary = (
-                    train(config, run_dir, progress=progress, overwrite=True)
-                    if overwrite
-                    else train_or_resume(config, run_dir, progress=progress)
-                )
-                history = RunFolder(run_dir).read_metrics()
-                results[entry].append({"summary": summary, "history": history, "dir": str(run_dir)})
-                if progress:
-                    print(
-                        f"[{done}/{total}] {entry} · seed {config.seed}: test accuracy "
-                        f"{summary['test_accuracy']:.3f} in {time.perf_counter() - start:.1f} s",
-                        flush=True,
-                    )
-        histories = {e: [r["history"] for r in runs] for e, runs in results.items()}
-        goal = common_target(histories) if target is None else target
-        rules = {e: aggregate(runs, goal) for e, runs in results.items()}
-        gains = physics_gain(rules)
-        summary = {
-            "dataset": base.dataset,
-            "system": base.system,
-            "seeds": seeds,
-            "target_accuracy": goal,
-            "config": base.to_dict(),
-            "rules": rules,
-            "physics_gain": gains,
-            "runs": {e: [r["dir"] for r in runs] for e, runs in results.items()},
-        }
-        RunFolder(folder).write_json(folder / "summary.json", summary)
-        table = markdown_table(rules, len(seeds))
-        gain_text = gain_lines(gains)
-        text = (table + ("\n" + gain_text if gain_text else "")).encode()
-        atomic_write_bytes(folder / "table.md", lambda f: f.write(text))
-        title = comparison_title(base.dataset, base.system, len(seeds))
-        best = {e: [r["summary"]["best_epoch"] for r in runs] for e, runs in results.items()}
-        chance = next(iter(results.values()))[0]["summary"].get("chance_accuracy")
-        for name in FIGURES:
-            plot_comparison_figure(
-                histories, name, folder / name, title=title, chance=chance, best_epochs=best
-            )
-        return summary
+    config = CompareConfig(base, list(entries), list(seeds), target)
+    return run_experiment(KIND, config, out, progress=progress, overwrite=overwrite)
 
 
 # ---------------------------------------------------------------------- command line
-def recorded_comparison(args: argparse.Namespace) -> tuple[TrainConfig, list[str], list[int]]:
-    """The configuration, entries and seeds a comparison folder recorded (``--resume``), its
-    system and rule imported only when built in or trusted (``--trust-code``)."""
-    out = Path(args.resume)
-    marker = out / COMPARE.marker
-    if not marker.is_file():
-        raise RunFolderError(f"{out} holds no comparison ({COMPARE.marker} missing)")
-    recorded = RunFolder(out).read_json(marker)
-    if not isinstance(recorded, dict) or recorded.get("format") != FORMAT:
-        raise RunFolderError(f"{marker} is not a comparison record ({FORMAT})")
-    names = [recorded["config"].get(k) for k in ("system", "rule")]
-    check_recorded_names(*names, trust_of(args), str(marker))
-    return TrainConfig.from_dict(recorded["config"]), recorded["entries"], recorded["seeds"]
+def from_args(args: argparse.Namespace) -> CompareConfig:
+    return CompareConfig(config_from_args(args), args.rules, seeds_of(args), args.target)
 
 
-def command_compare(args: argparse.Namespace) -> int:
-    if args.resume:
-        base, entries, seeds = recorded_comparison(args)
-        out, target = Path(args.resume), args.target
-    else:
-        base, entries, seeds = config_from_args(args), args.rules, seeds_of(args)
-        out = Path(args.out) if args.out else Path("runs") / f"compare-{base.dataset}-{base.system}"
-        target = args.target
-    if target is not None and not 0.0 < target <= 1.0:
-        raise ConfigError(f"--target must be in (0, 1], got {target}")
-    if args.resume and (out / "summary.json").exists():
-        print(f"the comparison in {out} is finished")
-    else:
-        with output_folder(out.parent):  # missing parents made (and removed if it fails)
-            compare(
-                base, entries, seeds, out, target=target, overwrite=args.overwrite,
-                progress=not args.quiet,
-            )  # fmt: skip
-    print((out / "table.md").read_text(), end="")
-    print(f"comparison folder: {out}")
-    return 0
+def from_record(data: dict[str, Any], args: argparse.Namespace) -> CompareConfig:
+    base = TrainConfig.from_dict(data["config"])
+    return CompareConfig(base, data["entries"], data["seeds"], args.target)
 
 
-def register(sub: Any) -> None:
-    """Add ``phyll compare`` to the CLI."""
-    p = sub.add_parser(
-        "compare",
-        help="compare learning rules on one task, architecture and set of seeds",
-        description="Train every rule in --rules on the same data, physical systems, "
-        "architecture and seeds; write a table, plots and summary.json.",
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``--rules``, seeds, ``--target``, then every training option."""
     p.add_argument(
         "--rules",
         action=ListAction,
@@ -529,12 +500,23 @@ def register(sub: Any) -> None:
     )
     add_experiment_arguments(p, rule=False, seed=False)
     add_run_arguments(p, "comparison")
-    p.add_argument(
-        "--resume",
-        metavar="DIR",
-        default=None,
-        help="finish the comparison in DIR with its recorded rules, seeds and options: "
-        "finished runs are kept, interrupted ones resume from their checkpoints",
-    )
-    add_trust_argument(p, "comparison folder")
-    p.set_defaults(func=command_compare)
+
+
+KIND = ExperimentKind(
+    name="compare",
+    help="compare learning rules on one task, architecture and set of seeds",
+    description="Train every rule in --rules on the same data, physical systems, "
+    "architecture and seeds; write a table, plots and summary.json.",
+    folder=COMPARE,
+    add_arguments=add_arguments,
+    from_args=from_args,
+    from_record=from_record,
+    recorded_names=lambda data: [(data["config"].get("system"), data["config"].get("rule"))],
+    default_out=lambda c: Path("runs") / f"compare-{c.base.dataset}-{c.base.system}",
+    plan=plan,
+    summarize=summarize,
+    figures=figures,
+    page=page,
+    result_file="summary.json",  # what the documentation and every user's script read
+    legacy=lambda data: "rules" in data,  # before the format marker; a run's has none
+)

@@ -1,13 +1,12 @@
 """``phyll depth``: accuracy against the number of physical blocks (1 to 10 and beyond).
 
-Each depth (and seed) is one ordinary run of :func:`phyll.experiments.train.train` with the
-same configuration but ``blocks``, written to its own run folder ``OUT/blocks-NN-seedS``. The
-sweep writes ``OUT/depth.json`` (the configuration and, per run, every number the figure plots
-plus costs, final loss and whether it stayed finite) and ``OUT/depth.png`` (test and
+Each depth (and seed) is one ordinary run with the same configuration but ``blocks``, in its
+own run folder ``OUT/blocks-NN-seedS`` (:mod:`phyll.experiments.runner` trains, keeps or
+resumes it). ``OUT/depth.json`` holds the configuration and, per run, every number the figure
+plots plus costs, final loss and whether it stayed finite; ``OUT/depth.png`` shows test and
 validation accuracy of the selected epoch against depth, mean over seeds with min–max bars,
-and chance). A depth whose training fails (e.g. non-finite measurements) is recorded with its
-error and the sweep goes on, so instability is visible instead of fatal. ``--resume OUT`` keeps
-finished runs and resumes interrupted ones, with the options recorded in ``OUT``.
+and chance. A depth whose training fails (e.g. non-finite measurements) is recorded with its
+error and the sweep goes on, so instability is visible instead of fatal.
 """
 
 from __future__ import annotations
@@ -25,21 +24,79 @@ from phyll.experiments.arguments import (
     add_experiment_arguments,
     add_run_arguments,
     add_seeds_arguments,
-    add_trust_argument,
     config_from_args,
     positive_int,
     seeds_of,
-    trust_of,
 )
 from phyll.experiments.config import TrainConfig
-from phyll.experiments.ownership import DEPTH, claim
-from phyll.experiments.run_folder import RunFolder, RunFolderError, output_folder
-from phyll.experiments.train import check_configs, train, train_or_resume
+from phyll.experiments.ownership import DEPTH
+from phyll.experiments.protocol import ExperimentKind, RunResult, RunSpec
+from phyll.experiments.runner import run_experiment
 from phyll.plotting import Target, accuracy_axis, epoch_axis, pyplot, save
-from phyll.registry import check_recorded_names
 
 PLOTTED = ("test_accuracy", "val_accuracy")
-CONFIG_FILE = DEPTH.marker
+COSTS = (
+    "physical_queries_training",
+    "digital_flops_training",
+    "wall_time_s_training",
+    "wall_time_s",
+)
+
+
+@dataclasses.dataclass
+class DepthConfig:
+    """What ``phyll depth`` runs: ``base`` at every number of blocks in ``depths``, per seed."""
+
+    base: TrainConfig
+    depths: list[int]
+    seeds: list[int]
+
+    def __post_init__(self) -> None:
+        if not self.depths or min(self.depths) < 1:
+            raise ConfigError(f"depths must be positive block counts, got {self.depths}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"config": self.base.to_dict(), "depths": self.depths, "seeds": self.seeds}
+
+
+def plan(config: DepthConfig) -> list[RunSpec]:
+    """One run per depth and seed."""
+    return [
+        RunSpec(
+            f"blocks-{blocks:02d}-seed{seed}",
+            dataclasses.replace(config.base, blocks=blocks, seed=seed),
+            f"{blocks} blocks · seed {seed}",
+        )
+        for blocks in config.depths
+        for seed in config.seeds
+    ]
+
+
+def run_record(run: RunResult) -> dict[str, Any]:
+    """One run of ``depth.json``: what the figure plots, costs, final loss, finiteness."""
+    config = run.spec.config
+    record: dict[str, Any] = {"blocks": config.blocks, "seed": config.seed, "run": str(run.path)}
+    if run.summary is None:
+        return {**record, "error": run.error, "finite": False}
+    losses = [m["loss"] for m in run.history]
+    keys = (*PLOTTED, "last_test_accuracy", "best_epoch", "epochs", "chance_accuracy")
+    return {
+        **record,
+        **{k: run.summary.get(k) for k in (*keys, *COSTS)},
+        "final_loss": losses[-1] if losses else None,
+        "finite": all(math.isfinite(v) for v in losses),
+        "error": None,
+    }
+
+
+def summarize(config: DepthConfig, runs: list[RunResult]) -> dict[str, Any]:
+    """``depth.json``: the configuration (``blocks``: the depths) and every run."""
+    return {
+        "config": {**config.base.to_dict(), "blocks": config.depths},
+        "depths": config.depths,
+        "seeds": config.seeds,
+        "runs": [run_record(r) for r in runs],
+    }
 
 
 def run_depth_sweep(
@@ -53,65 +110,9 @@ def run_depth_sweep(
     reuse: bool = False,
 ) -> dict[str, Any]:
     """Train ``config`` at every depth (and seed); write ``depth.json`` and ``depth.png``.
-
-    ``reuse`` keeps finished runs already in ``out`` and resumes interrupted ones.
-    """
-    if not depths or min(depths) < 1:
-        raise ConfigError(f"depths must be positive block counts, got {depths}")
-    seeds = seeds if seeds else [config.seed]
-    check_configs([dataclasses.replace(config, blocks=depths[0], seed=seeds[0])])
-    out = Path(out)
-    claim(out, DEPTH)  # nothing of the user's is written over, --overwrite included
-    json_file = out / "depth.json"
-    if (json_file.exists() or (out / CONFIG_FILE).exists()) and not (overwrite or reuse):
-        raise RunFolderError(f"{out} already holds a depth sweep: pass --overwrite or --resume")
-    with output_folder(out):
-        RunFolder(out).write_json(
-            out / CONFIG_FILE, {"config": config.to_dict(), "depths": depths, "seeds": seeds}
-        )
-        runs = []
-        for blocks in depths:
-            for seed in seeds:
-                run_config = dataclasses.replace(config, blocks=blocks, seed=seed)
-                folder = RunFolder(out / f"blocks-{blocks:02d}-seed{seed}")
-                runs.append(_one_run(run_config, folder, progress, overwrite, reuse))
-        result = {
-            "config": {**config.to_dict(), "blocks": depths},
-            "depths": depths,
-            "seeds": seeds,
-            "runs": runs,
-        }
-        RunFolder(out).write_json(json_file, result)
-        plot_depth(result, out / "depth.png")
-        return result
-
-
-def _one_run(
-    config: TrainConfig, folder: RunFolder, progress: bool, overwrite: bool, reuse: bool
-) -> dict[str, Any]:
-    record: dict[str, Any] = {"blocks": config.blocks, "seed": config.seed, "run": str(folder.path)}
-    try:
-        if reuse:
-            summary = train_or_resume(config, folder.path, progress=progress)
-        else:
-            summary = train(config, folder.path, progress=progress, overwrite=overwrite)
-    except TrainingError as exc:
-        return {**record, "error": str(exc), "finite": False}
-    losses = [m["loss"] for m in folder.read_metrics()]
-    keys = (*PLOTTED, "last_test_accuracy", "best_epoch", "epochs", "chance_accuracy")
-    costs = (
-        "physical_queries_training",
-        "digital_flops_training",
-        "wall_time_s_training",
-        "wall_time_s",
-    )
-    return {
-        **record,
-        **{k: summary.get(k) for k in (*keys, *costs)},
-        "final_loss": losses[-1] if losses else None,
-        "finite": all(math.isfinite(v) for v in losses),
-        "error": None,
-    }
+    ``reuse`` keeps finished runs already in ``out`` and resumes interrupted ones."""
+    depth = DepthConfig(config, list(depths), seeds or [config.seed])
+    return run_experiment(KIND, depth, out, progress=progress, overwrite=overwrite, resume=reuse)
 
 
 def plot_depth(result: dict[str, Any], target: Target) -> None:
@@ -148,44 +149,26 @@ def plot_depth(result: dict[str, Any], target: Target) -> None:
     save(fig, target)
 
 
-def command_depth(args: argparse.Namespace) -> int:
-    if args.resume:
-        out = Path(args.resume)
-        if not (out / CONFIG_FILE).exists():
-            raise RunFolderError(f"{out} holds no depth sweep ({CONFIG_FILE} missing)")
-        recorded = RunFolder(out).read_json(out / CONFIG_FILE)
-        names = [recorded["config"].get(k) for k in ("system", "rule")]
-        check_recorded_names(*names, trust_of(args), str(out / CONFIG_FILE))
-        config = TrainConfig.from_dict(recorded["config"])
-        depths, seeds = recorded["depths"], recorded["seeds"]
-    else:
-        depths, seeds = args.blocks, seeds_of(args)
-        config = config_from_args(args, blocks=depths[0], seed=seeds[0])
-        out = Path(args.out) if args.out else Path("runs") / f"depth-{args.dataset}-{config.rule}"
-    result = run_depth_sweep(
-        config,
-        depths,
-        out,
-        seeds,
-        progress=not args.quiet,
-        overwrite=args.overwrite,
-        reuse=bool(args.resume),
-    )
+def page(result: dict[str, Any]) -> str:
+    """One line per run: its test accuracy, or why it failed."""
+    lines = []
     for run in result["runs"]:
         score = "failed: " + run["error"] if run["error"] else f"test {run['test_accuracy']:.3f}"
-        print(f"{run['blocks']:>2} blocks, seed {run['seed']}: {score}")
-    print(f"sweep folder: {out} (depth.json, depth.png)")
-    return 0
+        lines.append(f"{run['blocks']:>2} blocks, seed {run['seed']}: {score}")
+    return "\n".join(lines)
 
 
-def register(sub: Any) -> None:
-    """Add ``phyll depth``: every training option, with ``--blocks`` taking a list."""
-    p = sub.add_parser(
-        "depth",
-        help="sweep the number of physical blocks; plot accuracy against depth",
-        description="Train the same configuration with 1, 2, ... blocks (one run folder each) "
-        "and plot accuracy against the number of blocks; every `phyll train` option applies.",
-    )
+def from_args(args: argparse.Namespace) -> DepthConfig:
+    depths, seeds = args.blocks, seeds_of(args)
+    return DepthConfig(config_from_args(args, blocks=depths[0], seed=seeds[0]), depths, seeds)
+
+
+def from_record(data: dict[str, Any], args: argparse.Namespace) -> DepthConfig:
+    return DepthConfig(TrainConfig.from_dict(data["config"]), data["depths"], data["seeds"])
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Every training option, with ``--blocks`` taking a list."""
     add_experiment_arguments(p, seed=False, blocks=False)
     p.add_argument(
         "--blocks",
@@ -197,12 +180,22 @@ def register(sub: Any) -> None:
     )
     add_seeds_arguments(p, default=1)
     add_run_arguments(p, "sweep (default: runs/depth-DATASET-RULE)")
-    p.add_argument(
-        "--resume",
-        metavar="DIR",
-        default=None,
-        help="continue the sweep in DIR with its recorded options: finished runs are kept, "
-        "interrupted ones resume from their checkpoints",
-    )
-    add_trust_argument(p, "sweep folder")
-    p.set_defaults(func=command_depth)
+
+
+KIND = ExperimentKind(
+    name="depth",
+    help="sweep the number of physical blocks; plot accuracy against depth",
+    description="Train the same configuration with 1, 2, ... blocks (one run folder each) "
+    "and plot accuracy against the number of blocks; every `phyll train` option applies.",
+    folder=DEPTH,
+    add_arguments=add_arguments,
+    from_args=from_args,
+    from_record=from_record,
+    recorded_names=lambda data: [(data["config"].get("system"), data["config"].get("rule"))],
+    default_out=lambda c: Path("runs") / f"depth-{c.base.dataset}-{c.base.rule}",
+    plan=plan,
+    summarize=summarize,
+    figures=lambda result, out: plot_depth(result, out / "depth.png"),
+    page=page,
+    recorded_errors=(TrainingError,),
+)

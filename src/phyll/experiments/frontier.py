@@ -14,16 +14,16 @@ more digital work?". The frontier trains, on one task and split, each family at 
 * ``linear``: logistic regression on the inputs (its own epoch budget, as in ``compare``).
 
 Every point is one or more ordinary run folders (``DIR/runs/POINT-seedS``), trained, kept when
-finished or resumed when interrupted (:func:`~phyll.experiments.train.train_or_resume`), so
-running the same command again completes an interrupted frontier. ``DIR/frontier.json``
-(marker ``phyll-frontier/1``) holds, per point, the test accuracy (mean over seeds) and what it
-cost from each run's instrumentation: digital FLOPs per inference (one test sample, prediction
-included), digital training FLOPs (setup and training), physical queries and digital
-parameters. A point is **Pareto-optimal** when no other point is at least as accurate for no
-more digital FLOPs per inference (one of the two strictly). A PNN point's **physics
-advantage** is its accuracy minus the best digital accuracy (random features, MLPs, linear) at
-no more digital FLOPs per inference; None when no digital point is that cheap. Figures:
-``frontier_inference.png``, ``frontier_training.png`` and ``frontier_queries.png``.
+finished or resumed when interrupted (:func:`~phyll.experiments.runner.run_one`), so running
+the same command again, or ``phyll frontier --resume DIR``, completes an interrupted frontier.
+``DIR/frontier.json`` (marker ``phyll-frontier/1``) holds, per point, the test accuracy (mean
+over seeds) and what it cost from each run's instrumentation: digital FLOPs per inference (one
+test sample, prediction included), digital training FLOPs (setup and training), physical
+queries and digital parameters. A point is **Pareto-optimal** when no other point is at least
+as accurate for no more digital FLOPs per inference (one of the two strictly). A PNN point's
+**physics advantage** is its accuracy minus the best digital accuracy (random features, MLPs,
+linear) at no more digital FLOPs per inference; None when no digital point is that cheap.
+Figures: ``frontier_inference.png``, ``frontier_training.png`` and ``frontier_queries.png``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ import argparse
 import dataclasses
 import json
 import math
-import shutil
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,12 +49,11 @@ from phyll.experiments.arguments import (
 from phyll.experiments.compare import LINEAR_MIN_EPOCHS
 from phyll.experiments.config import TrainConfig, dataset_kind
 from phyll.experiments.matched import mlp_config
-from phyll.experiments.ownership import FRONTIER, claim
-from phyll.experiments.run_folder import RunFolder, RunFolderError, output_folder
-from phyll.experiments.train import check_configs, train_or_resume
+from phyll.experiments.ownership import FRONTIER
+from phyll.experiments.protocol import ExperimentKind, RunResult, RunSpec
+from phyll.experiments.runner import run_experiment
 from phyll.plotting import Target, accuracy_axis, pyplot, save
 
-FORMAT = "phyll-frontier/1"
 FAMILIES = ("pnn", "random-features", "mlp", "linear")
 DIGITAL = ("random-features", "mlp", "linear")
 MLP_WIDTHS = (8, 16, 32, 64, 128, 256, 512, 1024)
@@ -138,6 +136,50 @@ def _label(config: TrainConfig) -> str:
 
 
 # ---------------------------------------------------------------------- running
+@dataclass
+class FrontierConfig:
+    """What ``phyll frontier`` runs: the points of ``families`` around ``base``, per seed."""
+
+    base: TrainConfig
+    families: list[str]
+    seeds: list[int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"config": self.base.to_dict(), "families": self.families, "seeds": self.seeds}
+
+
+def plan_runs(config: FrontierConfig) -> list[RunSpec]:
+    """One run per point and seed."""
+    return [
+        RunSpec(
+            f"runs/{point.name}-seed{seed}",
+            dataclasses.replace(point.config, seed=seed),
+            f"{point.name} · seed {seed}",
+            {"point": point},
+        )
+        for point in plan(config.base, config.families)
+        for seed in config.seeds
+    ]
+
+
+def summarize(config: FrontierConfig, runs: list[RunResult]) -> dict[str, Any]:
+    """``frontier.json``: every point's accuracy and costs, the front, the physics advantage."""
+    points: dict[Point, list[RunResult]] = {}
+    for run in runs:
+        points.setdefault(run.spec.tags["point"], []).append(run)
+    rows = [
+        point_row(
+            point,
+            [r.summary for r in point_runs if r.summary is not None],
+            [str(point_runs[0].path.parent / point.name)],
+        )
+        for point, point_runs in points.items()
+    ]
+    result = {**_plain(config.to_dict()), "points": mark_frontier(rows)}
+    result["physics_advantage"] = best_advantage(result["points"])
+    return result
+
+
 def run_frontier(
     base: TrainConfig,
     families: list[str],
@@ -151,44 +193,8 @@ def run_frontier(
 
     ``overwrite`` replaces another frontier already in ``out`` (never a folder without the
     frontier's marker)."""
-    out = Path(out)
-    points = plan(base, families)
-    record = {"format": FORMAT, "config": base.to_dict(), "families": families, "seeds": seeds}
-    json_file = out / FRONTIER.marker
-    claim(out, FRONTIER)  # nothing of the user's is written over, --overwrite included
-    if json_file.exists():
-        recorded = RunFolder(out).read_json(json_file)
-        if recorded.get("format") != FORMAT:
-            raise RunFolderError(f"{json_file} is not a phyll frontier: choose another --out")
-        if any(recorded.get(k) != v for k, v in _plain(record).items()):
-            if not overwrite:
-                raise RunFolderError(
-                    f"{out} holds another frontier: pass --overwrite to replace it, or write "
-                    "this one elsewhere (--out)"
-                )
-            if (out / "runs").is_symlink():
-                (out / "runs").unlink()  # the link only, never what it points to
-            shutil.rmtree(out / "runs", ignore_errors=True)
-    check_configs(p.config for p in {p.family: p for p in points}.values())
-    with output_folder(out):
-        RunFolder(out).write_json(json_file, record)  # the marker first: the folder is ours
-        rows = []
-        for i, point in enumerate(points, start=1):
-            summaries = []
-            for seed in seeds:
-                if progress:
-                    print(f"[{i}/{len(points)}] {point.name} · seed {seed}", flush=True)
-                config = dataclasses.replace(point.config, seed=seed)
-                path = out / "runs" / f"{point.name}-seed{seed}"
-                with output_folder(path.parent):
-                    summaries.append(train_or_resume(config, path, progress=False))
-            rows.append(point_row(point, summaries, [str(out / "runs" / point.name)]))
-        result = {**record, "points": mark_frontier(rows)}
-        result["physics_advantage"] = best_advantage(result["points"])
-        RunFolder(out).write_json(json_file, result)
-        for name, key, label in FIGURES:
-            plot_frontier(result, key, label, out / name)
-        return result
+    config = FrontierConfig(base, list(families), list(seeds))
+    return run_experiment(KIND, config, out, progress=progress, overwrite=overwrite)
 
 
 def point_row(point: Point, summaries: list[dict[str, Any]], runs: list[str]) -> dict[str, Any]:
@@ -302,7 +308,8 @@ def plot_frontier(result: dict[str, Any], key: str, label: str, target: Target) 
                 color="k", lw=0.8, alpha=0.6, label="Pareto front (outlined)")  # fmt: skip
     chance = next((r.get("chance_accuracy") for r in rows if r.get("chance_accuracy")), None)
     accuracy_axis(ax, plotted, chance, "test accuracy")
-    ax.set_xscale("log")
+    if any(r.get(key) for r in rows):  # every point at zero cost (digital families only,
+        ax.set_xscale("log")  # physical queries): their best accuracies are the lines drawn
     ax.set_xlabel(label)
     config = result["config"]
     seeds = len(result["seeds"])
@@ -343,28 +350,7 @@ def _num(value: float | None) -> str:
     return f"{value:.3g}"
 
 
-def command_frontier(args: argparse.Namespace) -> int:
-    base = config_from_args(args)
-    out = Path(args.out) if args.out else Path("runs") / f"frontier-{base.dataset}-{base.system}"
-    result = run_frontier(
-        base, args.families, seeds_of(args), out, progress=not args.quiet, overwrite=args.overwrite
-    )
-    print(format_table(result))
-    print(f"frontier folder: {out} (frontier.json, {', '.join(n for n, _, _ in FIGURES)})")
-    return 0
-
-
-def register(sub: Any) -> None:
-    """Add ``phyll frontier`` to the CLI."""
-    p = sub.add_parser(
-        "frontier",
-        help="accuracy against digital cost: PNNs of several sizes next to digital models",
-        description="Train PhyLL networks of several sizes and digital models (random "
-        "features, MLPs, logistic regression) on one task; write frontier.json and figures of "
-        "test accuracy against digital FLOPs per inference, digital training FLOPs and "
-        "physical queries, with the Pareto front and the physics advantage. Running the same "
-        "command again keeps finished runs and resumes interrupted ones.",
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--families",
         action=ListAction,
@@ -375,4 +361,33 @@ def register(sub: Any) -> None:
     add_seeds_arguments(p, default=1)
     add_experiment_arguments(p, rule=False, seed=False)
     add_run_arguments(p, "frontier (default: runs/frontier-DATASET-SYSTEM)")
-    p.set_defaults(func=command_frontier)
+
+
+def figures(result: dict[str, Any], out: Path) -> None:
+    for name, key, label in FIGURES:
+        plot_frontier(result, key, label, out / name)
+
+
+KIND = ExperimentKind(
+    name="frontier",
+    help="accuracy against digital cost: PNNs of several sizes next to digital models",
+    description="Train PhyLL networks of several sizes and digital models (random "
+    "features, MLPs, logistic regression) on one task; write frontier.json and figures of "
+    "test accuracy against digital FLOPs per inference, digital training FLOPs and "
+    "physical queries, with the Pareto front and the physics advantage. Running the same "
+    "command again keeps finished runs and resumes interrupted ones.",
+    folder=FRONTIER,
+    add_arguments=add_arguments,
+    from_args=lambda args: FrontierConfig(config_from_args(args), args.families, seeds_of(args)),
+    from_record=lambda data, args: FrontierConfig(
+        TrainConfig.from_dict(data["config"]), data["families"], data["seeds"]
+    ),
+    recorded_names=lambda data: [(data["config"].get("system"), data["config"].get("rule"))],
+    default_out=lambda c: Path("runs") / f"frontier-{c.base.dataset}-{c.base.system}",
+    plan=plan_runs,
+    summarize=summarize,
+    figures=figures,
+    page=format_table,
+    finished_reruns=True,  # the same command again completes (or rebuilds) the frontier
+    replaced_on_overwrite=("runs",),  # points of another plan
+)

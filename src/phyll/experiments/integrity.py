@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from phyll.atomic import atomic_write_bytes
+from phyll.atomic import write_json
 from phyll.errors import UserError
 from phyll.files import MAX_JSON_BYTES, read_bounded
 
@@ -64,8 +64,7 @@ class Manifest:
         return {str(k): [str(h) for h in v] for k, v in files.items() if isinstance(v, list)}
 
     def _write(self, files: dict[str, list[str]]) -> None:
-        text = json.dumps({"format": FORMAT, "files": files}, indent=2).encode() + b"\n"
-        atomic_write_bytes(self.path, lambda f: f.write(text))
+        write_json(self.path, {"format": FORMAT, "files": files})
 
     def expect(self, name: str, replacement: Path) -> None:
         """Before ``replacement`` is renamed onto ``name``: accept both checksums."""

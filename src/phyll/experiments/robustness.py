@@ -1,9 +1,9 @@
 """``phyll robustness``: train while the physical systems change, for several learning rules.
 
-For every requested rule (those registered; missing ones are reported and skipped) and every
-scenario, the same network (same seed, data split and initial weights) is trained for
-``epochs`` epochs as an ordinary, resumable run (``OUT/runs/RULE-SCENARIO``), with the test
-split measured after every epoch (``test_curve``) for the curves:
+For every requested rule (an unknown one is refused, as everywhere) and every scenario, the
+same network (same seed, data split and initial weights) is trained for ``epochs`` epochs as
+an ordinary, resumable run (``OUT/runs/RULE-SCENARIO``), with the test split measured after
+every epoch (``test_curve``) for the curves:
 
 * ``none``: the systems as built (the reference);
 * ``step``: every block's system is wrapped in a
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -43,20 +42,17 @@ from phyll.experiments.arguments import (
     ListAction,
     add_experiment_arguments,
     add_run_arguments,
-    add_trust_argument,
     config_from_args,
-    trust_of,
 )
 from phyll.experiments.config import TrainConfig
-from phyll.experiments.ownership import ROBUSTNESS, claim
-from phyll.experiments.run_folder import RunFolder, RunFolderError, output_folder
-from phyll.experiments.train import check_configs, train, train_or_resume
+from phyll.experiments.ownership import ROBUSTNESS
+from phyll.experiments.protocol import ExperimentKind, RunResult, RunSpec, check_rule_names
+from phyll.experiments.runner import run_experiment
 from phyll.plotting import Target, accuracy_axis, epoch_axis, mark_selected, pyplot, save
-from phyll.registry import RULES, check_recorded_names, system_factory
+from phyll.registry import system_factory
 
 SCENARIOS = ("none", "step", "drift")
 DEFAULT_RULES = ("phyll", "pat", "backprop-transfer")
-CONFIG_FILE = ROBUSTNESS.marker
 
 
 @dataclasses.dataclass
@@ -114,26 +110,24 @@ class RobustnessConfig:
         )
 
 
-def available_rules(requested: tuple[str, ...]) -> tuple[list[str], list[str]]:
-    """Split the requested rule names into (available, unavailable)."""
-    return [r for r in requested if r in RULES], [r for r in requested if r not in RULES]
+def plan(config: RobustnessConfig) -> list[RunSpec]:
+    """One run per rule and scenario."""
+    check_rule_names(config.rules)
+    return [
+        RunSpec(
+            f"runs/{rule}-{scenario}",
+            config.run_config(rule, scenario),
+            f"{rule} · {scenario}",
+            {"rule": rule, "scenario": scenario},
+        )
+        for rule in config.rules
+        for scenario in config.scenarios
+    ]
 
 
-def run_scenario(
-    config: TrainConfig,
-    folder: Path,
-    final_window: int,
-    *,
-    progress: bool,
-    reuse: bool,
-    overwrite: bool,
-) -> dict[str, Any]:
-    """Train (or, with ``reuse``, keep or resume) one run; return its curve and finals."""
-    run = RunFolder(folder)
-    if reuse:
-        summary = train_or_resume(config, folder, progress=progress)
-    else:
-        summary = train(config, folder, progress=progress, overwrite=overwrite)
+def scenario_record(run: RunResult, final_window: int) -> dict[str, Any]:
+    """One run's curve (test accuracy measured every epoch) and finals."""
+    summary = run.summary or {}
     curve = [
         {
             "epoch": m["epoch"],
@@ -145,11 +139,11 @@ def run_scenario(
                 m[f"physical_queries_{p}"] for p in ("setup", "training", "evaluation")
             ),
         }
-        for m in run.read_metrics()
+        for m in run.history
     ]
     tail = [r["test_accuracy"] for r in curve[-final_window:]]
     return {
-        "run": str(folder),
+        "run": str(run.path),
         "curve": curve,
         "final_test_accuracy": sum(tail) / len(tail),
         "last_test_accuracy": curve[-1]["test_accuracy"],
@@ -161,6 +155,26 @@ def run_scenario(
     }
 
 
+def summarize(config: RobustnessConfig, runs: list[RunResult]) -> dict[str, Any]:
+    """``robustness.json``: the configuration, every run's curve and finals, and each run's
+    gap to its rule's unperturbed run."""
+    results: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        rule, scenario = run.spec.tags["rule"], run.spec.tags["scenario"]
+        results.setdefault(rule, {})[scenario] = scenario_record(run, config.final_window)
+    for scenarios in results.values():
+        if "none" in scenarios:
+            ref = scenarios["none"]["final_test_accuracy"]
+            for run_record in scenarios.values():
+                run_record["gap_to_unperturbed"] = run_record["final_test_accuracy"] - ref
+    unit = getattr(system_factory(config.train.system), "perturbation", "unknown")
+    return {
+        "config": {**config.to_dict(), "perturbation_unit": unit},
+        "rules_run": list(config.rules),
+        "results": results,
+    }
+
+
 def run_robustness(
     config: RobustnessConfig,
     out: str | Path,
@@ -169,60 +183,9 @@ def run_robustness(
     overwrite: bool = False,
     reuse: bool = False,
 ) -> dict[str, Any]:
-    """Every available rule × scenario; writes ``robustness.json`` and ``.png`` into ``out``.
-
-    ``reuse`` keeps finished runs in ``out`` and resumes interrupted ones.
-    """
-    rules, missing = available_rules(config.rules)
-    if not rules:
-        raise ConfigError(
-            f"none of the rules {list(config.rules)} is available "
-            f"(available: {', '.join(sorted(RULES))})"
-        )
-    for name in missing:
-        print(
-            f"phyll robustness: rule {name!r} is not available in this installation "
-            f"(available: {', '.join(sorted(RULES))}); skipped",
-            file=sys.stderr,
-        )
-    check_configs(config.run_config(r, s) for r in rules for s in config.scenarios)
-    folder = Path(out)
-    claim(folder, ROBUSTNESS)  # nothing of the user's is written over, --overwrite included
-    if (folder / CONFIG_FILE).exists() and not (overwrite or reuse):
-        raise RunFolderError(f"{folder} already holds a robustness experiment: pass --resume")
-    with output_folder(folder):
-        RunFolder(folder).write_json(folder / CONFIG_FILE, config.to_dict())  # the marker first
-        (folder / "runs").mkdir(exist_ok=True)
-        results: dict[str, dict[str, Any]] = {}
-        for rule in rules:
-            results[rule] = {}
-            for scenario in config.scenarios:
-                results[rule][scenario] = run_scenario(
-                    config.run_config(rule, scenario),
-                    folder / "runs" / f"{rule}-{scenario}",
-                    config.final_window,
-                    progress=progress,
-                    reuse=reuse,
-                    overwrite=overwrite,
-                )
-            if "none" in config.scenarios:
-                ref = results[rule]["none"]["final_test_accuracy"]
-                for run in results[rule].values():
-                    run["gap_to_unperturbed"] = run["final_test_accuracy"] - ref
-        report = {
-            "config": {
-                **config.to_dict(),
-                "perturbation_unit": getattr(
-                    system_factory(config.train.system), "perturbation", "unknown"
-                ),
-            },
-            "rules_run": rules,
-            "rules_unavailable": missing,
-            "results": results,
-        }
-        RunFolder(folder).write_json(folder / "robustness.json", report)
-        plot_robustness(report, folder / "robustness.png")
-        return report
+    """Every rule × scenario; writes ``robustness.json`` and ``.png`` into ``out``. ``reuse``
+    keeps finished runs in ``out`` and resumes interrupted ones."""
+    return run_experiment(KIND, config, out, progress=progress, overwrite=overwrite, resume=reuse)
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -291,49 +254,30 @@ def plot_robustness(report: dict[str, Any], target: Target) -> None:
     save(fig, target)
 
 
-def command_robustness(args: argparse.Namespace) -> int:
-    out = Path(args.resume or args.out or "runs/robustness")
-    if args.resume:
-        recorded = out / CONFIG_FILE
-        if not recorded.exists():
-            raise RunFolderError(f"{out} holds no robustness experiment ({CONFIG_FILE} missing)")
-        data = RunFolder(out).read_json(recorded)
-        for rule in [data["train"].get("rule"), *data.get("rules", [])]:
-            check_recorded_names(data["train"].get("system"), rule, trust_of(args), str(recorded))
-        config = RobustnessConfig.from_dict(data)
-    else:
-        config = RobustnessConfig(
-            train=config_from_args(args), rules=tuple(args.rules),
-            scenarios=tuple(args.scenarios), strength=args.strength,
-            perturb_epoch=args.perturb_epoch, drift_std=args.drift_std,
-            drift_per_queries=args.drift_per_queries, final_window=args.final_window,
-        )  # fmt: skip
-    report = run_robustness(
-        config, out, progress=not args.quiet, overwrite=args.overwrite, reuse=bool(args.resume)
-    )
-    print(format_report(report))
-    print(f"written: {out / 'robustness.json'}, {out / 'robustness.png'}")
-    return 0
+def from_args(args: argparse.Namespace) -> RobustnessConfig:
+    return RobustnessConfig(
+        train=config_from_args(args), rules=tuple(args.rules),
+        scenarios=tuple(args.scenarios), strength=args.strength,
+        perturb_epoch=args.perturb_epoch, drift_std=args.drift_std,
+        drift_per_queries=args.drift_per_queries, final_window=args.final_window,
+    )  # fmt: skip
 
 
-def register(sub: Any) -> None:
-    """Add ``phyll robustness`` to the CLI."""
+def recorded_names(data: dict[str, Any]) -> list[tuple[str | None, str | None]]:
+    """The system and every rule a recorded experiment names (imported only when trusted)."""
+    system = data["train"].get("system")
+    return [(system, rule) for rule in [data["train"].get("rule"), *data.get("rules", [])]]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     r = RobustnessConfig()
-    p = sub.add_parser(
-        "robustness",
-        help="train while the physical systems are perturbed or drift; compare rules",
-        description="Train every requested rule with the systems as built (none), with a step "
-        "perturbation mid-training (step) and with continuous drift (drift); plot test accuracy "
-        "against epochs with the perturbation marked; write robustness.json and robustness.png.",
-    )
     add_experiment_arguments(p, rule=False)
     p.add_argument(
         "--rules",
         action=ListAction,
         default=list(DEFAULT_RULES),
         metavar="RULE",
-        help="learning rules to compare, comma-separated; unavailable ones are reported and "
-        f"skipped (default: {','.join(DEFAULT_RULES)})",
+        help=f"learning rules to compare, comma-separated (default: {','.join(DEFAULT_RULES)})",
     )
     p.add_argument(
         "--scenarios",
@@ -377,15 +321,25 @@ def register(sub: Any) -> None:
         help="final accuracy = mean test accuracy of the last N epochs (default: %(default)s)",
     )
     add_run_arguments(p, "robustness experiment (default: runs/robustness)")
-    p.add_argument(
-        "--resume",
-        metavar="DIR",
-        default=None,
-        help="continue the robustness experiment in DIR (its recorded options; finished runs "
-        "are kept, interrupted ones resume from their checkpoints)",
-    )
-    add_trust_argument(p, "experiment folder")
-    p.set_defaults(func=command_robustness)
+
+
+KIND = ExperimentKind(
+    name="robustness",
+    help="train while the physical systems are perturbed or drift; compare rules",
+    description="Train every requested rule with the systems as built (none), with a step "
+    "perturbation mid-training (step) and with continuous drift (drift); plot test accuracy "
+    "against epochs with the perturbation marked; write robustness.json and robustness.png.",
+    folder=ROBUSTNESS,
+    add_arguments=add_arguments,
+    from_args=from_args,
+    from_record=lambda data, args: RobustnessConfig.from_dict(data),
+    recorded_names=recorded_names,
+    default_out=lambda config: Path("runs/robustness"),
+    plan=plan,
+    summarize=summarize,
+    figures=lambda report, out: plot_robustness(report, out / "robustness.png"),
+    page=format_report,
+)
 
 
 def scenario_name(text: str) -> str:

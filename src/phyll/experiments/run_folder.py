@@ -34,7 +34,7 @@ from typing import IO, Any
 
 import torch
 
-from phyll.atomic import atomic_write_bytes, temporary_of, umask
+from phyll.atomic import atomic_write_bytes, temporary_of, umask, write_json
 from phyll.errors import UserError
 from phyll.experiments.config import FORMAT
 from phyll.experiments.integrity import MANIFEST, IntegrityError, Manifest
@@ -261,8 +261,12 @@ class RunFolder:
             self.path.rmdir()
 
     def write_json(self, path: Path, data: dict[str, Any]) -> None:
-        text = json.dumps(data, indent=2, sort_keys=False, default=str).encode()
-        self._write(path, lambda f: f.write(text + b"\n"))
+        """A JSON file, atomically (:func:`phyll.atomic.write_json`); a full disk or a
+        read-only folder is one line."""
+        try:
+            write_json(path, data)
+        except OSError as exc:
+            raise RunFolderError(f"cannot write {path}: {os_reason(exc)}") from None
 
     def read_json(self, path: Path) -> dict[str, Any]:
         """A JSON object file; anything else (missing, unreadable, not JSON) is one line."""

@@ -1,11 +1,12 @@
 """``phyll sweep``: a hyperparameter sweep of ordinary phyll runs, scheduled by Ray Tune.
 
-Every trial is one run of :func:`phyll.experiments.train.train` (or ``resume``) written to its
-own run folder ``OUT/trials/trial-NNNN``; Ray Tune only decides where and when each trial runs
-(local cores by default, or a Ray cluster with ``--address``) and, with ``--searcher optuna``,
-which parameters the next trial tries. The run folders are the source of truth: ``sweep.json``,
-``sweep_table.md`` and ``sweep.png`` (:mod:`phyll.experiments.sweep_outputs`) are rebuilt from
-their summaries, and Ray's own records stay in ``OUT/ray``.
+Every trial is one run folder ``OUT/trials/trial-NNNN``, trained, kept or resumed by the runner
+(:mod:`phyll.experiments.runner`) on its Ray executor (:mod:`phyll.experiments.ray_executor`):
+Ray Tune only decides where and when each trial runs (local cores by default, or a Ray cluster
+with ``--address``) and, with ``--searcher optuna``, which parameters the next trial tries. The
+run folders are the source of truth: ``sweep.json``, ``sweep_table.md`` and ``sweep.png``
+(:mod:`phyll.experiments.sweep_outputs`) are rebuilt from their summaries, and Ray's own
+records stay in ``OUT/ray``.
 
 Searchers: ``grid`` (every combination of the ``--param`` grids), ``random`` (the grids times
 ``--samples`` draws of the distributions, drawn up front with Ray Tune's samplers and a fixed
@@ -13,18 +14,15 @@ seed) and ``optuna`` (Ray Tune's ``OptunaSearch`` proposes ``--samples`` trials;
 categorical choices). Grid and random trials are planned before any runs, so ``--resume OUT``
 reruns exactly the unfinished ones; Optuna trials are recorded as they finish, and a resumed
 Optuna sweep first resumes its interrupted trials, then warm-starts the study with the finished
-ones and proposes the rest. Ray and Optuna are the optional extra ``.[ray]``.
+ones and proposes the rest. A trial whose configuration fails is recorded with its error (the
+sweep explores: only its first configuration is checked up front). Ray and Optuna are the
+optional extra ``.[ray]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import itertools
-import logging
-import math
-import os
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,53 +30,36 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from phyll.errors import ConfigError, UserError
+from phyll.errors import ConfigError
 from phyll.experiments.arguments import (
     ListAction,
     add_experiment_arguments,
     add_run_arguments,
     add_seeds_arguments,
     add_track_arguments,
-    add_trust_argument,
     config_from_args,
     named_choice,
     positive_int,
     seeds_of,
     tracking_of,
-    trust_of,
 )
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.extras import require
-from phyll.experiments.ownership import SWEEP, claim
+from phyll.experiments.ownership import SWEEP
 from phyll.experiments.pipeline import sequential_if_needed
-from phyll.experiments.run_folder import RunFolder, RunFolderError, output_folder
-from phyll.experiments.sweep_outputs import (
-    SCORES,
-    plot_sweep,
-    sweep_record,
-    trial_entry,
-    write_json,
-    write_table,
-)
+from phyll.experiments.protocol import ExperimentKind, RunResult, RunSpec
+from phyll.experiments.ray_executor import RayExecutor, Resources
+from phyll.experiments.run_folder import RunFolder
+from phyll.experiments.runner import run_experiment
+from phyll.experiments.sweep_outputs import plot_sweep, sweep_record, trial_entry, write_table
 from phyll.experiments.sweep_space import Axis, SpaceError, apply, grid_points, parse_space
 from phyll.experiments.sweep_space import values_of as recorded_values
 from phyll.experiments.tracking import Tracking
-from phyll.experiments.train import check_configs, train_or_resume
-from phyll.registry import RULES, check_recorded_names, needs_trust
-from phyll.usercode import Trust
+from phyll.experiments.train import check_configs
+from phyll.registry import RULES
 
-CONFIG_FILE = SWEEP.marker
 SEARCHERS = ("grid", "random", "optuna")
-#: the object store of a local Ray instance: trials pass only small results through it
-OBJECT_STORE_BYTES = 100 * 2**20
-#: Ray Tune's console reporting and per-trial result loggers (the run folders hold it all)
-QUIET_TUNE = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
-
-
-class SweepError(UserError):
-    """The sweep cannot run (e.g. no Ray cluster at ``--address``)."""
 
 
 @dataclass
@@ -127,23 +108,12 @@ class Sweep:
         )
 
 
-@dataclass(frozen=True)
-class Resources:
-    """Where and how trials run: the Ray ``address`` (None: a local instance), CPUs and GPUs
-    per trial, and at most ``max_concurrent`` trials at once (None: as many as fit)."""
-
-    address: str | None = None
-    cpus_per_trial: int = 1
-    gpus_per_trial: float = 0.0
-    max_concurrent: int | None = None
-
-
 def trial_name(number: int) -> str:
     return f"trial-{number:04d}"
 
 
 def check_sweep(sweep: Sweep) -> list[Axis]:
-    """Parse the space and build the first trial's configuration, before anything is written."""
+    """The searcher, the space and the sample count, before anything is written."""
     if sweep.searcher not in SEARCHERS:
         raise ConfigError(f"unknown searcher {sweep.searcher!r}; choose from {SEARCHERS}")
     axes = sweep.axes
@@ -151,9 +121,30 @@ def check_sweep(sweep: Sweep) -> list[Axis]:
         raise SpaceError("--searcher grid takes grids only (NAME=v1,v2,...): use random or optuna")
     if sweep.samples < 1:
         raise ConfigError(f"--samples must be >= 1, got {sweep.samples}")
-    first = {a.name: a.grid[0] if a.grid else a.distribution[1] for a in axes}  # type: ignore[index]
-    check_configs([apply(sweep.base, axes, first)])
     return axes
+
+
+def trial_spec(base: TrainConfig, axes: Sequence[Axis], trial: str, params: dict) -> RunSpec:
+    """One trial's run: the base with the trial's parameters (sequential where a rule cannot
+    pipeline, e.g. PAT with ``--pipeline ray``)."""
+    config = sequential_if_needed(apply(base, axes, params))
+    label = f"{trial} ({', '.join(f'{k}={v}' for k, v in params.items())})"
+    return RunSpec(f"trials/{trial}", config, label, {"id": trial, "params": params})
+
+
+def plan(sweep: Sweep) -> list[RunSpec]:
+    """The trials known so far: every one for grid and random search (drawn now, recorded in
+    the marker), those already proposed for Optuna (whose first configuration is checked)."""
+    axes = check_sweep(sweep)
+    require("ray", "ray", "phyll sweep")
+    require("ray.tune", "ray", "phyll sweep")
+    if sweep.searcher == "optuna":
+        require("optuna", "ray", "phyll sweep --searcher optuna")
+        first = {a.name: a.grid[0] if a.grid else a.distribution[1] for a in axes}  # type: ignore[index]
+        check_configs([apply(sweep.base, axes, first)])
+    elif not sweep.plan:
+        sweep.plan = plan_trials(axes, sweep.samples, sweep.base.seed)
+    return [trial_spec(sweep.base, axes, t["id"], t["params"]) for t in sweep.plan]
 
 
 def plan_trials(axes: Sequence[Axis], samples: int, seed: int) -> list[dict[str, Any]]:
@@ -186,133 +177,7 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-# ---------------------------------------------------------------------- one trial
-def run_trial(
-    base: TrainConfig,
-    axes: Sequence[Axis],
-    params: dict[str, Any],
-    folder: Path,
-    tracking: Tracking | None = None,
-) -> dict[str, Any]:
-    """One trial as an ordinary phyll run in ``folder``: its summary if finished, else resumed
-    from its checkpoint, else trained from the start."""
-    config = sequential_if_needed(apply(base, axes, params))  # PAT with --pipeline ray
-    chain = tracking.callbacks(folder, config.to_dict()) if tracking else []
-    return train_or_resume(config, folder, progress=False, callbacks=chain)
-
-
-def sweep_trial(config: dict[str, Any], job: dict[str, Any]) -> None:
-    """The Ray Tune trainable: run one trial in its run folder, report its summary.
-
-    ``config`` is ``{"trial": ID}`` for a planned trial, else the parameters Optuna proposed
-    (the trial is then named by Tune's ``trial_name_creator``). A :class:`UserError` (a system
-    that fails, a bad value) is reported as the trial's error; anything else is a bug and
-    fails the trial with its traceback.
-    """
-    tune = require("ray.tune", "ray", "phyll sweep")
-    torch.set_num_threads(job["cpus_per_trial"])
-    if Path(job["cwd"]).is_dir():  # relative data paths mean what they meant to the sweep
-        os.chdir(job["cwd"])
-    base = TrainConfig.from_dict(job["base"])
-    axes = parse_space(job["params"], base)
-    trial = config.get("trial") or tune.get_context().get_trial_name()
-    params = job["plan"].get(trial) or {a.name: a.value(config[a.name]) for a in axes}
-    tracking = Tracking(**job["tracking"]) if job["tracking"] else None
-    folder = Path(job["out"]) / "trials" / trial
-    try:
-        summary = run_trial(base, axes, params, folder, tracking)
-    except UserError as exc:
-        message = " ".join(str(exc).split())
-        tune.report({"trial": trial, "status": "error", "error": message, "val_accuracy": math.nan})
-        return
-    scores = {k: summary.get(k) for k in SCORES}
-    if scores["val_accuracy"] is None:
-        scores["val_accuracy"] = math.nan  # Optuna needs a number
-    tune.report({"trial": trial, "status": "done", **scores})
-
-
-# ---------------------------------------------------------------------- the sweep
-def run_sweep(
-    sweep: Sweep,
-    out: str | Path,
-    resources: Resources = Resources(),
-    *,
-    overwrite: bool = False,
-    reuse: bool = False,
-) -> dict[str, Any]:
-    """Run (or, with ``reuse``, continue) ``sweep`` in ``out``; write and return ``sweep.json``.
-
-    Finished trials are kept, interrupted ones resume from their checkpoints. Starts a local
-    Ray instance unless Ray is already initialised or ``resources.address`` names a cluster
-    (whose nodes must all see ``out``, e.g. on a shared filesystem).
-    """
-    axes = check_sweep(sweep)
-    out = Path(out).absolute()
-    claim(out, SWEEP)  # nothing of the user's is written over, --overwrite included
-    if (out / CONFIG_FILE).exists() and not (overwrite or reuse):
-        raise RunFolderError(f"{out} already holds a sweep: pass --overwrite or --resume")
-    with output_folder(out):  # removed again if it was made here and the sweep cannot start
-        ray = require("ray", "ray", "phyll sweep")
-        tune = require("ray.tune", "ray", "phyll sweep")
-        if sweep.searcher == "optuna":
-            require("optuna", "ray", "phyll sweep --searcher optuna")
-        if overwrite and (out / CONFIG_FILE).exists():
-            for old in ("trials", "ray"):
-                if (out / old).is_symlink():
-                    (out / old).unlink()
-                shutil.rmtree(out / old, ignore_errors=True)
-        if not sweep.plan and sweep.searcher != "optuna":
-            sweep.plan = plan_trials(axes, sweep.samples, sweep.base.seed)
-        write_json(out / CONFIG_FILE, sweep.to_dict())  # the marker first: the folder is ours
-        (out / "trials").mkdir(exist_ok=True)
-        sweep.plan += _discovered(out, sweep, axes)
-        write_json(out / CONFIG_FILE, sweep.to_dict())
-        started = time.perf_counter()
-        errors: dict[str, str] = {}
-        own_ray = not ray.is_initialized()
-        if own_ray:
-            _start_ray(ray, resources.address)
-        try:
-            _check_resources(ray.cluster_resources(), resources)
-            todo = [t["id"] for t in sweep.plan if not _finished(out, t["id"])]
-            if todo:
-                errors.update(_fit(tune, sweep, out, resources, {"trial": tune.grid_search(todo)}))
-            if sweep.searcher == "optuna":
-                errors.update(_fit_optuna(tune, sweep, axes, out, resources))
-        finally:
-            if own_ray:
-                ray.shutdown()
-            sweep.wall_time_s += time.perf_counter() - started
-            write_json(out / CONFIG_FILE, sweep.to_dict())
-        return write_outputs(sweep, axes, out, errors)
-
-
-def _start_ray(ray: Any, address: str | None) -> None:
-    quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
-    if address is None:
-        ray.init(object_store_memory=OBJECT_STORE_BYTES, include_dashboard=False, **quiet)
-    else:
-        try:
-            ray.init(address=address, **quiet)
-        except ConnectionError as exc:
-            reason = " ".join(str(exc).split())[:300]
-            raise SweepError(f"cannot connect to the Ray cluster at {address}: {reason}") from None
-
-
-def _check_resources(available: dict[str, float], resources: Resources) -> None:
-    """Refuse a trial that cannot fit on the cluster (Tune would wait for it forever)."""
-    for key, wanted in (("CPU", resources.cpus_per_trial), ("GPU", resources.gpus_per_trial)):
-        if wanted > available.get(key, 0):
-            raise SweepError(
-                f"each trial asks for {wanted:g} {key}s but the Ray cluster has "
-                f"{available.get(key, 0):g}: lower --{key.lower()}s-per-trial"
-            )
-
-
-def _finished(out: Path, trial: str) -> bool:
-    return (out / "trials" / trial / "summary.json").exists()
-
-
+# ---------------------------------------------------------------------- running
 def _discovered(out: Path, sweep: Sweep, axes: Sequence[Axis]) -> list[dict[str, Any]]:
     """Trials on disk that the plan lacks (Optuna trials of a sweep stopped before it recorded
     them), with the parameters their ``config.json`` holds."""
@@ -325,97 +190,63 @@ def _discovered(out: Path, sweep: Sweep, axes: Sequence[Axis]) -> list[dict[str,
     return found
 
 
-def _job(sweep: Sweep, out: Path, resources: Resources) -> dict[str, Any]:
-    """What every trial needs, passed to the trainable by ``tune.with_parameters``."""
-    return {
-        "base": sweep.base.to_dict(),
-        "params": sweep.params,
-        "plan": {t["id"]: t["params"] for t in sweep.plan},
-        "out": str(out),
-        "cwd": os.getcwd(),
-        "cpus_per_trial": resources.cpus_per_trial,
-        "tracking": dataclasses.asdict(sweep.tracking) if sweep.tracking else None,
-    }
+def optuna_spec(job: dict[str, Any], trial: str, tune_config: dict[str, Any]) -> RunSpec:
+    """The run of a trial Optuna proposed (in the Ray worker): the base with its parameters."""
+    base = TrainConfig.from_dict(job["extra"]["base"])
+    axes = parse_space(job["extra"]["params"], base)
+    return trial_spec(base, axes, trial, {a.name: a.value(tune_config[a.name]) for a in axes})
 
 
-def _fit(
-    tune: Any,
-    sweep: Sweep,
-    out: Path,
-    resources: Resources,
-    param_space: dict[str, Any],
-    search_alg: Any = None,
-    num_samples: int = 1,
-) -> dict[str, str]:
-    """One ``Tuner.fit`` of the trainable; the errors of trials that failed, by trial id."""
-    for key, value in QUIET_TUNE.items():
-        os.environ.setdefault(key, value)
-    numbers = itertools.count(len(sweep.plan))
-    names: dict[str, str] = {}  # Tune asks for a trial's name and its folder's: one number
+class SweepExecutor(RayExecutor):
+    """The Ray executor of a sweep: the trials planned or found on disk, then Optuna's; the
+    sweep's wall time adds up over its resumptions."""
 
-    def name(trial: Any) -> str:
-        if trial.trial_id not in names:
-            names[trial.trial_id] = trial.config.get("trial") or trial_name(next(numbers))
-        return names[trial.trial_id]
+    def run(
+        self, kind: ExperimentKind, config: Any, specs: list[RunSpec], out: Path, *,
+        progress: bool, overwrite: bool,
+    ) -> list[RunResult]:  # fmt: skip
+        found = _discovered(out, config, config.axes)
+        config.plan += found
+        specs = [
+            *specs,
+            *(trial_spec(config.base, config.axes, t["id"], t["params"]) for t in found),
+        ]
+        started = time.perf_counter()
+        try:
+            return super().run(kind, config, specs, out, progress=progress, overwrite=overwrite)
+        finally:
+            config.wall_time_s += time.perf_counter() - started
 
-    trainable = tune.with_resources(
-        tune.with_parameters(sweep_trial, job=_job(sweep, out, resources)),
-        {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial},
-    )
-    tuner = tune.Tuner(
-        trainable,
-        param_space=param_space,
-        tune_config=tune.TuneConfig(
-            search_alg=search_alg,
-            metric="val_accuracy" if search_alg else None,
-            mode="max" if search_alg else None,
-            num_samples=num_samples,
-            max_concurrent_trials=resources.max_concurrent,
-            reuse_actors=True,  # a trial process imports torch and phyll once, not per trial
-            trial_name_creator=name,
-            trial_dirname_creator=name,
-        ),
-        run_config=tune.RunConfig(
-            storage_path=str(out / "ray"), name=time.strftime("fit-%Y%m%d-%H%M%S"), verbose=0
-        ),
-    )
-    errors = {}
-    known = {t["id"] for t in sweep.plan}
-    for result in tuner.fit():
-        metrics = result.metrics or {}
-        trial = metrics.get("trial") or Path(result.path).name
-        if trial not in known and search_alg is not None:
-            axes = sweep.axes
-            values = {a.name: a.value(result.config[a.name]) for a in axes}
-            sweep.plan.append({"id": trial, "params": values})
-        if metrics.get("status") == "error":
-            errors[trial] = metrics["error"]
-        elif result.error is not None:
-            lines = str(result.error).strip().splitlines()
-            errors[trial] = lines[-1] if lines else type(result.error).__name__
-    return errors
-
-
-def _fit_optuna(
-    tune: Any, sweep: Sweep, axes: Sequence[Axis], out: Path, resources: Resources
-) -> dict[str, str]:
-    """Let Optuna propose the trials still missing, warm-started with the finished ones."""
-    searchers = require("ray.tune.search.optuna", "ray", "phyll sweep --searcher optuna")
-    done = [t for t in sweep.plan if _finished(out, t["id"])]
-    missing = sweep.samples - len(sweep.plan)
-    if missing <= 0:
-        return {}
-    rewards = [_summary(out, t["id"]).get("val_accuracy") for t in done]
-    warm = [(t["params"], r) for t, r in zip(done, rewards, strict=True) if r is not None]
-    search = searchers.OptunaSearch(
-        metric="val_accuracy",
-        mode="max",
-        seed=sweep.base.seed,
-        points_to_evaluate=[p for p, _ in warm] or None,
-        evaluated_rewards=[r for _, r in warm] or None,
-    )
-    space = {a.name: _domain(tune, a) for a in axes}
-    return _fit(tune, sweep, out, resources, space, search, num_samples=missing)
+    def more(
+        self, tune: Any, config: Any, specs: list[RunSpec], out: Path
+    ) -> tuple[list[RunSpec], dict[str, str]]:
+        """Optuna proposes the trials still missing, warm-started with the finished ones."""
+        sweep: Sweep = config
+        missing = sweep.samples - len(sweep.plan)
+        if sweep.searcher != "optuna" or missing <= 0:
+            return [], {}
+        searchers = require("ray.tune.search.optuna", "ray", "phyll sweep --searcher optuna")
+        done = [t for t in sweep.plan if _summary(out, t["id"])]
+        warm = [(t["params"], _summary(out, t["id"]).get("val_accuracy")) for t in done]
+        warm = [(p, r) for p, r in warm if r is not None]
+        search = searchers.OptunaSearch(
+            metric="val_accuracy",
+            mode="max",
+            seed=sweep.base.seed,
+            points_to_evaluate=[p for p, _ in warm] or None,
+            evaluated_rewards=[r for _, r in warm] or None,
+        )
+        axes = sweep.axes
+        space = {a.name: _domain(tune, a) for a in axes}
+        errors, proposed = self.fit(
+            tune, specs, out, space, search_alg=search, num_samples=missing, make_spec=optuna_spec
+        )
+        added = []
+        for trial, tune_config in sorted(proposed.items()):
+            params = {a.name: a.value(tune_config[a.name]) for a in axes}
+            sweep.plan.append({"id": trial, "params": params})
+            added.append(trial_spec(sweep.base, axes, trial, params))
+        return added, errors
 
 
 def _summary(out: Path, trial: str) -> dict[str, Any]:
@@ -423,24 +254,58 @@ def _summary(out: Path, trial: str) -> dict[str, Any]:
     return folder.read_json(folder.summary_file) if folder.summary_file.exists() else {}
 
 
-def write_outputs(
-    sweep: Sweep, axes: Sequence[Axis], out: Path, errors: dict[str, str] | None = None
-) -> dict[str, Any]:
-    """``sweep.json``, ``sweep_table.md`` and ``sweep.png`` from the trials' run folders."""
-    errors = errors or {}
+def summarize(sweep: Sweep, runs: list[RunResult]) -> dict[str, Any]:
+    """``sweep.json``: one entry per trial (:mod:`phyll.experiments.sweep_outputs`)."""
     trials = [
-        trial_entry(t["id"], t["params"], _summary(out, t["id"]) or None, errors.get(t["id"]))
-        for t in sorted(sweep.plan, key=lambda t: t["id"])
+        trial_entry(r.spec.tags["id"], r.spec.tags["params"], r.summary, r.error)
+        for r in sorted(runs, key=lambda r: r.spec.tags["id"])
     ]
-    space = {a.name: a.spec() for a in axes}
-    record = sweep_record(
+    space = {a.name: a.spec() for a in sweep.axes}
+    return sweep_record(
         sweep.searcher, space, sweep.base.to_dict(), round(sweep.wall_time_s, 3), trials
     )
-    write_json(out / "sweep.json", record)
+
+
+def figures(record: dict[str, Any], out: Path) -> None:
+    """``sweep_table.md`` and ``sweep.png``."""
     write_table(record, out / "sweep_table.md")
     chances = [t["chance_accuracy"] for t in record["trials"] if t.get("chance_accuracy")]
     plot_sweep(record, out / "sweep.png", chances[0] if chances else None)
-    return record
+
+
+def page(record: dict[str, Any]) -> str:
+    """One line per trial: its parameters and scores, or its status."""
+    lines = []
+    for t in record["trials"]:
+        params = ", ".join(f"{k}={v}" for k, v in t["params"].items())
+        if t["status"] == "done":
+            score = f"test {t['test_accuracy']:.3f}, val {t['val_accuracy']:.3f}"
+        else:
+            score = t["status"] + (f": {t['error']}" if t["error"] else "")
+        lines.append(f"{t['id']} ({params}): {score}")
+    lines.append(f"{len(record['trials'])} trials, {record['wall_time_s']:.1f} s")
+    return "\n".join(lines)
+
+
+def run_sweep(
+    sweep: Sweep,
+    out: str | Path,
+    resources: Resources | None = None,
+    *,
+    overwrite: bool = False,
+    reuse: bool = False,
+) -> dict[str, Any]:
+    """Run (or, with ``reuse``, continue) ``sweep`` in ``out``; write and return ``sweep.json``.
+    Finished trials are kept, interrupted ones resume from their checkpoints."""
+    executor = executor_of(sweep, resources or Resources())
+    return run_experiment(
+        KIND, sweep, Path(out).absolute(), overwrite=overwrite, resume=reuse, executor=executor
+    )
+
+
+def executor_of(sweep: Sweep, resources: Resources) -> SweepExecutor:
+    extra = {"base": sweep.base.to_dict(), "params": sweep.params}
+    return SweepExecutor(resources, sweep.tracking, extra)
 
 
 # ---------------------------------------------------------------------- the command
@@ -465,9 +330,9 @@ def sweep_of(args: argparse.Namespace) -> Sweep:
     return Sweep(base, params, searcher, samples, tracking_of(args))
 
 
-def check_recorded_sweep(data: dict[str, Any], trust: Trust, where: str) -> None:
-    """Refuse a recorded sweep whose base or ``system=`` / ``rule=`` axes name code the user
-    has not trusted, before anything is imported (:func:`check_recorded_names`)."""
+def recorded_names(data: dict[str, Any]) -> list[tuple[str | None, str | None]]:
+    """Every system and rule a recorded sweep names: its base and its ``system=`` /
+    ``rule=`` axes (imported only when trusted)."""
     base = data["base_config"]
     systems, rules = [base.get("system")], [base.get("rule")]
     for text in data.get("params", []):
@@ -475,54 +340,11 @@ def check_recorded_sweep(data: dict[str, Any], trust: Trust, where: str) -> None
         axis = {"system": systems, "rule": rules}.get(key.strip())
         if axis is not None:
             axis += [v.strip() for v in values.split(",") if v.strip()]
-    for system in systems:
-        for rule in rules:
-            check_recorded_names(system, rule, trust, where)
+    return [(system, rule) for system in systems for rule in rules]
 
 
-def command_sweep(args: argparse.Namespace) -> int:
-    resources = Resources(
-        args.address, args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent
-    )
-    if args.resume:
-        out = Path(args.resume)
-        if not (out / CONFIG_FILE).exists():
-            raise RunFolderError(f"{out} holds no sweep ({CONFIG_FILE} missing)")
-        data = RunFolder(out).read_json(out / CONFIG_FILE)
-        check_recorded_sweep(data, trust_of(args), str(out / CONFIG_FILE))
-        sweep = Sweep.from_dict(data)
-    else:
-        sweep = sweep_of(args)
-        out = Path(args.out) if args.out else Path("runs") / (
-            f"sweep-{sweep.base.dataset}-{sweep.base.rule}"
-        )  # fmt: skip
-    record = run_sweep(sweep, out, resources, overwrite=args.overwrite, reuse=bool(args.resume))
-    for t in record["trials"]:
-        params = ", ".join(f"{k}={v}" for k, v in t["params"].items())
-        if t["status"] == "done":
-            score = f"test {t['test_accuracy']:.3f}, val {t['val_accuracy']:.3f}"
-        else:
-            score = t["status"] + (f": {t['error']}" if t["error"] else "")
-        print(f"{t['id']} ({params}): {score}")
-    pending = sum(t["status"] == "pending" for t in record["trials"])
-    trust = " --trust-code" if needs_trust(sweep.base.system, sweep.base.rule) else ""
-    print(
-        f"sweep folder: {out} (sweep.json, sweep_table.md, sweep.png; "
-        f"{record['wall_time_s']:.1f} s)"
-        + (f"; {pending} trials unfinished: phyll sweep --resume {out}{trust}" if pending else "")
-    )
-    return 130 if pending else 0  # stopped (Ctrl-C): what is done is written, the rest resumes
-
-
-def register(sub: Any) -> None:
-    """Add ``phyll sweep``: every training option as the base, ``--param`` axes on top."""
-    p = sub.add_parser(
-        "sweep",
-        help="hyperparameter sweep on Ray Tune (optional extra .[ray]): one run folder a trial",
-        description="Sweep training options and rule/system parameters with Ray Tune: each "
-        "trial is an ordinary `phyll train` run in OUT/trials/trial-NNNN; every `phyll train` "
-        'option sets the base configuration. Needs pip install -e ".[ray]".',
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Every training option as the base, ``--param`` axes on top, then Ray's options."""
     add_experiment_arguments(p, seed=False, address=False)  # --address below places the trials
     g = p.add_argument_group("sweep")
     g.add_argument(
@@ -586,12 +408,29 @@ def register(sub: Any) -> None:
     )
     add_run_arguments(p, "sweep (default: runs/sweep-DATASET-RULE)")
     add_track_arguments(p)
-    p.add_argument(
-        "--resume",
-        metavar="DIR",
-        default=None,
-        help="continue the sweep in DIR with its recorded options: finished trials are kept, "
-        "interrupted ones resume from their checkpoints",
-    )
-    add_trust_argument(p, "sweep folder")
-    p.set_defaults(func=command_sweep)
+
+
+KIND = ExperimentKind(
+    name="sweep",
+    help="hyperparameter sweep on Ray Tune (optional extra .[ray]): one run folder a trial",
+    description="Sweep training options and rule/system parameters with Ray Tune: each "
+    "trial is an ordinary `phyll train` run in OUT/trials/trial-NNNN; every `phyll train` "
+    'option sets the base configuration. Needs pip install -e ".[ray]".',
+    folder=SWEEP,
+    add_arguments=add_arguments,
+    from_args=sweep_of,
+    from_record=lambda data, args: Sweep.from_dict(data),
+    recorded_names=recorded_names,
+    default_out=lambda s: Path("runs") / f"sweep-{s.base.dataset}-{s.base.rule}",
+    plan=plan,
+    summarize=summarize,
+    figures=figures,
+    page=page,
+    explores=True,
+    replaced_on_overwrite=("trials", "ray"),
+    recorded_progress=("plan", "wall_time_s"),
+    executor_of=lambda sweep, args: executor_of(
+        sweep,
+        Resources(args.address, args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent),
+    ),
+)

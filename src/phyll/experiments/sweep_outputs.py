@@ -8,14 +8,12 @@ relative to the sweep folder. Every number comes from the trial's own ``summary.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from phyll.atomic import atomic_write_bytes
+from phyll.atomic import write_text
 from phyll.plotting import Target, accuracy_axis, pyplot, save
 
-FORMAT = "phyll-sweep/1"
 #: summary keys copied into every finished trial's entry
 SCORES = ("test_accuracy", "val_accuracy", "best_epoch", "epochs", "chance_accuracy")
 COSTS = ("physical_queries", "digital_flops", "wall_time_s", "projected_time_s", "energy_j")
@@ -49,9 +47,8 @@ def sweep_record(
     wall_time_s: float,
     trials: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    """The whole of ``sweep.json``."""
+    """The whole of ``sweep.json`` but its format marker (the runner's)."""
     return {
-        "format": FORMAT,
         "engine": "ray",
         "searcher": searcher,
         "metric": "val_accuracy",
@@ -61,12 +58,6 @@ def sweep_record(
         "wall_time_s": wall_time_s,
         "trials": trials,
     }
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """A JSON file, written atomically."""
-    text = json.dumps(data, indent=2).encode() + b"\n"
-    atomic_write_bytes(path, lambda f: f.write(text))
 
 
 def _cell(value: Any) -> str:
@@ -109,8 +100,7 @@ def write_table(record: dict[str, Any], path: Path) -> None:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     title = f"# sweep: {len(record['trials'])} trials, {record['searcher']} search on Ray Tune\n\n"
-    text = (title + "\n".join(lines) + "\n").encode()
-    atomic_write_bytes(path, lambda f: f.write(text))
+    write_text(path, title + "\n".join(lines) + "\n")
 
 
 def _parameter_axis(ax: Any, spec: dict[str, Any], values: list[Any]) -> list[float]:

@@ -12,11 +12,12 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-from phyll.atomic import atomic_write_bytes
+from phyll.atomic import write_text
+from phyll.experiments.kinds import EXPERIMENT_KINDS
 from phyll.report.figures import figures
 from phyll.report.html import page
 from phyll.report.load import Experiment, ReportError, load
-from phyll.report.sections import PAGES
+from phyll.report.sections import PAGES, kind_page
 
 KIND_NAMES = {
     "run": "run",
@@ -30,20 +31,18 @@ KIND_NAMES = {
 
 def render(exp: Experiment) -> str:
     """The report page of ``exp``."""
-    title, body = PAGES[exp.kind](exp, figures(exp))
+    title, body = PAGES.get(exp.kind, kind_page)(exp, figures(exp))
     stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime())
-    subtitle = (
-        f"{KIND_NAMES[exp.kind]} · {exp.folder.resolve()} · phyll {version('phyll')} · {stamp}"
-    )
+    what = KIND_NAMES.get(exp.kind) or EXPERIMENT_KINDS[exp.kind].folder.what
+    subtitle = f"{what} · {exp.folder.resolve()} · phyll {version('phyll')} · {stamp}"
     return page(f"phyll report: {title}", subtitle, body)
 
 
 def write_report(folder: str | Path) -> Path:
     """Write ``folder/report.html`` (atomically) and return its path."""
     exp = load(folder)
-    text = render(exp).encode("utf-8")
     path = exp.folder / "report.html"
-    atomic_write_bytes(path, lambda f: f.write(text))
+    write_text(path, render(exp))
     return path
 
 

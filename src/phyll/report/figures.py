@@ -103,6 +103,8 @@ def figures(exp: Experiment) -> list[Figure]:
     if exp.kind == "depth":
         caption = "Accuracy against the number of physical blocks."
         return [draw(caption, lambda t: plot_depth(data, t))]
+    if exp.kind != "sweep":
+        return []  # a kind the report draws nothing for: its page shows its summary
     best = exp.runs.get("best", [])
     chance = best[0].summary.get("chance_accuracy") if best else None
     caption = "Accuracy of every finished trial against each swept parameter."

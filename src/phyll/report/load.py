@@ -1,9 +1,9 @@
 """What ``phyll report DIR`` reads: which kind of folder DIR is, and the runs it refers to.
 
-The kind comes from the files present, most specific first: ``sweep.json`` (``phyll sweep``),
-``robustness.json``, ``depth.json``, ``frontier.json``, ``summary.json`` holding ``rules``
-(``phyll compare``),
-``config.json`` (a ``phyll train`` run folder).
+An experiment folder is found by its format marker: the kind whose result file
+(``OUT/KIND.json``; ``summary.json`` for ``phyll compare``) says ``phyll-KIND/1``, for every kind
+of :data:`~phyll.experiments.kinds.EXPERIMENT_KINDS`; files written before the marker are read
+by their names. Otherwise a folder holding ``config.json`` is a ``phyll train`` run folder.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from phyll.errors import UserError
+from phyll.experiments.kinds import EXPERIMENT_KINDS
 from phyll.experiments.run_folder import RunFolder
 from phyll.experiments.train import resume_command
 
@@ -54,23 +55,26 @@ def read_run(path: Path) -> Run:
     return Run(path, config, folder.read_json(folder.summary_file), folder.read_metrics())
 
 
-def detect(folder: Path) -> str:
-    """The kind of ``folder`` (see the module docstring)."""
+def detect(folder: Path) -> tuple[str, dict[str, Any] | None]:
+    """The kind of ``folder`` and its experiment's JSON (None for a run folder)."""
     if not folder.is_dir():
         raise ReportError(f"{folder} is not a folder")
-    for kind, name in (("sweep", "sweep.json"), ("robustness", "robustness.json"),
-                       ("depth", "depth.json"), ("frontier", "frontier.json")):  # fmt: skip
-        if (folder / name).is_file():
-            return kind
-    summary = folder / "summary.json"
-    if summary.is_file() and "rules" in RunFolder(folder).read_json(summary):
-        return "compare"
+    for kind in EXPERIMENT_KINDS.values():
+        path = folder / kind.result
+        if not path.is_file():
+            continue
+        data = RunFolder(folder).read_json(path)
+        marker = data.get("format")
+        if marker == kind.format or (marker is None and kind.legacy(data)):
+            return kind.name, data
+        if marker is not None and kind.result != "summary.json":
+            raise ReportError(f"{path} is not a phyll {kind.name} (format marker {kind.format})")
     if (folder / "config.json").is_file():
-        return "run"
+        return "run", None
+    names = ", ".join(sorted({k.result for k in EXPERIMENT_KINDS.values()}))
     raise ReportError(
         f"{folder} is not a phyll run, comparison, robustness, depth, sweep or frontier folder "
-        "(it holds none of config.json, summary.json with rules, robustness.json, depth.json, "
-        "sweep.json, frontier.json)"
+        f"(it holds neither config.json nor an experiment's {names} with its format marker)"
     )
 
 
@@ -88,23 +92,17 @@ def best_trial(sweep: dict[str, Any]) -> dict[str, Any] | None:
 def load(folder: str | Path) -> Experiment:
     """Detect the kind of ``folder`` and read what its report shows."""
     folder = Path(folder)
-    kind = detect(folder)
-    reader = RunFolder(folder)
-    if kind == "run":
+    kind, data = detect(folder)
+    if data is None:
         run = read_run(folder)
         return Experiment(kind, folder, run.summary, {"run": [run]})
-    data = reader.read_json(folder / ("summary.json" if kind == "compare" else f"{kind}.json"))
     runs: dict[str, list[Run]] = {}
     if kind == "compare":
         runs = {
             entry: [read_run(folder / "runs" / Path(path).name) for path in paths]
             for entry, paths in data.get("runs", {}).items()
         }
-    elif kind == "frontier" and data.get("format") != "phyll-frontier/1":
-        raise ReportError(f"{folder / 'frontier.json'} is not a phyll frontier (format marker)")
     elif kind == "sweep":
-        if not str(data.get("format", "")).startswith("phyll-sweep/"):
-            raise ReportError(f"{folder / 'sweep.json'} is not a phyll sweep (format marker)")
         best = best_trial(data)
         if best is not None and (folder / best["run_dir"] / "summary.json").is_file():
             runs = {"best": [read_run(folder / best["run_dir"])]}

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from phyll.experiments.kinds import EXPERIMENT_KINDS
 from phyll.report.figures import Figure
 from phyll.report.html import (
     cards,
     config_list,
     details,
+    esc,
     figures,
     note,
     num,
@@ -330,7 +332,17 @@ def sweep_page(exp: Experiment, figs: list[Figure]) -> tuple[str, list[str]]:
     ]
 
 
-#: kind → its page: (title, body parts)
+def kind_page(exp: Experiment, figs: list[Figure]) -> tuple[str, list[str]]:
+    """A kind without a page of its own here: the kind's text page, and its JSON."""
+    text = EXPERIMENT_KINDS[exp.kind].page(exp.data)
+    return f"{exp.kind} experiment", [
+        section("Summary", f"<pre>{esc(text)}</pre>"),
+        figures_section(figs),
+        section("Data", details(f"{exp.kind}.json", exp.data)),
+    ]
+
+
+#: kind → its page: (title, body parts); any other kind gets :func:`kind_page`
 PAGES = {
     "run": run_page,
     "compare": compare_page,
