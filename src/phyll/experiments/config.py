@@ -9,14 +9,12 @@ import types
 from dataclasses import dataclass, field
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from phyll.data import CATALOGUE, CATALOGUE_FIELDS, DatasetError, parse_dataset_spec
+from phyll.data import DATASETS, DatasetError, parse_dataset_spec
 from phyll.errors import ConfigError
 
 #: the marker ``config.json`` carries so that phyll never writes into a folder it did not make
 FORMAT = "phyll-run/1"
 
-#: datasets of 28×28-class images (``NAME`` or ``NAME:HxW``), trained with the image profile
-IMAGE_DATASETS = ("mnist5k", "mnist", "fashion-mnist")
 #: the defaults of the options left unset (None), by dataset kind; chosen on *validation*
 #: accuracy (docs/your-data.md, "Defaults by dataset kind"): images need a large physical layer
 #: (2,048 measurements or more), a wide digital layer, 1-pixel random shifts and
@@ -70,20 +68,25 @@ LABEL_ENCODINGS = ("append", "overlay")
 
 
 def dataset_kind(dataset: str) -> str:
-    """``"image"`` for the 28×28-class image datasets (pooled or not), else ``"tabular"``."""
-    return "image" if dataset.split(":")[0] in IMAGE_DATASETS else "tabular"
+    """The registered kind of the dataset ``dataset`` names (pooled or not): ``"image"`` or
+    ``"tabular"`` (files, data given from Python and unknown names: tabular)."""
+    name = dataset.split(":")[0]
+    return DATASETS[name].kind if name in DATASETS else "tabular"
 
 
 def overlay_fits(dataset: str) -> bool:
     """Whether an image dataset's images (pooled by a ``NAME:HxW`` suffix or not) are at least
-    as wide as its classes, as a label overlay needs (from the catalogue, without loading)."""
+    as wide as its classes, as a label overlay needs (from its registry entry, without
+    loading; an entry that does not give its sizes is assumed to fit)."""
     try:
         name, size = parse_dataset_spec(dataset)
     except DatasetError:
         return True  # an unknown name is the dataset loader's error to report
-    row = dict(zip(CATALOGUE_FIELDS, CATALOGUE[name], strict=True))
-    width = size[1] if size else math.isqrt(int(row["n_features"]))
-    return width >= int(row["n_classes"])
+    entry = DATASETS[name]
+    if entry.n_features is None or entry.n_classes is None:
+        return True
+    width = size[1] if size else math.isqrt(entry.n_features)
+    return width >= entry.n_classes
 
 
 def matches(value: Any, annotation: Any) -> bool:
