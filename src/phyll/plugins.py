@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import sys
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -42,6 +43,19 @@ class Lazy:
     def load(self) -> Any:
         module, _, attribute = self.path.partition(":")
         return getattr(importlib.import_module(module), attribute)
+
+
+#: installed packages' entry points by group, read once per ``sys.path`` (each read scans every
+#: installed distribution's metadata)
+_INSTALLED: dict[tuple[Any, ...], importlib.metadata.EntryPoints] = {}
+
+
+def installed_entry_points(group: str) -> importlib.metadata.EntryPoints:
+    """The entry points of ``group`` that installed packages declare (nothing is imported)."""
+    key = (group, importlib.metadata.entry_points, tuple(sys.path))
+    if key not in _INSTALLED:
+        _INSTALLED[key] = importlib.metadata.entry_points(group=group)
+    return _INSTALLED[key]
 
 
 class UnknownNameError(ConfigError, KeyError):
@@ -80,8 +94,7 @@ class Registry(MutableMapping[str, T], Generic[T]):
     # ------------------------------------------------------------------ names
     def entry_points(self) -> dict[str, importlib.metadata.EntryPoint]:
         """Installed packages' entry points of this registry's group, by name (not loaded)."""
-        found = importlib.metadata.entry_points(group=self.group)
-        return {point.name: point for point in found}
+        return {point.name: point for point in installed_entry_points(self.group)}
 
     def names(self) -> list[str]:
         """Every name, sorted: phyll's, run-time registrations and installed packages'."""
