@@ -162,6 +162,16 @@ def profile_text(f: dataclasses.Field[Any]) -> str:
     return ", ".join(f"{kind} {value}" for kind, value in f.metadata.get("profile", {}).items())
 
 
+def profile_of(cls: type, kind: str) -> dict[str, Any]:
+    """The defaults the dataclass ``cls`` declares for the dataset kind ``kind`` (``profile=``),
+    by field name."""
+    return {
+        f.name: f.metadata["profile"][kind]
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+        if kind in f.metadata.get("profile", {})
+    }
+
+
 def matches(value: Any, annotation: Any) -> bool:
     """Whether ``value`` is of the declared type ``annotation``, strictly (a bool is not a
     number, an int is a float; a ``Literal`` is one of its values; containers are checked on

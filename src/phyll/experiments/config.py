@@ -12,8 +12,9 @@ from phyll.data.registered import DatasetKind
 from phyll.errors import ConfigError
 from phyll.learning import RULES
 from phyll.network import Activation, Conditioning
-from phyll.params import check_fields, param
+from phyll.params import check_fields, param, profile_of
 from phyll.plugins import Registry
+from phyll.registry import rule_class
 from phyll.systems.faults import FAULTS
 from phyll.systems.registered import SYSTEMS
 
@@ -26,14 +27,6 @@ FORMAT = "phyll-run/1"
 #: the other systems keep 2,048 measurements (the acoustic room at 4,096 peaks at 7.6 GB)
 SYSTEM_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "image": {"optical": {"measurements": 4096, "system_params": {"encoding": "amplitude"}}},
-}
-#: what a dataset kind changes in a rule's own parameter defaults (the user's ``rule_params``
-#: go over them; applied when the rule is built, so that a compare entry of another rule does
-#: not inherit them): on images PhyLL contrasts each positive with 3 distinct wrong labels at
-#: a sharper margin (theta 20), chosen on validation (docs/mnist.md: on 15,000 MNIST images,
-#: 8 epochs, 97.8 % validation against 96.6 % for one negative at theta 4, for 1.8x the step)
-RULE_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
-    "image": {"phyll": {"negatives": 3, "theta": 20.0}},
 }
 #: learning-rate schedules over the epochs: constant, or cosine decay to 0 (per epoch)
 LRSchedule = Literal["constant", "cosine"]
@@ -372,10 +365,12 @@ class TrainConfig:
                 raise ConfigError(f"each fault must be a dict with a 'name', got {fault!r}")
 
     def resolved_rule_params(self) -> dict[str, Any]:
-        """The rule's parameters: the dataset kind's defaults for this rule
-        (``RULE_PROFILES``) under the user's own ``rule_params``."""
-        profile = RULE_PROFILES.get(dataset_kind(self.dataset), {}).get(self.rule, {})
-        return {**profile, **self.rule_params}
+        """The rule's parameters: the defaults its declaration gives for this dataset kind
+        (``profile=`` of its ``Params``, e.g. PhyLL's on images) under the user's own
+        ``rule_params``; applied when the rule is built, so that a compare entry of another
+        rule does not inherit them, and not recorded as the user's."""
+        declared = rule_class(self.rule).Params
+        return {**profile_of(declared, dataset_kind(self.dataset)), **self.rule_params}
 
     @property
     def pooling(self) -> tuple[int, int] | None:
@@ -401,10 +396,5 @@ class TrainConfig:
 #: the image (the overlay scored 96.3 % validation against 95.7 % for appended label channels,
 #: seeds 0–2); the small tabular tasks keep two small blocks and appended labels
 PROFILES: dict[str, dict[str, Any]] = {
-    kind: {
-        f.name: f.metadata["profile"][kind]
-        for f in dataclasses.fields(TrainConfig)
-        if kind in f.metadata["profile"]
-    }
-    for kind in get_args(DatasetKind)
+    kind: profile_of(TrainConfig, kind) for kind in get_args(DatasetKind)
 }
