@@ -105,6 +105,8 @@ def test_a_registry_lists_without_importing_and_registers_at_run_time(monkeypatc
     things["two"], things["dumps"] = 2, Lazy("json:dumps")  # imported on first use
     assert (things.names(), things["two"], len(things)) == (["dumps", "one", "two"], 2, 3)
     assert things["dumps"] is json.dumps
+    assert (things.name_of(json.dumps), things.name_of(object())) == ("dumps", None)
+    assert SYSTEMS.name_of(SYSTEMS["acoustic"]) == "acoustic"  # how a factory is recorded
     assert [p.name for p in RULES.params("phyll")][:2] == ["lr", "optimizer"]
     monkeypatch.setitem(DATASETS, "loaded", load_vowels_like)  # a plain loader: tabular
     assert DATASETS["loaded"].kind == "tabular" and DATASETS["loaded"].needs == "embedded"

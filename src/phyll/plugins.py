@@ -152,6 +152,18 @@ class Registry(MutableMapping[str, T], Generic[T]):
             f"{', '.join(names)}{also}"
         )
 
+    def name_of(self, value: Any) -> str | None:
+        """The name ``value`` is registered under in phyll or at run time, else None (nothing
+        is imported: a lazy entry whose module is not imported yet cannot be ``value``)."""
+        for name, entry in self._entries.items():
+            if isinstance(entry, Lazy):
+                if entry.path.partition(":")[0] not in sys.modules:
+                    continue
+                entry = self[name]
+            if entry is value:
+                return name
+        return None
+
     def params(self, name: str) -> list[ParamInfo]:
         """The parameters the entry ``name`` declares (its ``Params`` dataclass), if any."""
         declared = getattr(self[name], "Params", None)

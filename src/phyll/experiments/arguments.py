@@ -99,9 +99,7 @@ def fault_argument(text: str) -> dict[str, Any]:
     --params``), checked against its declared parameters; the ``faults`` entry it makes."""
     name, _, options = text.partition(":")
     if name not in FAULTS:
-        raise argparse.ArgumentTypeError(
-            f"unknown fault {name!r} (choose from {', '.join(sorted(FAULTS))})"
-        )
+        raise argparse.ArgumentTypeError(FAULTS.unknown(name))
     try:
         params = parse_params(p for p in options.split(",") if p.strip())
         build_params(FAULTS[name].Params, params, f"fault {name!r}")
