@@ -188,12 +188,13 @@ def add_option(g: Any, name: str) -> None:
     (:func:`~phyll.experiments.config.option`): name, type, choices, default and help."""
     f, flag = FIELDS[name], FIELDS[name].metadata["flag"]
     help_ = flag.help or help_text(f)
-    if HINTS[name] is bool:
+    if HINTS[name] is bool:  # a switch: --NAME turns it on, or --no-NAME off
         on = f.default is True
         option_name = flag.name or f"--{'no-' if on else ''}{name.replace('_', '-')}"
+        if on and not flag.help:
+            help_ = f"do not {help_}"
         action = "store_false" if on else "store_true"
-        g.add_argument(option_name, dest=name, action=action, help=flag.help or (
-            f"do not {help_}" if on else help_))  # fmt: skip
+        g.add_argument(option_name, dest=name, action=action, help=help_)
         return
     shown = default_text(name)
     kwargs: dict[str, Any] = {
