@@ -124,16 +124,16 @@ def _default_out(config: TrainConfig) -> Path:
 
 
 def command_list(args: argparse.Namespace) -> int:
-    print("datasets (train / test rows, features, classes, what they need):")
+    print("datasets (train / test rows, features, classes, what they need, kind of defaults):")
     for row in dataset_catalogue():
         sizes = "—" if row["n_train"] is None else (
             f"{row['n_train']:,} / {row['n_test']:,} rows, {row['n_features']} features, "
             f"{row['n_classes']} classes"
         )  # fmt: skip
-        print(f"  {row['name']:<14} {sizes:<46} {row['needs']:<9} {row['about']}")
+        print(f"  {row['name']:<14} {sizes:<46} {row['needs']:<9} {row['kind']:<8} {row['about']}")
     print("systems: ", ", ".join(system_names()))
-    print("rules:   ", ", ".join(sorted(RULES)))
-    print("faults:  ", ", ".join(sorted(FAULTS)))
+    print("rules:   ", ", ".join(RULES.names()))
+    print("faults:  ", ", ".join(FAULTS.names()))
     if args.params:
         print("\ntraining options (phyll train --NAME with dashes; TrainConfig in Python):")
         print_params(describe_params(TrainConfig), training_help)
