@@ -20,7 +20,7 @@ LAYERS: list[set[str]] = [
         "phyll.memory",
         "phyll.files",
     },
-    {"phyll.accounting", "phyll.plotting"},
+    {"phyll.accounting", "phyll.plotting", "phyll.plugins"},
     {"phyll.systems", "phyll.data"},
     {"phyll.remote", "phyll.network", "phyll.twin"},
     {"phyll.learning"},

@@ -40,6 +40,7 @@ def test_import_phyll_systems_loads_no_experiment_engine_or_plotting():
     modules = imported_modules("import phyll.systems")
     assert "phyll.systems.optical" in modules
     assert heavy(modules, (*HEAVY, "phyll.engine", "phyll.experiments")) == []
+    assert "phyll.remote.client" not in modules  # the remote system loads when it is used
 
 
 def test_the_package_names_load_on_first_use():

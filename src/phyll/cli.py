@@ -28,6 +28,7 @@ from phyll.errors import ConfigError, UserError, printable
 from phyll.experiments import predict, runner
 from phyll.experiments.arguments import (
     add_experiment_arguments,
+    add_option,
     add_run_arguments,
     add_track_arguments,
     add_trust_argument,
@@ -35,14 +36,14 @@ from phyll.experiments.arguments import (
     tracking_of,
     trust_of,
 )
-from phyll.experiments.config import TrainConfig
+from phyll.experiments.config import TrainConfig, training_help
 from phyll.experiments.kinds import EXPERIMENT_KINDS
 from phyll.experiments.run_folder import RunFolder, output_folder
 from phyll.experiments.train import resume, train
 from phyll.files import USER_ERRNOS, os_reason
 from phyll.machine import process_start, use_threads
 from phyll.memory import memory_limit
-from phyll.params import describe_params
+from phyll.params import ParamInfo, describe_params
 from phyll.registry import RULES, system_factory, system_names
 from phyll.remote import command as remote_command
 from phyll.report import command as report_command
@@ -124,17 +125,19 @@ def _default_out(config: TrainConfig) -> Path:
 
 
 def command_list(args: argparse.Namespace) -> int:
-    print("datasets (train / test rows, features, classes, what they need):")
+    print("datasets (train / test rows, features, classes, what they need, kind of defaults):")
     for row in dataset_catalogue():
         sizes = "—" if row["n_train"] is None else (
             f"{row['n_train']:,} / {row['n_test']:,} rows, {row['n_features']} features, "
             f"{row['n_classes']} classes"
         )  # fmt: skip
-        print(f"  {row['name']:<14} {sizes:<46} {row['needs']:<9} {row['about']}")
+        print(f"  {row['name']:<14} {sizes:<46} {row['needs']:<9} {row['kind']:<8} {row['about']}")
     print("systems: ", ", ".join(system_names()))
-    print("rules:   ", ", ".join(sorted(RULES)))
-    print("faults:  ", ", ".join(sorted(FAULTS)))
+    print("rules:   ", ", ".join(RULES.names()))
+    print("faults:  ", ", ".join(FAULTS.names()))
     if args.params:
+        print("\ntraining options (phyll train --NAME with dashes; TrainConfig in Python):")
+        print_params(describe_params(TrainConfig), training_help)
         groups: list[tuple[str, Any]] = [
             *((f"system {n}", system_factory(n)) for n in system_names()),
             *((f"rule {n}", c) for n, c in sorted(RULES.items())),
@@ -143,11 +146,19 @@ def command_list(args: argparse.Namespace) -> int:
         for title, cls in groups:
             declared = getattr(cls, "Params", None)
             print(f"\n{title} ({cls.__module__}.{cls.__name__}):")
-            for info in describe_params(declared) if declared else []:
-                unit = f" [{info.unit}]" if info.unit else ""
-                bounds = f" (range {info.range})" if info.range else ""
-                print(f"  {info.name}: {info.type} = {info.default!r}{unit}  {info.help}{bounds}")
+            print_params(describe_params(declared) if declared else [])
     return 0
+
+
+def print_params(infos: list[ParamInfo], help_of: Callable[[str], str] | None = None) -> None:
+    """One line per declared parameter: name, type, default (by dataset kind where it has
+    one), unit, help and range."""
+    for info in infos:
+        unit = f" [{info.unit}]" if info.unit else ""
+        bounds = f" (range {info.range})" if info.range else ""
+        default = f"{info.default!r}" + (f" ({info.profile})" if info.profile else "")
+        text = help_of(info.name) if help_of else info.help
+        print(f"  {info.name}: {info.type} = {default}{unit}  {text}{bounds}")
 
 
 Subparsers = Any  # argparse's private _SubParsersAction
@@ -172,11 +183,7 @@ def register_train(sub: Subparsers) -> None:
         "a --system or --rule MODULE:NAME given again (or --trust-code) trusts its code",
     )
     add_trust_argument(p)
-    p.add_argument(
-        "--record",
-        action="store_true",
-        help="record every drive/measurement pair to RUN_DIR/records (NumPy .npz chunks)",
-    )
+    add_option(p, "record")
     p.set_defaults(func=command_train)
 
 

@@ -4,7 +4,8 @@ A parameter is a dataclass field made with :func:`param`: a type (the annotation
 a unit and a one-line help string. From that one declaration come
 
 * validation of user input (:func:`build_params`): an unknown name is one line listing the valid
-  ones, a value of the wrong type is one line naming the parameter and the expected type;
+  ones, a value of the wrong type is one line naming the parameter and the expected type; and of
+  a dataclass built in Python (:func:`check_fields`: strict types, ranges, choices);
 * the ``KEY=VALUE`` parsing of the command line (:func:`parse_params`);
 * the listing of ``phyll list --params`` (:func:`describe_params`);
 * ``describe()`` records and design models (``dataclasses.replace``) of the systems.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import math
+import numbers
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -33,17 +35,37 @@ class ParamError(ConfigError):
 
 
 def param(
-    default: Any, help: str, unit: str = "", *, low: float | None = None, high: float | None = None
+    default: Any,
+    help: str,
+    unit: str = "",
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    high_open: bool = False,
+    profile: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, Any] | None = None,
 ) -> Any:
     """A declared parameter: a dataclass field with its help text and unit.
 
-    ``low`` / ``high``: its declared range (inclusive), checked on every value given (a
-    tuple's every element): a parameter that sizes an array (bits of a converter, paths,
-    hidden widths, channel counts) declares one, so a huge value is one line, not an
-    allocation that never ends.
+    ``low`` / ``high``: its declared range (inclusive; ``high_open``: ``high`` excluded),
+    checked on every value given (a tuple's every element): a parameter that sizes an array
+    (bits of a converter, paths, hidden widths, channel counts) declares one, so a huge value
+    is one line, not an allocation that never ends. ``profile``: its default by dataset kind
+    (``{"tabular": 30, "image": 15}``), applied by the owner where the value is left unset
+    (None). ``metadata``: what else the owner's tools read (e.g. how a command line shows it).
+    A mutable default (a list, a dict) is copied for every instance.
     """
-    metadata = {"help": help, "unit": unit, "range": (low, high)}
-    return dataclasses.field(default=default, metadata=metadata)
+    meta = {
+        **(metadata or {}),
+        "help": help,
+        "unit": unit,
+        "range": (low, high),
+        "high_open": high_open,
+        "profile": dict(profile or {}),
+    }
+    if isinstance(default, list | dict):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
 
 
 def parse_params(pairs: Iterable[str]) -> dict[str, Any]:
@@ -104,21 +126,103 @@ def check_range(value: Any, f: dataclasses.Field[Any], what: str) -> None:
     low, high = declared_range(f)
     if low is None and high is None:
         return
+    high_open = f.metadata.get("high_open", False)
     for item in value if isinstance(value, tuple) else (value,):
         if isinstance(item, bool) or not isinstance(item, int | float):
             continue
-        if (low is not None and not item >= low) or (high is not None and not item <= high):
-            raise ParamError(f"{what} must be in {range_text(f)}, got {item!r}")
+        above = high is not None and not (item < high if high_open else item <= high)
+        if (low is not None and not item >= low) or above:
+            raise ParamError(f"{what} must be {range_phrase(f)}, got {item!r}")
 
 
 def range_text(f: dataclasses.Field[Any]) -> str:
-    """``"1..32"``, ``">= 1"``, ``"<= 64"`` or ``""`` for a field's declared range."""
+    """``"1..32"``, ``"[0, 0.5)"``, ``">= 1"``, ``"<= 64"`` or ``""`` for a field's declared
+    range."""
     low, high = declared_range(f)
+    close = ")" if f.metadata.get("high_open", False) else "]"
     if low is not None and high is not None:
-        return f"{low:,}..{high:,}" if isinstance(high, int) else f"[{low:g}, {high:g}]"
+        if isinstance(high, int) and close == "]":
+            return f"{low:,}..{high:,}"
+        return f"[{low:g}, {high:g}{close}"
     if low is not None:
         return f">= {low:,}"
-    return f"<= {high:,}" if high is not None else ""
+    if high is not None:
+        return f"< {high:,}" if close == ")" else f"<= {high:,}"
+    return ""
+
+
+def range_phrase(f: dataclasses.Field[Any]) -> str:
+    """``"in 1..32"``, ``"in [0, 0.5)"``, ``">= 1"``: what a value must be, in words."""
+    low, high = declared_range(f)
+    return f"in {range_text(f)}" if low is not None and high is not None else range_text(f)
+
+
+def profile_text(f: dataclasses.Field[Any]) -> str:
+    """``"tabular 30, image 15"``: a field's defaults by dataset kind, or ``""``."""
+    return ", ".join(f"{kind} {value}" for kind, value in f.metadata.get("profile", {}).items())
+
+
+def profile_of(cls: type, kind: str) -> dict[str, Any]:
+    """The defaults the dataclass ``cls`` declares for the dataset kind ``kind`` (``profile=``),
+    by field name."""
+    return {
+        f.name: f.metadata["profile"][kind]
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+        if kind in f.metadata.get("profile", {})
+    }
+
+
+def matches(value: Any, annotation: Any) -> bool:
+    """Whether ``value`` is of the declared type ``annotation``, strictly (a bool is not a
+    number, an int is a float; a ``Literal`` is one of its values; containers are checked on
+    their kind): what a value given from Python must be, where :func:`coerce` converts text."""
+    origin = get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(matches(value, a) for a in get_args(annotation))
+    if origin is Literal:
+        return isinstance(value, str | int | bool) and value in get_args(annotation)
+    if annotation is type(None):
+        return value is None
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if annotation is str:
+        return isinstance(value, str)
+    if origin in (list, dict, tuple):
+        return isinstance(value, origin)
+    return True
+
+
+def literal_choices(annotation: Any) -> tuple[Any, ...]:
+    """The values of the ``Literal`` in ``annotation`` (``Literal["a", "b"] | None``), or ()."""
+    if get_origin(annotation) is Literal:
+        return get_args(annotation)
+    if get_origin(annotation) in (typing.Union, types.UnionType):
+        return tuple(c for a in get_args(annotation) for c in literal_choices(a))
+    return ()
+
+
+def check_fields(instance: Any, what: str = "") -> None:
+    """Refuse, in one line naming the field, a field of the dataclass ``instance`` that is not
+    of its declared type, outside its declared range or not one of its declared choices (the
+    Python API checks what the command line's parsers check). ``what`` prefixes the name."""
+    hints = get_type_hints(type(instance))
+    for f in dataclasses.fields(instance):
+        value, name = getattr(instance, f.name), f"{what}{f.name}"
+        annotation = hints[f.name]
+        if not matches(value, annotation):
+            choices = literal_choices(annotation)
+            if choices and (isinstance(value, str) or value is None):
+                listed = ", ".join(map(str, choices))
+                raise ParamError(f"{name} must be one of {listed}, got {value!r:.60}")
+            raise ParamError(
+                f"{name} must be of type {type_name(annotation)}, got "
+                f"{type(value).__name__} {value!r:.60}"
+            )
+        check_range(value, f, name)
 
 
 def coerce(value: Any, annotation: Any, what: str) -> Any:
@@ -218,6 +322,8 @@ class ParamInfo:
     unit: str
     help: str
     range: str = ""
+    #: the defaults by dataset kind (``"tabular 30, image 15"``), where the default is None
+    profile: str = ""
 
 
 def describe_params(cls: type) -> list[ParamInfo]:
@@ -227,10 +333,11 @@ def describe_params(cls: type) -> list[ParamInfo]:
         ParamInfo(
             f.name,
             type_name(hints[f.name]),
-            f.default,
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default,
             f.metadata.get("unit", ""),
             f.metadata.get("help", ""),
             range_text(f),
+            profile_text(f),
         )
         for f in dataclasses.fields(cls)
     ]

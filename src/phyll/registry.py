@@ -1,12 +1,13 @@
 """Names the command line knows, mapped to what builds them; and ``MODULE:NAME`` import paths.
 
-The only place where the packages meet by name: :data:`SYSTEMS` (the one registry of systems,
-:mod:`phyll.systems.registered`, where ``remote``, a device served by ``phyll serve``, is
-registered here), :data:`RULES` and :data:`DATASETS`. Everything else takes objects or
-factories. A name with a colon, ``mylab.driver:Speakers``, is imported: a user's own system
-class or factory, or rule class, works wherever a registered name does. A name read from a
-file (a run folder, an experiment's record) is imported only with the user's consent
-(:func:`check_recorded_names`).
+The only place where the packages meet by name: :data:`SYSTEMS`, :data:`RULES`,
+:data:`DATASETS` and :data:`FAULTS`, each a :class:`~phyll.plugins.Registry` defined next to
+what it names (:mod:`phyll.systems.registered`, :mod:`phyll.learning`,
+:mod:`phyll.data.registered`, :mod:`phyll.systems.faults`) and re-exported here. Everything
+else takes objects or factories. A name with a colon, ``mylab.driver:Speakers``, is imported:
+a user's own system class or factory, or rule class, works wherever a registered name does.
+A name read from a file (a run folder, an experiment's record) is imported only with the
+user's consent (:func:`check_recorded_names`).
 """
 
 from __future__ import annotations
@@ -17,20 +18,20 @@ from typing import Any
 import torch
 
 from phyll.data import DATASETS
-from phyll.errors import ConfigError, did_you_mean
+from phyll.errors import ConfigError
 from phyll.learning import RULES, LearningRule, model_for
 from phyll.network import PhysicalNetwork
-from phyll.remote.client import RemoteBlockSystem
 from phyll.systems import SYSTEMS, PhysicalSystem, build_system, find_factory, system_names
+from phyll.systems.faults import FAULTS
 from phyll.systems.registered import is_registered
 from phyll.usercode import Trust, check_recorded, import_object
 
-SYSTEMS["remote"] = RemoteBlockSystem
 #: the mark of a dataset or system a run was given as a Python object (nothing to import)
 PYTHON = "python:"
 
 __all__ = [
     "DATASETS",
+    "FAULTS",
     "PYTHON",
     "RULES",
     "SYSTEMS",
@@ -51,17 +52,12 @@ def system_factory(name: str) -> Callable[..., PhysicalSystem]:
 
 def rule_class(name: str) -> type[LearningRule]:
     """The class of the rule ``name`` (registered, or ``MODULE:NAME`` of a LearningRule)."""
-    if name in RULES:
-        return RULES[name]
-    if ":" in name:
+    if ":" in name and name not in RULES:
         cls = import_object(name, "rule")
         if not (isinstance(cls, type) and issubclass(cls, LearningRule)):
             raise ConfigError(f"rule {name!r} is not a phyll LearningRule subclass")
         return cls
-    raise ConfigError(
-        f"unknown rule {name!r}{did_you_mean(name, RULES)}; choose one of: "
-        f"{', '.join(sorted(RULES))}, or MODULE:NAME"
-    )
+    return RULES[name]
 
 
 def needs_trust(system: str, rule: str) -> bool:

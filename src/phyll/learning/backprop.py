@@ -184,9 +184,10 @@ class InSilicoBackprop(HeadRule):
         self.model.train()
         return self.step_on(F.cross_entropy(self.logits(x, in_silico=True), y.long()))
 
-    def predict(self, x: Tensor) -> Tensor:
+    def scores(self, x: Tensor) -> Tensor:
+        """The head's logits, through the digital models (ideal) or the real systems."""
         with evaluating(self.model), torch.no_grad():
-            return self.logits(x, in_silico=self.mode == "ideal").argmax(dim=1)
+            return self.logits(x, in_silico=self.mode == "ideal")
 
 
 class IdealBackprop(InSilicoBackprop):

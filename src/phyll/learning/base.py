@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
+from phyll.errors import UserError
 from phyll.network import LinearHead, Model, PhysicalNetwork
 from phyll.params import as_plain, build_params, check, finite_positive, param
 
@@ -75,8 +76,13 @@ class ModelSpec:
     head_input: HeadSource = "all"
 
 
+class NoScoresError(UserError, NotImplementedError):
+    """A rule of the user's own defines no class scores (:meth:`LearningRule.scores`)."""
+
+
 class LearningRule(ABC):
-    """Base class: ``train_step(x, y) -> loss`` and ``predict(x) -> labels``.
+    """Base class: ``train_step(x, y) -> loss`` and ``scores(x) -> class scores``, whose argmax
+    is ``predict(x)``.
 
     Args:
         model: the model to train (built for this rule: see :meth:`model_spec`).
@@ -165,9 +171,19 @@ class LearningRule(ABC):
         times (PAT's twin refits) returns None for those steps, which are then counted."""
         return ("train_step", tuple(x.shape), x.dtype, tuple(y.shape), y.dtype)
 
-    @abstractmethod
+    def scores(self, x: Tensor) -> Tensor:
+        """Class scores ``[B, n_classes]`` of a batch of data, computed in eval mode without
+        gradients (the model's mode is restored); their argmax is :meth:`predict`. Every rule
+        defines them: ``phyll predict --out`` and ``phyll evaluate`` report them, so a rule
+        that does not is refused here rather than given made-up (one-hot) scores."""
+        raise NoScoresError(
+            f"rule {type(self).__name__} defines no class scores: implement scores(x) -> "
+            "[batch, n_classes] (its argmax is the prediction)"
+        )
+
     def predict(self, x: Tensor) -> Tensor:
-        """Predicted labels for a batch of data (the model's train/eval mode is restored)."""
+        """Predicted labels for a batch of data: the argmax of :meth:`scores`."""
+        return self.scores(x).argmax(dim=1)
 
     @property
     def prediction(self) -> str:

@@ -13,7 +13,7 @@ only. Its step is therefore three parts, and only the middle one touches a block
 3. :meth:`BlockwiseRule.finish_step` (the rule, once): e.g. train the readout on the outputs.
 
 A prediction is likewise :meth:`~BlockwiseRule.prediction_input`, one pass of every block in
-eval mode, and :meth:`~BlockwiseRule.predict_from_outputs`.
+eval mode, and :meth:`~BlockwiseRule.scores_from_outputs`.
 
 :meth:`BlockwiseRule.train_step` and :meth:`~BlockwiseRule.predict` chain the parts in this
 process. Because block *l* of step *t* needs only block *l − 1*'s output of step *t* and its own
@@ -104,7 +104,7 @@ class BlockwiseRule(LearningRule):
 
     Subclasses keep one optimizer per block in :attr:`optimizers` (in block order) and implement
     :meth:`prepare_step`, :meth:`block_objective`, :meth:`prediction_input` and
-    :meth:`predict_from_outputs`; :meth:`finish_step` is optional. All of the rule's own
+    :meth:`scores_from_outputs`; :meth:`finish_step` is optional. All of the rule's own
     randomness must come from :attr:`generator` and be drawn in :meth:`prepare_step`.
     """
 
@@ -133,8 +133,13 @@ class BlockwiseRule(LearningRule):
         """The rows a prediction of ``x`` drives through the blocks (in eval mode)."""
 
     @abstractmethod
+    def scores_from_outputs(self, x: Tensor, outputs: list[Tensor]) -> Tensor:
+        """Class scores ``[B, n_classes]`` of ``x`` from every block's output for
+        :meth:`prediction_input`."""
+
     def predict_from_outputs(self, x: Tensor, outputs: list[Tensor]) -> Tensor:
-        """Labels of ``x`` from every block's output for :meth:`prediction_input`."""
+        """Labels of ``x``: the argmax of :meth:`scores_from_outputs`."""
+        return self.scores_from_outputs(x, outputs).argmax(dim=1)
 
     def train_step(self, x: Tensor, y: Tensor) -> float:
         """Every block's local step, first to last, then :meth:`finish_step`; the mean loss."""
@@ -155,6 +160,6 @@ class BlockwiseRule(LearningRule):
         assert total is not None  # a network has at least one block
         return float(total) / len(self.network.blocks)
 
-    def predict(self, x: Tensor) -> Tensor:
+    def scores(self, x: Tensor) -> Tensor:
         with evaluating(self.model), torch.no_grad():
-            return self.predict_from_outputs(x, self.network(self.prediction_input(x)))
+            return self.scores_from_outputs(x, self.network(self.prediction_input(x)))

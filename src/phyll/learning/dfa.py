@@ -177,13 +177,10 @@ class DirectFeedbackAlignment(LearningRule):
         self.head_optimizer.step()
         return loss.item()
 
-    def class_scores(self, x: Tensor) -> Tensor:
+    def scores(self, x: Tensor) -> Tensor:
         """The readout's class scores ``[B, classes]`` (one physical pass per block)."""
         with evaluating(self.model), torch.no_grad():
             return self.head_scores(self.outputs(x))
-
-    def predict(self, x: Tensor) -> Tensor:
-        return self.class_scores(x).argmax(dim=1)
 
     def state_dict(self) -> dict[str, Any]:
         return {

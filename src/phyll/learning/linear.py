@@ -51,9 +51,9 @@ class LinearClassifier(LearningRule):
         self.optimizer.step()
         return loss.item()
 
-    def predict(self, x: Tensor) -> Tensor:
+    def scores(self, x: Tensor) -> Tensor:
         with evaluating(self.model), torch.no_grad():
-            return self.head(x).argmax(dim=1)
+            return self.head(x)
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "optimizer": self.optimizer.state_dict()}

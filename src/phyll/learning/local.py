@@ -197,11 +197,6 @@ class LocalContrastiveRule(BlockwiseRule):
             features = torch.cat(neutral, dim=1)
             train_readout(self.model.head, self.head_optimizer, features, step.labels)
 
-    def _features(self, x: Tensor) -> Tensor:
-        """Detached block outputs of a neutral-label pass (readout features)."""
-        with evaluating(self.model), torch.no_grad():
-            return torch.cat(self.model(x, None), dim=1)
-
     def goodness_per_label(self, x: Tensor) -> Tensor:
         """Goodness summed over blocks for every candidate label: ``[B, n_classes]``."""
         return goodness_per_label(self.model, x, self.goodness)
@@ -222,10 +217,11 @@ class LocalContrastiveRule(BlockwiseRule):
             return self.network.embed(x, None)
         return self._every_label(x)
 
-    def predict_from_outputs(self, x: Tensor, outputs: list[Tensor]) -> Tensor:
+    def scores_from_outputs(self, x: Tensor, outputs: list[Tensor]) -> Tensor:
+        """The readout's scores, else the goodness summed over blocks for every label."""
         if self.model.head is not None:
-            return self.model.head(torch.cat(outputs, dim=1)).argmax(dim=1)
-        return self._label_scores(x, outputs).argmax(dim=1)
+            return self.model.head(torch.cat(outputs, dim=1))
+        return self._label_scores(x, outputs)
 
     def state_dict(self) -> dict[str, Any]:
         state = {

@@ -201,9 +201,9 @@ class PhysicsAwareTraining(HeadRule):
         self.steps += 1
         return self.step_on(loss)
 
-    def predict(self, x: Tensor) -> Tensor:
+    def scores(self, x: Tensor) -> Tensor:
         with evaluating(self.model), torch.no_grad():
-            return self.head_scores(self.features(x, False)).argmax(dim=1)
+            return self.head_scores(self.features(x, False))
 
     # ------------------------------------------------------------------ records
     def describe(self) -> dict[str, Any]:

@@ -29,7 +29,7 @@ log(1 + exp(-θ·δ)) loss on the positive–negative goodness gap δ, label emb
 prediction by the best total goodness) is what ``PhyLL()`` does by default, with θ = 4, Adam,
 |·| activation and a skip connection of the block input into the digital layer — the choices of
 the open reimplementation of the acoustic experiment. ``theta``, ``lr``, ``prediction`` are
-parameters here (:class:`~phyll.learning.local.LocalParams`); ``skip``, ``activation`` and
+parameters here (:class:`PhyLLParams`); ``skip``, ``activation`` and
 ``use_physics`` (the honesty ablation) are options of :func:`phyll.network.build_network`. The
 positive/negative loop, prediction and checkpoint state are shared with FF in
 :mod:`phyll.learning.local`.
@@ -37,6 +37,7 @@ positive/negative loop, prediction and checkpoint state are shared with FF in
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -47,6 +48,7 @@ from phyll.learning.base import OptimizerFactory
 from phyll.learning.blockwise import BlockObjective
 from phyll.learning.local import LocalContrastiveRule, LocalParams, PairedObjective, wrong_labels
 from phyll.network import Model, PhysicalNetwork
+from phyll.params import param
 
 
 def cosine_goodness(y: Tensor, reference: Tensor) -> Tensor:
@@ -85,16 +87,35 @@ def reference_pair_loss(y_pos: Tensor, y_neg: Tensor, reference: Tensor, theta: 
     )
 
 
+@dataclass(frozen=True)
+class PhyLLParams(LocalParams):
+    """PhyLL's parameters: those of the local rules, with its defaults on images (applied
+    where the user gives none; docs/mnist.md: on 15,000 MNIST images, 8 epochs, 3 distinct
+    negatives at theta 20 scored 97.8 % validation against 96.6 % for one at theta 4, for
+    1.8x the step)."""
+
+    theta: float = param(4.0, "sharpness θ of the contrastive loss", profile={"image": 20.0})
+    negatives: int = param(
+        1,
+        "wrong labels per sample and step, distinct (1: the paper's; each one more pass "
+        "through every block; classes − 1: every wrong label)",
+        low=1,
+        high=10_000,
+        profile={"image": 3},
+    )
+
+
 class PhyLL(LocalContrastiveRule):
     """Physical local learning, supervised (see module docstring).
 
     Args: see :class:`~phyll.learning.base.LearningRule`; ``seed`` also draws the reference
-    vectors. Parameters (:class:`~phyll.learning.local.LocalParams`): ``theta`` (sharpness of
-    the contrastive loss, 4), ``lr``, ``optimizer``, ``prediction`` (``"goodness"``, the
-    paper's, or ``"readout"``).
+    vectors. Parameters (:class:`PhyLLParams`): ``theta`` (sharpness of the contrastive loss,
+    4; 20 on images), ``negatives`` (1; 3 on images), ``lr``, ``optimizer``, ``prediction``
+    (``"goodness"``, the paper's, or ``"readout"``).
     """
 
     name = "phyll"
+    Params = PhyLLParams
 
     def __init__(
         self,

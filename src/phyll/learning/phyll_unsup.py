@@ -224,16 +224,11 @@ class PhyLLUnsupervised(BlockwiseRule):
         features = torch.cat([o[:batch] for o in outputs], dim=1)
         train_readout(self.head, self.head_optimizer, features, step.labels)
 
-    def features(self, x: Tensor) -> Tensor:
-        """Detached outputs of every block for clean samples (the readout's input)."""
-        with torch.no_grad():
-            return torch.cat(self.model(x, None), dim=1)
-
     def prediction_input(self, x: Tensor) -> Tensor:
         return self.network.embed(x, None)
 
-    def predict_from_outputs(self, x: Tensor, outputs: list[Tensor]) -> Tensor:
-        return self.head(torch.cat(outputs, dim=1)).argmax(dim=1)
+    def scores_from_outputs(self, x: Tensor, outputs: list[Tensor]) -> Tensor:
+        return self.head(torch.cat(outputs, dim=1))
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -318,16 +318,13 @@ class ZerothOrder(LearningRule):
         self.optimizer.step()
         return loss
 
-    def class_scores(self, x: Tensor) -> Tensor:
+    def scores(self, x: Tensor) -> Tensor:
         """Goodness summed over blocks per label (``local``) or the readout's scores."""
         if self.params.loss == "local":
             return goodness_per_label(self.model, x, self.goodness)
         with evaluating(self.model), torch.no_grad():
             h = self.network.embed(x, None)
             return self.head_scores(self.outputs(h, self._first_measurement(h)))
-
-    def predict(self, x: Tensor) -> Tensor:
-        return self.class_scores(x).argmax(dim=1)
 
     def state_dict(self) -> dict[str, Any]:
         state = {**super().state_dict(), "optimizer": self.optimizer.state_dict()}

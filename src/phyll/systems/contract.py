@@ -26,10 +26,10 @@ from typing import Any
 
 import torch
 
-from phyll.errors import ConfigError, did_you_mean
+from phyll.errors import ConfigError
 from phyll.params import ParamError
 from phyll.systems.base import PhysicalSystem
-from phyll.systems.registered import registered_factory, system_names
+from phyll.systems.registered import SYSTEMS, registered_factory
 from phyll.usercode import import_object, user_code
 
 #: the names phyll itself passes, when the factory takes them
@@ -100,10 +100,7 @@ def find_factory(name: str) -> Callable[..., Any]:
     if factory is None and ":" in name:
         factory = import_object(name, "system")
     if factory is None:
-        raise ConfigError(
-            f"unknown system {name!r}{did_you_mean(name, system_names())}; choose one of: "
-            f"{', '.join(system_names())}, or MODULE:NAME"
-        )
+        raise ConfigError(SYSTEMS.unknown(name))
     if not callable(factory):
         raise ConfigError(f"system {name!r} is not a class or function")
     return factory

@@ -51,6 +51,7 @@ from torch import Tensor
 
 from phyll.errors import ConfigError
 from phyll.params import as_plain, check, param
+from phyll.plugins import Registry
 from phyll.systems.base import PhysicalSystem
 
 Target = Literal["system", "gain"]
@@ -394,12 +395,25 @@ class Latency(FaultWrapper):
         return super().device_time(n_samples, elapsed_s) + self.delay(n_samples)
 
 
-#: fault wrappers by name (``FAULTS[name](system, **params)``; ``faults`` in a run's config)
-FAULTS: dict[str, type[FaultWrapper]] = {
-    "noise": MeasurementNoise,
-    "quantize": DriveQuantization,
-    "drift": Drift,
-    "step": StepPerturbation,
-    "nan-bursts": NaNBursts,
-    "latency": Latency,
-}
+def accept_fault(name: str, value: Any) -> type[FaultWrapper]:
+    """``value`` if it is a :class:`FaultWrapper` subclass (what :data:`FAULTS` accepts)."""
+    if not (isinstance(value, type) and issubclass(value, FaultWrapper)):
+        raise TypeError(f"expected a phyll FaultWrapper subclass, got {value!r}")
+    return value
+
+
+#: fault wrappers by name (``FAULTS[name](system, **params)``; ``faults`` in a run's config),
+#: installed packages' ``phyll.faults`` entry points included
+FAULTS: Registry[type[FaultWrapper]] = Registry(
+    "fault",
+    "phyll.faults",
+    {
+        "noise": MeasurementNoise,
+        "quantize": DriveQuantization,
+        "drift": Drift,
+        "step": StepPerturbation,
+        "nan-bursts": NaNBursts,
+        "latency": Latency,
+    },
+    accept=accept_fault,
+)
