@@ -58,7 +58,13 @@ from phyll.experiments.config import TrainConfig
 from phyll.experiments.matched import matched_mlp_width, mlp_config
 from phyll.experiments.ownership import COMPARE
 from phyll.experiments.pipeline import sequential_if_needed
-from phyll.experiments.protocol import ExperimentKind, RunResult, RunSpec, check_rule_names
+from phyll.experiments.protocol import (
+    ExperimentKind,
+    RunResult,
+    RunSpec,
+    base_names,
+    check_rule_names,
+)
 from phyll.experiments.run_folder import RunFolder
 from phyll.experiments.runner import run_experiment
 from phyll.plotting import Target, accuracy_axis, epoch_axis, mark_selected, pyplot, save
@@ -511,7 +517,7 @@ KIND = ExperimentKind(
     add_arguments=add_arguments,
     from_args=from_args,
     from_record=from_record,
-    recorded_names=lambda data: [(data["config"].get("system"), data["config"].get("rule"))],
+    recorded_names=base_names,
     default_out=lambda c: Path("runs") / f"compare-{c.base.dataset}-{c.base.system}",
     plan=plan,
     summarize=summarize,

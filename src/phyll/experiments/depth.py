@@ -30,7 +30,7 @@ from phyll.experiments.arguments import (
 )
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.ownership import DEPTH
-from phyll.experiments.protocol import ExperimentKind, RunResult, RunSpec
+from phyll.experiments.protocol import ExperimentKind, RunResult, RunSpec, base_names
 from phyll.experiments.runner import run_experiment
 from phyll.plotting import Target, accuracy_axis, epoch_axis, pyplot, save
 
@@ -191,7 +191,7 @@ KIND = ExperimentKind(
     add_arguments=add_arguments,
     from_args=from_args,
     from_record=from_record,
-    recorded_names=lambda data: [(data["config"].get("system"), data["config"].get("rule"))],
+    recorded_names=base_names,
     default_out=lambda c: Path("runs") / f"depth-{c.base.dataset}-{c.base.rule}",
     plan=plan,
     summarize=summarize,

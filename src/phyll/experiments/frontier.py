@@ -50,7 +50,7 @@ from phyll.experiments.compare import LINEAR_MIN_EPOCHS
 from phyll.experiments.config import TrainConfig, dataset_kind
 from phyll.experiments.matched import mlp_config
 from phyll.experiments.ownership import FRONTIER
-from phyll.experiments.protocol import ExperimentKind, RunResult, RunSpec
+from phyll.experiments.protocol import ExperimentKind, RunResult, RunSpec, base_names
 from phyll.experiments.runner import run_experiment
 from phyll.plotting import Target, accuracy_axis, pyplot, save
 
@@ -382,7 +382,7 @@ KIND = ExperimentKind(
     from_record=lambda data, args: FrontierConfig(
         TrainConfig.from_dict(data["config"]), data["families"], data["seeds"]
     ),
-    recorded_names=lambda data: [(data["config"].get("system"), data["config"].get("rule"))],
+    recorded_names=base_names,
     default_out=lambda c: Path("runs") / f"frontier-{c.base.dataset}-{c.base.system}",
     plan=plan_runs,
     summarize=summarize,

@@ -108,6 +108,12 @@ class ExperimentKind:
         return self.result_file or f"{self.name}.json"
 
 
+def base_names(data: dict[str, Any]) -> list[tuple[str | None, str | None]]:
+    """The ``(system, rule)`` a kind's marker records in its base ``config`` (the names whose
+    code ``--resume`` may have to trust)."""
+    return [(data["config"].get("system"), data["config"].get("rule"))]
+
+
 def check_rule_names(
     names: Iterable[str], extra: Iterable[str] = (), option: str = "--rules"
 ) -> None:
