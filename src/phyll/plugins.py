@@ -58,6 +58,17 @@ def installed_entry_points(group: str) -> importlib.metadata.EntryPoints:
     return _INSTALLED[key]
 
 
+def subclasses_of(base: type) -> Callable[[str, Any], Any]:
+    """A registry's ``accept``: a subclass of ``base`` as it is, anything else refused."""
+
+    def accept(name: str, value: Any) -> Any:
+        if not (isinstance(value, type) and issubclass(value, base)):
+            raise TypeError(f"expected a phyll {base.__name__} subclass, got {value!r}")
+        return value
+
+    return accept
+
+
 class UnknownNameError(ConfigError, KeyError):
     """A name no registry entry has (a ``KeyError`` too, so ``registry.get`` works)."""
 

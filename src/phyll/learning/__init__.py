@@ -8,8 +8,6 @@ a rule and the model it declares around a network, for direct Python use.
 
 from __future__ import annotations
 
-from typing import Any
-
 from phyll.learning.backprop import IdealBackprop, TransferBackprop
 from phyll.learning.base import LearningRule, ModelSpec, RuleParams, model_for
 from phyll.learning.dfa import DirectFeedbackAlignment
@@ -19,15 +17,7 @@ from phyll.learning.pat import PhysicsAwareTraining
 from phyll.learning.phyll import PhyLL
 from phyll.learning.phyll_unsup import PhyLLUnsupervised
 from phyll.learning.zo import ZerothOrder
-from phyll.plugins import Registry
-
-
-def accept_rule(name: str, value: Any) -> type[LearningRule]:
-    """``value`` if it is a :class:`LearningRule` subclass (what :data:`RULES` accepts)."""
-    if not (isinstance(value, type) and issubclass(value, LearningRule)):
-        raise TypeError(f"expected a phyll LearningRule subclass, got {value!r}")
-    return value
-
+from phyll.plugins import Registry, subclasses_of
 
 RULES: Registry[type[LearningRule]] = Registry(
     "rule",
@@ -43,7 +33,7 @@ RULES: Registry[type[LearningRule]] = Registry(
         "backprop-transfer": TransferBackprop,
         "linear": LinearClassifier,  # a digital control: logistic regression on the raw inputs
     },
-    accept=accept_rule,
+    accept=subclasses_of(LearningRule),
     also="MODULE:NAME",
 )
 

@@ -51,7 +51,7 @@ from torch import Tensor
 
 from phyll.errors import ConfigError
 from phyll.params import as_plain, check, param
-from phyll.plugins import Registry
+from phyll.plugins import Registry, subclasses_of
 from phyll.systems.base import PhysicalSystem
 
 Target = Literal["system", "gain"]
@@ -395,13 +395,6 @@ class Latency(FaultWrapper):
         return super().device_time(n_samples, elapsed_s) + self.delay(n_samples)
 
 
-def accept_fault(name: str, value: Any) -> type[FaultWrapper]:
-    """``value`` if it is a :class:`FaultWrapper` subclass (what :data:`FAULTS` accepts)."""
-    if not (isinstance(value, type) and issubclass(value, FaultWrapper)):
-        raise TypeError(f"expected a phyll FaultWrapper subclass, got {value!r}")
-    return value
-
-
 #: fault wrappers by name (``FAULTS[name](system, **params)``; ``faults`` in a run's config),
 #: installed packages' ``phyll.faults`` entry points included
 FAULTS: Registry[type[FaultWrapper]] = Registry(
@@ -415,5 +408,5 @@ FAULTS: Registry[type[FaultWrapper]] = Registry(
         "nan-bursts": NaNBursts,
         "latency": Latency,
     },
-    accept=accept_fault,
+    accept=subclasses_of(FaultWrapper),
 )
