@@ -283,6 +283,24 @@ def test_a_worker_state_travels_as_arrays_and_comes_back_the_same():
     assert not torch.equal(back.block["weight"], state.block["weight"])
 
 
+def test_a_restart_point_is_a_copy_that_later_training_does_not_touch():
+    from phyll.experiments.pipeline.trainer import _copied
+
+    weight = torch.ones(2, 3)
+    state = {"model": {"w": weight}, "best": [1, 0.5, None, "x", (2, weight)], "obj": {"k": [3]}}
+    point = _copied(state)
+    weight.add_(1)  # the live weights train on
+    state["obj"]["k"].append(4)
+    assert torch.equal(point["model"]["w"], torch.ones(2, 3))
+    assert torch.equal(point["best"][4][1], torch.ones(2, 3)) and point["best"][:4] == [
+        1,
+        0.5,
+        None,
+        "x",
+    ]
+    assert point["obj"] == {"k": [3]} and isinstance(point["best"][4], tuple)
+
+
 class At(Callback):
     """At the end of training step ``step``: request a stop; or kill block ``kill``'s actor
     (once) with ``ray``; or, without ``ray``, report that actor dead (as the pipeline does
