@@ -109,7 +109,7 @@ class WorkerState:
 
     def __reduce__(self) -> tuple[Any, ...]:
         parts = (self.block, self.optimizer, self.system)
-        return (_rebuilt_state, tuple(_map_leaves(p, Tensor, _WireArray.of) for p in parts))
+        return (_rebuilt_state, tuple(map_leaves(p, Tensor, _WireArray.of) for p in parts))
 
 
 @dataclass(frozen=True)
@@ -129,19 +129,19 @@ class _WireArray:
         return torch.from_numpy(np.array(self.array))  # writable, as the worker had it
 
 
-def _map_leaves(tree: Any, kind: type, f: Callable[[Any], Any]) -> Any:
+def map_leaves(tree: Any, kind: type, f: Callable[[Any], Any]) -> Any:
     """``tree`` (dicts, lists, tuples) with ``f`` applied to every leaf of type ``kind``."""
     if isinstance(tree, kind):
         return f(tree)
     if isinstance(tree, dict):
-        return {k: _map_leaves(v, kind, f) for k, v in tree.items()}
+        return {k: map_leaves(v, kind, f) for k, v in tree.items()}
     if isinstance(tree, list | tuple):
-        return type(tree)(_map_leaves(v, kind, f) for v in tree)
+        return type(tree)(map_leaves(v, kind, f) for v in tree)
     return tree
 
 
 def _rebuilt_state(*parts: Any) -> WorkerState:
-    return WorkerState(*(_map_leaves(p, _WireArray, _WireArray.tensor) for p in parts))
+    return WorkerState(*(map_leaves(p, _WireArray, _WireArray.tensor) for p in parts))
 
 
 class WorkerError(UserError):
