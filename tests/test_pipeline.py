@@ -38,6 +38,7 @@ from phyll.experiments.train import resume, train
 from phyll.learning import RULES
 from phyll.learning.ff import ForwardForward
 from phyll.learning.local import LocalContrastiveRule
+from phyll.machine import available_cores
 from phyll.systems import AcousticCavity
 from tests.test_remote_protocol import ThreadServers
 
@@ -235,6 +236,19 @@ def test_a_pipelined_run_is_the_sequential_run_bit_for_bit(sequential, sync):
     assert busy == pytest.approx(worked, rel=1e-6)
     assert timeline["mode"] == ("sync" if sync else "async")
     assert all(b["tasks"] > 0 and b["idle_s"] >= 0 for b in timeline["blocks"])
+    # the two actors share this machine's cores in torch threads (sync: one task at a time
+    # runs the driver's count)
+    share = max(1, available_cores() // 2)
+    threads = torch.get_num_threads() if sync else min(torch.get_num_threads(), share)
+    assert [b["threads"] for b in timeline["blocks"]] == [threads, threads]
+
+
+def test_actors_share_their_machines_cores():
+    # two machines: four actors on 2 cores, one alone on 16 cores; at least one thread each
+    hosts = ["lab-pc"] * 4 + ["server"]
+    assert actors.thread_shares(hosts, [2, 2, 2, 2, 16]) == [1, 1, 1, 1, 16]
+    assert actors.thread_shares(["a", "a"], [16, 16]) == [8, 8]
+    assert actors.thread_shares(["a"] * 3, [2, 2, 2]) == [1, 1, 1]
 
 
 @pytest.mark.parametrize(

@@ -97,12 +97,12 @@ def pipeline_section(timeline: dict[str, Any] | None) -> str:
     if not timeline:
         return ""
     rows = [
-        [f"block {b['block']}", b.get("host") or "—", num(b["busy_s"]), num(b["idle_s"]),
-         pct(b["utilisation"]), num(b["tasks"])]
+        [f"block {b['block']}", b.get("host") or "—", num(b.get("threads")), num(b["busy_s"]),
+         num(b["idle_s"]), pct(b["utilisation"]), num(b["tasks"])]
         for b in timeline["blocks"]
     ]  # fmt: skip
     elapsed = timeline["elapsed_s"]
-    rows.append(["driver", "—", num(timeline["driver_busy_s"]),
+    rows.append(["driver", "—", "—", num(timeline["driver_busy_s"]),
                  num(max(elapsed - timeline["driver_busy_s"], 0.0)),
                  pct(timeline["driver_busy_s"] / elapsed if elapsed else None), "—"])  # fmt: skip
     headline = cards(
@@ -112,7 +112,7 @@ def pipeline_section(timeline: dict[str, Any] | None) -> str:
             (num(timeline["restarts"]), "actor restarts"),
         ]
     )
-    head = ["", "host", "busy (s)", "idle (s)", "busy", "tasks"]
+    head = ["", "host", "torch threads", "busy (s)", "idle (s)", "busy", "tasks"]
     return section(
         "Pipeline: each block's actor", headline, table(head, rows, labels=2),
         note(PIPELINE_NOTE),

@@ -7,7 +7,10 @@ on step *t* while block *k + 1* still works on step *t − 1*). Ray runs the tas
 submits to one actor in submission order; the workers check it.
 
 Actors ask for no CPU (``num_cpus=0``): a block behind a latency-bound device mostly waits, so
-four of them share two cores. They are pooled per process and Ray session: the runs of one
+four of them share two cores. They share them in torch's threads too (:func:`thread_shares`):
+four actors each running the driver's two threads on two cores made a run 2.4× *slower* than
+sequential training (``benchmarks/pipeline_speedup.py``), where one thread each makes it 3×
+faster. They are pooled per process and Ray session: the runs of one
 ``phyll compare`` (or of one sweep worker) reuse them instead of starting a process per block
 and run. Ray is started here (a local instance, or the cluster at ``address``) unless this
 process is already connected, e.g. inside a ``phyll sweep`` trial.
@@ -22,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -131,6 +135,19 @@ def give_back(ray: ModuleType, actors: Sequence[Any]) -> None:
         _POOL["idle"].append(actor)
 
 
+def thread_shares(hosts: Sequence[str], cores: Sequence[int]) -> list[int]:
+    """Each actor's share of its machine's cores: the cores it may run on (``cores``) divided
+    among the actors on its machine (``hosts``: each actor's host), at least 1. An actor runs
+    that many torch threads, at most the driver's.
+
+    The arithmetic of a block is the same for any thread count except in PyTorch kernels that
+    split large operations by thread (a long reduction may then round differently); a run
+    with ``--threads 1``, or ``--pipeline-sync`` (which keeps the driver's count: one task runs
+    at a time), computes exactly as the sequential run."""
+    on_host = Counter(hosts)
+    return [max(1, c // on_host[h]) for h, c in zip(hosts, cores, strict=True)]
+
+
 @dataclass
 class BlockRefs:
     """The object references of one block's part of a chunk of training steps (each a list
@@ -158,6 +175,9 @@ class Pipeline:
     serial: bool = False
     actors: list[Any] = field(default_factory=list)
     hosts: list[str] = field(default_factory=list)
+    #: cores each actor may run on, and the torch threads it was given
+    cores: list[int] = field(default_factory=list)
+    threads: list[int] = field(default_factory=list)
     startup_s: float = 0.0
     _seq: list[int] = field(default_factory=list)
     _methods: list[dict[str, Any]] = field(default_factory=list)
@@ -172,6 +192,7 @@ class Pipeline:
         self._ray = connect(self.address)
         self.actors = acquire(self._ray, len(self.specs))
         self.hosts = [""] * len(self.specs)
+        self.cores = [1] * len(self.specs)
         self._setup(range(len(self.specs)))
         self.startup_s += time.perf_counter() - started
 
@@ -308,10 +329,20 @@ class Pipeline:
 
     # ------------------------------------------------------------------ internals
     def _setup(self, indices: Sequence[int]) -> None:
+        """Give the actors at ``indices`` their blocks, with their share of their machine's
+        cores in torch threads (the other actors' shares adjusted where that changes them)."""
+        where = {i: self.actors[i].where.remote() for i in indices}
+        for i, ref in where.items():
+            self.hosts[i], self.cores[i] = self._started(i, ref)
+        before = self.threads or [None] * len(self.actors)
+        most = [spec.threads for spec in self.specs]
+        # serial: one task at a time, nothing to share (and the driver's exact arithmetic)
+        shares = most if self.serial else thread_shares(self.hosts, self.cores)
+        self.threads = [min(m, share) for m, share in zip(most, shares, strict=True)]
         refs = {}
         for i in indices:
             try:
-                refs[i] = self.actors[i].setup.remote(self.specs[i])
+                refs[i] = self.actors[i].setup.remote(self.specs[i], self.threads[i])
             except TypeError as exc:  # Ray could not serialize the spec
                 cause = exc.__cause__ if exc.__cause__ is not None else exc
                 raise PipelineError(
@@ -319,12 +350,10 @@ class Pipeline:
                     f"actor ({_reason(cause)}): build them from picklable objects"
                 ) from None
         for i, ref in refs.items():
-            try:
-                self.hosts[i] = self.get(i, ref)
-            except self._ray.exceptions.RaySystemError as exc:
-                raise PipelineError(
-                    f"cannot start the actor of block {i}: {_reason(exc)}"
-                ) from None
+            self._started(i, ref)
+        for i, actor in enumerate(self.actors):
+            if i not in refs and before[i] != self.threads[i]:
+                actor.use_threads.remote(self.threads[i])  # before the tasks submitted next
         self._seq = [0] * len(self.actors)
         self._sent = None
         self._methods = [  # bound once: options per submission cost Python time per task
@@ -335,6 +364,15 @@ class Pipeline:
             }
             for a in self.actors
         ]
+
+    def _started(self, index: int, ref: Any) -> Any:
+        """The value of a start-up call of block ``index``'s actor (one line if it failed)."""
+        try:
+            return self.get(index, ref)
+        except self._ray.exceptions.RaySystemError as exc:
+            raise PipelineError(
+                f"cannot start the actor of block {index}: {_reason(exc)}"
+            ) from None
 
     def _next(self, index: int) -> int:
         self._seq[index] += 1

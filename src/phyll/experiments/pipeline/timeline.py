@@ -16,7 +16,8 @@ from phyll.plotting import Target, epoch_axis, pyplot, save
 
 @dataclass
 class Timeline:
-    """Busy seconds per block and for the driver, elapsed seconds, tasks per block."""
+    """Busy seconds per block and for the driver, elapsed seconds, tasks per block, each
+    block actor's host and torch threads."""
 
     busy_s: list[float]
     tasks: list[int]
@@ -25,6 +26,7 @@ class Timeline:
     startup_s: float = 0.0
     restarts: int = 0
     hosts: list[str] = field(default_factory=list)
+    threads: list[int] = field(default_factory=list)
 
     @classmethod
     def empty(cls, blocks: int) -> Timeline:
@@ -58,6 +60,7 @@ class Timeline:
                     "utilisation": busy / elapsed if elapsed > 0 else None,
                     "tasks": n,
                     "host": self.hosts[i] if i < len(self.hosts) else "",
+                    "threads": self.threads[i] if i < len(self.threads) else None,
                 }
                 for i, (busy, n) in enumerate(zip(self.busy_s, self.tasks, strict=True))
             ],

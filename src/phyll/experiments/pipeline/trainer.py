@@ -7,7 +7,10 @@ minibatch *t* with the weights it has after step *t − 1*, passes it on, then u
 *t*: block *l* can train on step *t* while block *l + 1* trains on step *t − 1*, and the
 numbers are those of the sequential run. Each device sees its own queries in the sequential
 order (the workers check it), so with one device per block the run is identical to a
-sequential one: accuracies, weights, queries and FLOPs. ``--pipeline-sync`` runs one task at a
+sequential one: accuracies, weights, queries and FLOPs (each actor runs its share of its
+machine's cores in torch threads: a kernel that splits a large operation by thread may round
+differently than the driver's count would; ``--threads 1`` rules that out,
+:func:`~phyll.experiments.pipeline.actors.thread_shares`). ``--pipeline-sync`` runs one task at a
 time instead, in the sequential order across blocks too: identical even when several blocks
 share one device, and as slow as a sequential run.
 
@@ -197,6 +200,7 @@ class PipelineEngine(Engine):
             self.pipeline.start()
             self.timeline.startup_s += self.pipeline.startup_s
             self.timeline.hosts = list(self.pipeline.hosts)
+            self.timeline.threads = list(self.pipeline.threads)
             if not self.setup_done:  # block-wise rules have no setup of their own
                 with self.meters["setup"].measure():
                     calibration_report(self.model, self.rule)
@@ -235,6 +239,7 @@ class PipelineEngine(Engine):
         self.timeline.elapsed_s = elapsed
         self.timeline.restarts += 1
         self.timeline.hosts = list(self.pipeline.hosts)
+        self.timeline.threads = list(self.pipeline.threads)
         print(
             f"phyll: {died}: block(s) {', '.join(map(str, replaced))} restarted, continuing from "
             f"epoch {self.epoch + 1}, step {self.global_step} (restart {self.timeline.restarts} "

@@ -36,6 +36,7 @@ from torch import Tensor
 from phyll.accounting import Costs, Meter
 from phyll.errors import UserError
 from phyll.learning.blockwise import BlockObjective, neutral_pass, train_block
+from phyll.machine import available_cores
 from phyll.network import BlockMeasurementError, PhysicalBlock
 from phyll.systems.base import NonFiniteMeasurementError, PhysicalSystem, PhysicalSystemError
 
@@ -83,7 +84,9 @@ class WorkerSpec:
         optimizer_defaults: keyword arguments of ``optimizer`` (learning rate, betas, ...).
         objective: the block's local loss (:meth:`~phyll.learning.blockwise.BlockwiseRule.
             block_objective`).
-        threads: torch threads of the worker (the driver's: the same arithmetic).
+        threads: the most torch threads the worker uses (the driver's); the driver then
+            gives it its share of its machine's cores (:func:`~phyll.experiments.pipeline.
+            actors.thread_shares`).
     """
 
     index: int
@@ -206,10 +209,15 @@ class BlockWorker:
         self.meters = {part: Meter() for part in ("train", "neutral", "pass")}
 
     # ------------------------------------------------------------------ life cycle
-    def setup(self, spec: WorkerSpec) -> str:
-        """Hold ``spec``'s block: build its system here; returns this worker's host name."""
+    def where(self) -> tuple[str, int]:
+        """This worker's host name and the cores it may run on."""
+        return socket.gethostname(), available_cores()
+
+    def setup(self, spec: WorkerSpec, threads: int | None = None) -> None:
+        """Hold ``spec``'s block, with ``threads`` torch threads (None: the spec's): build its
+        system here."""
         self.clear()
-        torch.set_num_threads(spec.threads)
+        self.use_threads(spec.threads if threads is None else threads)
         self.index = spec.index
         try:
             system = spec.build_system()
@@ -220,7 +228,10 @@ class BlockWorker:
         self.optimizer = spec.optimizer(self.block.parameters(), **spec.optimizer_defaults)
         self.seq = 0
         self.meters = {part: Meter() for part in self.meters}  # another block's work
-        return socket.gethostname()
+
+    def use_threads(self, threads: int) -> None:
+        """torch's intra-op thread count in this worker."""
+        torch.set_num_threads(threads)
 
     def clear(self) -> None:
         """Let go of the run's block and close its system's connection, if it has one."""
