@@ -10,6 +10,7 @@ sequentially, ``phyll compare`` and ``phyll report`` take it.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import sys
 from pathlib import Path
@@ -241,6 +242,15 @@ def test_a_pipelined_run_is_the_sequential_run_bit_for_bit(sequential, sync):
     share = max(1, available_cores() // 2)
     threads = torch.get_num_threads() if sync else min(torch.get_num_threads(), share)
     assert [b["threads"] for b in timeline["blocks"]] == [threads, threads]
+
+
+def test_an_actor_freezes_its_process_imports_out_of_the_garbage_collector():
+    gc.unfreeze()
+    try:
+        actors.BlockActor()  # what each Ray actor runs when its process starts
+        assert gc.get_freeze_count() > 10_000  # torch's and phyll's objects
+    finally:
+        gc.unfreeze()  # this test process is not an actor's
 
 
 def test_actors_share_their_machines_cores():
