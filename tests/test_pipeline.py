@@ -239,8 +239,8 @@ def test_a_pipelined_run_is_the_sequential_run_bit_for_bit(sequential, sync):
     assert all(b["tasks"] > 0 and b["idle_s"] >= 0 for b in timeline["blocks"])
     # the two actors share this machine's cores in torch threads (sync: one task at a time
     # runs the driver's count)
-    share = max(1, available_cores() // 2)
-    threads = torch.get_num_threads() if sync else min(torch.get_num_threads(), share)
+    driver = torch.get_num_threads()
+    threads = driver if sync else max(1, min(driver, available_cores()) // 2)
     assert [b["threads"] for b in timeline["blocks"]] == [threads, threads]
 
 
@@ -253,12 +253,14 @@ def test_an_actor_freezes_its_process_imports_out_of_the_garbage_collector():
         gc.unfreeze()  # this test process is not an actor's
 
 
-def test_actors_share_their_machines_cores():
-    # two machines: four actors on 2 cores, one alone on 16 cores; at least one thread each
+def test_actors_share_their_machines_cores_and_the_runs_threads():
+    # four actors on a 2-core lab PC, one alone on a 16-core server; at least one thread each
     hosts = ["lab-pc"] * 4 + ["server"]
-    assert actors.thread_shares(hosts, [2, 2, 2, 2, 16]) == [1, 1, 1, 1, 16]
-    assert actors.thread_shares(["a", "a"], [16, 16]) == [8, 8]
-    assert actors.thread_shares(["a"] * 3, [2, 2, 2]) == [1, 1, 1]
+    assert actors.thread_shares(hosts, [2, 2, 2, 2, 16], most=16) == [1, 1, 1, 1, 16]
+    assert actors.thread_shares(["a", "a"], [16, 16], most=16) == [8, 8]
+    # a run given 4 threads (a sweep trial beside three others) keeps to them
+    assert actors.thread_shares(["a"] * 4, [16] * 4, most=4) == [1, 1, 1, 1]
+    assert actors.thread_shares(["a"] * 3, [2, 2, 2], most=2) == [1, 1, 1]
 
 
 @pytest.mark.parametrize(

@@ -152,17 +152,18 @@ def give_back(ray: ModuleType, actors: Sequence[Any]) -> None:
         _POOL["idle"].append(actor)
 
 
-def thread_shares(hosts: Sequence[str], cores: Sequence[int]) -> list[int]:
-    """Each actor's share of its machine's cores: the cores it may run on (``cores``) divided
-    among the actors on its machine (``hosts``: each actor's host), at least 1. An actor runs
-    that many torch threads, at most the driver's.
+def thread_shares(hosts: Sequence[str], cores: Sequence[int], most: int) -> list[int]:
+    """torch threads of each actor: the run's threads (``most``: the driver's, e.g. what a
+    sweep gave the trial), at most its machine's cores (``cores``: the cores each actor may run
+    on), divided among the run's actors on that machine (``hosts``: each actor's host); at
+    least 1.
 
     The arithmetic of a block is the same for any thread count except in PyTorch kernels that
     split large operations by thread (a long reduction may then round differently); a run
     with ``--threads 1``, or ``--pipeline-sync`` (which keeps the driver's count: one task runs
     at a time), computes exactly as the sequential run."""
     on_host = Counter(hosts)
-    return [max(1, c // on_host[h]) for h, c in zip(hosts, cores, strict=True)]
+    return [max(1, min(most, c) // on_host[h]) for h, c in zip(hosts, cores, strict=True)]
 
 
 @dataclass
@@ -352,10 +353,10 @@ class Pipeline:
         for i, ref in where.items():
             self.hosts[i], self.cores[i] = self._started(i, ref)
         before = self.threads or [None] * len(self.actors)
-        most = [spec.threads for spec in self.specs]
+        most = max(spec.threads for spec in self.specs)  # the driver's, in every spec
         # serial: one task at a time, nothing to share (and the driver's exact arithmetic)
-        shares = most if self.serial else thread_shares(self.hosts, self.cores)
-        self.threads = [min(m, share) for m, share in zip(most, shares, strict=True)]
+        shares = [most] * len(self.actors) if self.serial else None
+        self.threads = shares or thread_shares(self.hosts, self.cores, most)
         refs = {}
         for i in indices:
             try:

@@ -7,8 +7,8 @@ minibatch *t* with the weights it has after step *t − 1*, passes it on, then u
 *t*: block *l* can train on step *t* while block *l + 1* trains on step *t − 1*, and the
 numbers are those of the sequential run. Each device sees its own queries in the sequential
 order (the workers check it), so with one device per block the run is identical to a
-sequential one: accuracies, weights, queries and FLOPs (each actor runs its share of its
-machine's cores in torch threads: a kernel that splits a large operation by thread may round
+sequential one: accuracies, weights, queries and FLOPs (each actor runs its share of the
+run's torch threads: a kernel that splits a large operation by thread may round
 differently than the driver's count would; ``--threads 1`` rules that out,
 :func:`~phyll.experiments.pipeline.actors.thread_shares`). ``--pipeline-sync`` runs one task at a
 time instead, in the sequential order across blocks too: identical even when several blocks
