@@ -354,9 +354,10 @@ class Pipeline:
             self.hosts[i], self.cores[i] = self._started(i, ref)
         before = self.threads or [None] * len(self.actors)
         most = max(spec.threads for spec in self.specs)  # the driver's, in every spec
-        # serial: one task at a time, nothing to share (and the driver's exact arithmetic)
-        shares = [most] * len(self.actors) if self.serial else None
-        self.threads = shares or thread_shares(self.hosts, self.cores, most)
+        if self.serial:  # one task at a time: nothing to share, the driver's exact arithmetic
+            self.threads = [most] * len(self.actors)
+        else:
+            self.threads = thread_shares(self.hosts, self.cores, most)
         refs = {}
         for i in indices:
             try:
