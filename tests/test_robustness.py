@@ -13,7 +13,7 @@ import pytest
 from phyll.cli import main
 from phyll.experiments.config import TrainConfig
 from phyll.experiments.robustness import RobustnessConfig, run_robustness
-from phyll.experiments.run_folder import RunFolder
+from phyll.experiments.run_folder import RunFolder, RunFolderError
 
 
 def small(**kw) -> RobustnessConfig:
@@ -71,6 +71,15 @@ def curves(folder) -> dict:
     }
 
 
+def checkpointed_step(checkpoint) -> int:
+    """The step a running experiment's checkpoint holds; 0 while the writer is between
+    replacing the file and recording its hash in the manifest (read mid-write)."""
+    try:
+        return RunFolder(checkpoint.parent).load(checkpoint)["global_step"]
+    except RunFolderError:
+        return 0
+
+
 def test_sigint_mid_run_then_resume_writes_the_same_curves(tmp_path):
     args = ["robustness", "--dataset", "digits", "--rules", "phyll", "--scenarios", "none,step",
             "--epochs", "3", "--blocks", "1", "--width", "16", "--measurements", "32",
@@ -88,7 +97,7 @@ def test_sigint_mid_run_then_resume_writes_the_same_curves(tmp_path):
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and proc.poll() is None:
-            if checkpoint.exists() and RunFolder(checkpoint.parent).load(checkpoint)["global_step"]:
+            if checkpoint.exists() and checkpointed_step(checkpoint):
                 break  # the step scenario is training: interrupt it mid-run
             time.sleep(0.02)
         proc.send_signal(signal.SIGINT)
